@@ -1,0 +1,1 @@
+"""relaxomap.train — losses, trainer, evaluation, prediction on clinical files and the ``relaxomap`` CLI."""

@@ -1,0 +1,51 @@
+"""The ``relaxomap`` command line: one click group; each command module registers its commands.
+
+Command modules (``train/cli_*.py``) expose ``register(main, bench)`` and import heavy libraries inside
+the commands, so ``relaxomap --help`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+__all__ = ["main", "bench"]
+
+_COMMAND_MODULES = ("train.cli_physics", "train.cli_synth", "train.cli_train", "train.cli_predict")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("relaxomap")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "0+unknown"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), prog_name="relaxomap")
+def main() -> None:
+    """relaxomap: T1, T2 and PD maps from clinical T1w / T2w / T2-FLAIR MRI and their TR/TE/TI."""
+
+
+@main.group()
+def bench() -> None:
+    """Throughput benchmarks: ratios against a baseline measured in the same run."""
+
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:  # a command module not written yet
+            if err.name == name:
+                continue
+            raise
+        module.register(main, bench)
+
+
+_register()
+
+if __name__ == "__main__":
+    main()
