@@ -11,7 +11,13 @@ import click
 
 __all__ = ["main", "bench"]
 
-_COMMAND_MODULES = ("train.cli_physics", "train.cli_synth", "train.cli_train", "train.cli_predict")
+_COMMAND_MODULES = (
+    "train.cli_physics",
+    "train.cli_synth",
+    "train.cli_train",
+    "train.cli_evaluate",
+    "train.cli_predict",
+)
 
 
 def _version() -> str:
