@@ -1,0 +1,600 @@
+"""Procedural 3-D head phantoms: random anatomy, per-subject tissue values, partial volume.
+
+A phantom is an axial slab through a head, built in three steps:
+
+1. **Geometry.** Every voxel centre is mapped into a canonical head frame (mm; x left→right, y posterior→
+   anterior, z inferior→superior, origin at the brain centre ≈ MNI (0, −18, 10)) by a random pose (head size
+   per axis, pitch / roll / yaw, shift, slab height) plus a smooth random displacement field. Tissues are
+   signed distances in that frame: cerebrum (egg-shaped ellipsoid with a shaped floor: frontal fossa,
+   temporal lobes, tentorium), cerebellum with folia, brainstem and cord; cortical folding from the zero
+   sheets of a smooth random field sampled in radially stretched coordinates (so sulci run perpendicular
+   to the surface, with random depth, width and spacing); interhemispheric fissure above the corpus
+   callosum, Sylvian fissures with insular cortex; lateral and third ventricles; deep grey nuclei
+   (thalamus, caudate, putamen, pallidum → label 13); cranial cavity with subarachnoid CSF, dura, superior
+   sagittal sinus, skull (tables and diploë), galea, temporalis, scalp fat and skin; below the skull base
+   a face / neck with muscle, fat, orbits, eyes and air sinuses. Thicknesses, cortical thickness, sulcal
+   depth and width and atrophy (wider sulci, larger ventricles) vary smoothly and per subject.
+2. **Partial volume.** A tissue bounded by signed distance ``d`` [mm] fills ``clip(0.5 + d / w, 0, 1)`` of a
+   voxel (w = in-plane voxel size); fractions are nested so they sum to ≤ 1 (the rest is air), and thick
+   slices are integrated over ``z_supersample`` sub-slices.
+3. **Values.** Per-subject tissue values are drawn around the :mod:`physics.tissues` means at ``field_t``
+   (truncated-normal relative jitter), modulated inside each tissue by two smooth random fields with
+   tissue-specific weights (texture), mixed in rate space (:mod:`synth.texture`) and multiplied by a
+   smooth global field.
+
+Labels are the tissue with the largest fraction; ``mask`` is "brain fraction (CSF, GM, WM, deep GM) ≥ 0.5".
+Eyes carry label 1 (vitreous has CSF-like relaxation) but lie outside the mask.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+
+from physics._checks import check_finite_range, check_int_range
+from physics.tissues import TISSUES
+from synth.fields import sample_trilinear, smooth_noise, smooth_noise_mm
+from synth.lesions import LesionConfig, check_pair, check_triple, config_from_dict, insert_lesions
+from synth.maps import Maps
+from synth.texture import TEXTURE_CLIP, draw_tissue_values, from_rates, mix_fractions, smooth_factors
+
+__all__ = ["PhantomConfig", "make_phantom", "PHANTOM_LABELS"]
+
+_OWNER = "PhantomConfig"
+# Fraction slots: (label, counts as brain). Eyes are label 1 but not brain.
+_SLOTS: tuple[tuple[int, bool], ...] = (
+    (1, True), (2, True), (3, True), (13, True), (10, False), (7, False), (11, False), (9, False),
+    (5, False), (4, False), (6, False), (8, False), (1, False),
+)
+_CSF, _GM, _WM, _DGM, _DURA, _SKULL, _MARROW, _CON, _MUS, _FAT, _SKIN, _VES, _EYE = range(len(_SLOTS))
+_SLOT_LABELS = np.array([lab for lab, _ in _SLOTS], np.int64)
+_SLOT_BRAIN = np.array([brain for _, brain in _SLOTS], np.bool_)
+#: labels a healthy phantom contains
+PHANTOM_LABELS: tuple[int, ...] = tuple(sorted({lab for lab, _ in _SLOTS}))
+
+
+@dataclass(frozen=True)
+class PhantomConfig:
+    """Settings of the procedural phantom generator (defaults live only here).
+
+    Parameters
+    ----------
+    shape : (X, Y, Z) voxels of the slab; axial slices are ``[:, :, z]``.
+    voxel_mm : (3,) voxel size [mm]; slices may be thicker than the in-plane size.
+    field_t : field strength [T] (1.5 or 3) whose tissue means are used.
+    value_sd : relative sd of the per-subject (T1, T2, PD) of each tissue around the literature mean.
+    value_trunc_sd : per-subject draws are restricted to ±value_trunc_sd sd.
+    texture_sd : (T1, T2, PD) log-amplitude of the smooth within-tissue variation.
+    texture_scale_mm : feature size of that variation [mm].
+    global_sd, global_scale_mm : the same for one smooth field applied to all tissues.
+    head_scale : (min, max) per-axis scale of the head relative to an average adult.
+    rotate_deg : (3,) maximum |pitch|, |roll|, |yaw| [deg] (rotations about x, y, z).
+    shift_mm : maximum in-plane offset of the head from the grid centre [mm].
+    deform_mm, deform_scale_mm : sd [mm] and feature size [mm] of the smooth random displacement field.
+    slab_center_mm : (min, max) height of the slab centre above the brain centre [mm]; −60 reaches the
+        skull base and cerebellum, +65 the vertex.
+    atrophy : (min, max) of the atrophy score in [0, 1] (wider sulci and SAS, larger ventricles).
+    z_supersample : sub-slices per slice for partial volume along z; 0 = round(voxel_mm[2] / voxel_mm[0]).
+    lesions : lesion settings, or None for a healthy phantom.
+    """
+
+    shape: tuple[int, int, int] = (224, 256, 48)
+    voxel_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    field_t: float = 3.0
+    value_sd: tuple[float, float, float] = (0.08, 0.10, 0.05)
+    value_trunc_sd: float = 2.5
+    texture_sd: tuple[float, float, float] = (0.03, 0.04, 0.02)
+    texture_scale_mm: float = 12.0
+    global_sd: tuple[float, float, float] = (0.03, 0.03, 0.02)
+    global_scale_mm: float = 70.0
+    head_scale: tuple[float, float] = (0.88, 1.10)
+    rotate_deg: tuple[float, float, float] = (10.0, 6.0, 12.0)
+    shift_mm: float = 12.0
+    deform_mm: float = 3.0
+    deform_scale_mm: float = 45.0
+    slab_center_mm: tuple[float, float] = (-60.0, 65.0)
+    atrophy: tuple[float, float] = (0.0, 1.0)
+    z_supersample: int = 0
+    lesions: LesionConfig | None = None
+
+    def __post_init__(self) -> None:
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
+        try:
+            shape = tuple(self.shape)
+        except TypeError:
+            raise TypeError(f"{_OWNER}.shape must be 3 integers; got {self.shape!r}") from None
+        if len(shape) != 3:
+            raise ValueError(f"{_OWNER}.shape must be (X, Y, Z); got {self.shape!r}")
+        set_("shape", tuple(check_int_range(_OWNER, f"shape[{i}]", s, 1, 2048) for i, s in enumerate(shape)))
+        set_("voxel_mm", check_triple(_OWNER, "voxel_mm", self.voxel_mm, 0.0, 20.0, lo_open=True))
+        f = check_finite_range(_OWNER, "field_t", self.field_t, 0.0, 21.0, lo_open=True)
+        if not any(abs(f - k) < 0.26 for k in TISSUES):
+            raise ValueError(f"{_OWNER}.field_t must be one of {sorted(TISSUES)} T; got {f}")
+        set_("field_t", f)
+        set_("value_sd", check_triple(_OWNER, "value_sd", self.value_sd, 0.0, 0.35))
+        set_("value_trunc_sd", check_finite_range(_OWNER, "value_trunc_sd", self.value_trunc_sd, 0.5, 4.0))
+        set_("texture_sd", check_triple(_OWNER, "texture_sd", self.texture_sd, 0.0, 0.3))
+        set_("texture_scale_mm", check_finite_range(_OWNER, "texture_scale_mm", self.texture_scale_mm, 1.0, 500.0))
+        set_("global_sd", check_triple(_OWNER, "global_sd", self.global_sd, 0.0, 0.3))
+        set_("global_scale_mm", check_finite_range(_OWNER, "global_scale_mm", self.global_scale_mm, 1.0, 1000.0))
+        set_("head_scale", check_pair(_OWNER, "head_scale", self.head_scale, 0.5, 1.5))
+        set_("rotate_deg", check_triple(_OWNER, "rotate_deg", self.rotate_deg, 0.0, 45.0))
+        set_("shift_mm", check_finite_range(_OWNER, "shift_mm", self.shift_mm, 0.0, 100.0))
+        set_("deform_mm", check_finite_range(_OWNER, "deform_mm", self.deform_mm, 0.0, 20.0))
+        set_("deform_scale_mm", check_finite_range(_OWNER, "deform_scale_mm", self.deform_scale_mm, 5.0, 500.0))
+        set_("slab_center_mm", check_pair(_OWNER, "slab_center_mm", self.slab_center_mm, -120.0, 120.0))
+        set_("atrophy", check_pair(_OWNER, "atrophy", self.atrophy, 0.0, 1.0))
+        set_("z_supersample", check_int_range(_OWNER, "z_supersample", self.z_supersample, 0, 16))
+        if self.lesions is not None and not isinstance(self.lesions, LesionConfig):
+            raise TypeError(f"{_OWNER}.lesions must be a LesionConfig or None; got {type(self.lesions).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PhantomConfig":
+        return config_from_dict(cls, d, {"lesions": LesionConfig})
+
+
+# ----------------------------------------------------------------------------- small geometry helpers
+def _ramp(d: np.ndarray, w: float) -> np.ndarray:
+    """Fraction of a voxel of width ``w`` [mm] inside a boundary at signed distance ``d`` [mm] (> 0 inside)."""
+    r = np.multiply(d, np.float32(1.0 / w), dtype=np.float32)
+    r += np.float32(0.5)
+    return np.clip(r, 0.0, 1.0, out=r)
+
+
+def _smoothstep(x: np.ndarray | float, lo: float, hi: float) -> np.ndarray:
+    t = np.clip((np.asarray(x, np.float32) - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _ellipsoid_depth(x: np.ndarray, y: np.ndarray, z: np.ndarray, a: Any, b: Any, c: Any) -> np.ndarray:
+    """Depth [mm] below the surface of the ellipsoid (x/a)²+(y/b)²+(z/c)² = 1 along the ray from its centre.
+
+    ``x, y, z`` are 3-D coordinates [mm] relative to the centre; ``a, b, c`` scalars or broadcastable arrays.
+    """
+    if all(np.ndim(v) == 0 for v in (a, b, c)) and np.ndim(x) == 3:
+        out = np.empty(np.shape(x), np.float32)
+        _ellipsoid_kernel(x, y, z, float(a), float(b), float(c), out)
+        return out
+    r = np.sqrt((x / a) ** 2 + (y / b) ** 2 + (z / c) ** 2, dtype=np.float32)
+    dist = np.sqrt(x * x + y * y + z * z, dtype=np.float32)
+    r = np.maximum(r, np.float32(1e-3))
+    return (dist * (1.0 - r) / r).astype(np.float32)
+
+
+@numba.njit(cache=True, fastmath=True)
+def _ellipsoid_kernel(x, y, z, a, b, c, out):  # pragma: no cover - numba
+    ia, ib, ic = 1.0 / a, 1.0 / b, 1.0 / c
+    n0, n1, n2 = out.shape
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                px, py, pz = x[i, j, k], y[i, j, k], z[i, j, k]
+                r = math.sqrt((px * ia) ** 2 + (py * ib) ** 2 + (pz * ic) ** 2)
+                r = max(r, 1e-3)
+                out[i, j, k] = math.sqrt(px * px + py * py + pz * pz) * (1.0 - r) / r
+
+
+@numba.njit(cache=True, fastmath=True)
+def _capsule_kernel(x, y, z, pts, radii, out):  # pragma: no cover - numba
+    n_seg = pts.shape[0] - 1
+    n0, n1, n2 = out.shape
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                px, py, pz = x[i, j, k], y[i, j, k], z[i, j, k]
+                best = -1e30
+                for s in range(n_seg):
+                    sx = pts[s + 1, 0] - pts[s, 0]
+                    sy = pts[s + 1, 1] - pts[s, 1]
+                    sz = pts[s + 1, 2] - pts[s, 2]
+                    dx, dy, dz = px - pts[s, 0], py - pts[s, 1], pz - pts[s, 2]
+                    t = (dx * sx + dy * sy + dz * sz) / (sx * sx + sy * sy + sz * sz)
+                    t = min(max(t, 0.0), 1.0)
+                    d = math.sqrt((dx - t * sx) ** 2 + (dy - t * sy) ** 2 + (dz - t * sz) ** 2)
+                    best = max(best, radii[s] + t * (radii[s + 1] - radii[s]) - d)
+                out[i, j, k] = best
+
+
+def _capsule_depth(x: np.ndarray, y: np.ndarray, z: np.ndarray, pts: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """Depth [mm] inside a chain of capsules through ``pts`` (n, 3) with radii (n,) interpolated along it."""
+    out = np.empty(np.shape(x), np.float32)
+    _capsule_kernel(x, y, z, np.asarray(pts, np.float64), np.asarray(radii, np.float64), out)
+    return out
+
+
+def _box(q: tuple[np.ndarray, ...], lo: tuple[float, ...], hi: tuple[float, ...]) -> tuple[slice, ...] | None:
+    """Index box (slices) of the voxels whose canonical coordinates fall in ``[lo, hi]``; None if none do."""
+    inside = np.ones(q[0].shape, bool)
+    for c, lo_c, hi_c in zip(q, lo, hi):
+        inside &= (c >= lo_c) & (c <= hi_c)
+    if not inside.any():
+        return None
+    out = []
+    for axis in range(inside.ndim):
+        other = tuple(i for i in range(inside.ndim) if i != axis)
+        idx = np.flatnonzero(inside.any(axis=other))
+        out.append(slice(max(int(idx[0]) - 2, 0), int(idx[-1]) + 3))
+    return tuple(out)
+
+
+def _grad_norm(g: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """|∇g| [1/mm] by central differences (one-sided at the edges), float32."""
+    acc = np.zeros_like(g)
+    for axis, h in enumerate(spacing):
+        if g.shape[axis] < 2:
+            continue
+        d = np.empty_like(g)
+        sl = [slice(None)] * 3
+
+        def s(a: int | slice, sl: list = sl, axis: int = axis) -> tuple:
+            sl = list(sl)
+            sl[axis] = a
+            return tuple(sl)
+
+        d[s(slice(1, -1))] = (g[s(slice(2, None))] - g[s(slice(None, -2))]) * np.float32(0.5 / h)
+        d[s(0)] = (g[s(1)] - g[s(0)]) / np.float32(h)
+        d[s(-1)] = (g[s(-1)] - g[s(-2)]) / np.float32(h)
+        acc += d * d
+    return np.sqrt(acc)
+
+
+def _rotation(pitch: float, roll: float, yaw: float) -> np.ndarray:
+    cx, sx, cy, sy, cz, sz = (f(math.radians(a)) for a in (pitch, roll, yaw) for f in (math.cos, math.sin))
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+# ----------------------------------------------------------------------------- canonical frame
+def _canonical_coords(
+    cfg: PhantomConfig, rng: np.random.Generator, n_sub: int
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float]:
+    """Canonical coordinates [mm] of every sub-slice voxel centre: 3 arrays (X, Y, Z·n_sub) float32.
+
+    Returns the coordinates and the overall head scale.
+    """
+    nx, ny, nz = cfg.shape
+    dx, dy, dz = cfg.voxel_mm
+    nzs, dzs = nz * n_sub, dz / n_sub
+    size = rng.uniform(*cfg.head_scale)
+    scale = size * rng.uniform(0.95, 1.05, 3)  # per-axis: head aspect varies a little around the size
+    rot = _rotation(*(rng.uniform(-m, m) for m in cfg.rotate_deg))
+    shift = rng.uniform(-cfg.shift_mm, cfg.shift_mm, 2)
+    z_center = rng.uniform(*cfg.slab_center_mm)
+    grid = (
+        ((np.arange(nx) - (nx - 1) / 2) * dx - shift[0]).astype(np.float32)[:, None, None],
+        ((np.arange(ny) - (ny - 1) / 2) * dy - shift[1]).astype(np.float32)[None, :, None],
+        ((np.arange(nzs) + 0.5) * dzs - nz * dz / 2).astype(np.float32)[None, None, :],
+    )
+    shape = (nx, ny, nzs)
+    steps = cfg.deform_scale_mm / np.array([dx, dy, dzs])
+    world = []
+    for g in grid:
+        if cfg.deform_mm > 0:
+            world.append(g + np.float32(cfg.deform_mm) * smooth_noise(rng, shape, steps))
+        else:
+            world.append(np.broadcast_to(g, shape).astype(np.float32))
+    mat = (np.diag(1.0 / scale) @ rot.T).astype(np.float32)  # world -> canonical
+    offset = (0.0, 0.0, z_center)
+    q = tuple(
+        (mat[i, 0] * world[0] + mat[i, 1] * world[1] + mat[i, 2] * world[2] + np.float32(offset[i])).astype(
+            np.float32
+        )
+        for i in range(3)
+    )
+    return q, float(size)
+
+
+def _field(rng: np.random.Generator, shape: tuple[int, ...], spacing: tuple[float, ...], scale_mm: float,
+           mean: float, rel_sd: float) -> np.ndarray:
+    """A positive smooth field ``mean · exp(rel_sd · N(0,1) field)`` (thicknesses, widths) on the grid."""
+    f = smooth_noise(rng, shape, scale_mm / np.asarray(spacing))
+    return (np.float32(mean) * np.exp(np.float32(rel_sd) * np.clip(f, -TEXTURE_CLIP, TEXTURE_CLIP))).astype(
+        np.float32
+    )
+
+
+# ----------------------------------------------------------------------------- anatomy
+def _sulcal_distance(g: np.ndarray, spacing: tuple[float, float, float], hull_depth: np.ndarray,
+                     half_width: np.ndarray | float, depth: np.ndarray | float) -> np.ndarray:
+    """Signed distance [mm] to the CSF of sulci (zero sheets of ``g``) reaching ``depth`` below the hull."""
+    e = np.abs(g) / np.maximum(_grad_norm(g, spacing), np.float32(0.02))  # ≈ distance to the sheet [mm]
+    inner = e - half_width
+    below = hull_depth - depth
+    deep = np.sqrt(np.maximum(inner, 0.0) ** 2 + np.maximum(below, 0.0) ** 2)
+    return np.where(below < 0, inner, deep).astype(np.float32)
+
+
+def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[float, float, float],
+           atrophy: float) -> dict[str, np.ndarray]:
+    """Hull depth of the brain (``hull``), parenchymal depth (``rho``), GM thickness (``tgm``), floor level."""
+    qx, qy, qz = q
+    shape = qx.shape
+    a, b = 66.0 * rng.uniform(0.93, 1.07), 84.0 * rng.uniform(0.93, 1.07)
+    c_up, c_lo = 66.0 * rng.uniform(0.93, 1.07), 54.0 * rng.uniform(0.9, 1.1)
+    egg = rng.uniform(0.02, 0.10)
+    floor0, drop = -30.0 * rng.uniform(0.9, 1.1), 20.0 * rng.uniform(0.8, 1.2)
+    ax = (a * (1.0 - egg * qy / b)).astype(np.float32)  # narrower frontally, wider parietally
+    cz = np.where(qz > 0, np.float32(c_up), np.float32(c_lo))
+    hull_c = _ellipsoid_depth(qx, qy, qz, ax, b, cz)
+    # Convex envelope of the cerebrum down to the middle fossae, laterally: the temporal fossa between the
+    # frontal and temporal lobes is filled by temporalis muscle, so the head surface does not dip there.
+    envelope = hull_c + (np.minimum(hull_c, qz - (floor0 - drop)) - hull_c) * _smoothstep(np.abs(qx) / a, 0.35, 0.55)
+    lateral = _smoothstep(np.abs(qx), 14.0, 34.0)
+    middle = _smoothstep(qy, -48.0, -30.0) * (1.0 - _smoothstep(qy, 18.0, 38.0))
+    # Floor: anterior fossa, temporal lobes in the middle fossae, tentorium rising towards the midline.
+    tent = 8.0 * (1.0 - _smoothstep(np.abs(qx), 5.0, 50.0)) * (1.0 - _smoothstep(qy, -40.0, -25.0))
+    orbits = 7.0 * _smoothstep(np.abs(qx), 8.0, 30.0) * _smoothstep(qy, 25.0, 45.0)  # orbital roofs bulge up
+    bumps = 4.5 * smooth_noise(rng, shape, 25.0 / np.asarray(spacing))
+    floor = floor0 - drop * lateral * middle + tent + orbits + bumps
+    hull_c = np.minimum(hull_c, qz - floor)
+    # Cortical folding: zero sheets of a smooth field sampled at radially compressed coordinates, so the
+    # field barely changes along the radius and its zero sheets (sulci) run perpendicular to the surface.
+    step_s = rng.uniform(3.5, 5.0)
+    lo, grid_mm = np.array([-105.0, -120.0, -85.0]), 1.5
+    noise = smooth_noise(rng, (141, 161, 131), step_s / grid_mm)[None]
+    r = np.sqrt((qx / ax) ** 2 + (qy / b) ** 2 + (qz / cz) ** 2)
+    k = (0.25 + 0.75 / np.maximum(r, 0.35)).astype(np.float32)
+    g = sample_trilinear(noise, lo, grid_mm, qx * k, qy * k, qz * k)[0]
+    half_width = _field(rng, shape, spacing, 30.0, 0.15 + 0.55 * atrophy, 0.4)
+    depth = _field(rng, shape, spacing, 35.0, 15.0 * rng.uniform(0.8, 1.25), 0.3)
+    tgm = _field(rng, shape, spacing, 40.0, 2.8 * rng.uniform(0.85, 1.15), 0.12)
+    rho = np.minimum(hull_c, _sulcal_distance(g, spacing, hull_c, half_width, depth))
+    # Interhemispheric fissure (down to the corpus callosum in the middle, through the whole brain in front
+    # of the genu and behind the splenium) and Sylvian fissures ending at the insula.
+    mid = 1.5 * smooth_noise(rng, shape, 40.0 / np.asarray(spacing))
+    z_cc = 16.0 - 8.0 * ((qy - 13.0) / 35.0) ** 2
+    fissure = np.maximum(np.abs(qx - mid) - (0.8 + 1.2 * atrophy),
+                         np.minimum(z_cc - qz, 35.0 - np.abs(qy - 13.0)))
+    x_insula = 0.55 * a * rng.uniform(0.92, 1.08)
+    wobble = 3.0 * smooth_noise(rng, shape, 15.0 / np.asarray(spacing))
+    z_sylvian = -6.0 - 0.4 * (qy - 10.0) + rng.uniform(-4, 4) + wobble  # rises posteriorly
+    sylvian = np.maximum.reduce([np.abs(qz - z_sylvian) - (0.5 + 1.0 * atrophy), x_insula - np.abs(qx),
+                                 np.abs(qy - 12.0) - 27.0])
+    rho = np.minimum.reduce([rho, fissure.astype(np.float32), sylvian.astype(np.float32)])
+    hull = hull_c.copy()
+    # Cerebellum (folia: sheets of a field stretched along x) and brainstem / cord, in the posterior fossa.
+    box = _box(q, (-70.0, -100.0, -150.0), (70.0, 5.0, -15.0))
+    if box is not None:
+        bx, by, bz = qx[box], qy[box], qz[box]
+        cb = np.maximum.reduce([
+            _ellipsoid_depth(bx - 24.0, by + 52.0, bz + 52.0, 26.0, 24.0, 25.0),
+            _ellipsoid_depth(bx + 24.0, by + 52.0, bz + 52.0, 26.0, 24.0, 25.0),
+            _ellipsoid_depth(bx, by + 55.0, bz + 48.0, 10.0, 20.0, 27.0),
+        ])
+        cb = np.minimum(cb, (floor[box] - 2.5) - bz)  # below the tentorium
+        folia = smooth_noise(rng, (121, 86, 71), (12.0, 3.0, 3.0))[None]
+        g2 = sample_trilinear(folia, (-60.0, -95.0, -90.0), 1.0, bx, by, bz)[0]
+        rho_cb = np.minimum(cb, _sulcal_distance(g2, spacing, cb, 0.3, 9.0 * rng.uniform(0.8, 1.2)))
+        pts = np.array([[0, -12, -22], [0, -18, -42], [0, -22, -60], [0, -27, -78], [0, -29, -160]], float)
+        bs = _capsule_depth(bx, by, bz, pts, np.array([12.0, 13.0, 10.0, 8.0, 7.0]) * rng.uniform(0.9, 1.1))
+        sub_rho, sub_tgm, sub_hull = rho[box], tgm[box], hull[box]
+        use_cb = cb > np.maximum(hull_c[box], bs)
+        use_bs = bs > np.maximum(hull_c[box], cb)
+        sub_rho[use_cb] = rho_cb[use_cb]
+        sub_tgm[use_cb] = 1.4
+        sub_rho[use_bs] = bs[use_bs]
+        sub_tgm[use_bs] = 0.0
+        np.maximum(sub_hull, np.maximum(cb, bs), out=sub_hull)
+    return {"hull_c": hull_c, "hull": hull, "rho": rho, "tgm": tgm, "envelope": envelope, "a": np.float32(a),
+            "b": np.float32(b),
+            "floor0": np.float32(floor0)}
+
+
+def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atrophy: float,
+                     frac: np.ndarray, w: float) -> None:
+    """Paint deep grey nuclei and ventricles into ``frac`` (in place)."""
+    box = _box(q, (-48.0, -70.0, -50.0), (48.0, 55.0, 25.0))
+    if box is None:
+        return
+    bx, by, bz = (c[box] for c in q)
+    jit = lambda: rng.uniform(-2.0, 2.0, 3)  # noqa: E731  (position jitter of one structure [mm])
+    size = lambda: rng.uniform(0.85, 1.15)  # noqa: E731
+    nuclei = []
+    for side in (-1.0, 1.0):
+        for centre, axes in (((11, 0, -3), (8, 15, 9)), ((25, 21, -10), (6, 15, 10)), ((19, 15, -12), (4, 9, 6))):
+            c = np.array(centre, float) * (side, 1, 1) + jit()
+            s = np.array(axes, float) * size()
+            nuclei.append(_ellipsoid_depth(bx - c[0], by - c[1], bz - c[2], *s))
+        caudate = np.array([[15, 33, 0], [17, 20, 7], [18, 5, 11]], float) * (side, 1, 1) + jit()
+        nuclei.append(_capsule_depth(bx, by, bz, caudate, np.array([5.5, 4.0, 2.5]) * size()))
+    alpha = _ramp(np.maximum.reduce(nuclei), w)
+    sub = frac[:, box[0], box[1], box[2]]
+    sub[_DGM] += alpha * (sub[_GM] + sub[_WM])
+    sub[_GM] *= 1.0 - alpha
+    sub[_WM] *= 1.0 - alpha
+    # Lateral ventricles (frontal horn, body, atrium, occipital and temporal horns) and the third ventricle.
+    vscale = (0.6 + 0.9 * atrophy) * rng.uniform(0.85, 1.15)
+    lateral = []
+    for side in (-1.0, 1.0):
+        main = np.array([[8, 36, 2], [9, 22, 5], [10, 5, 5], [18, -14, 4], [26, -28, 1], [20, -50, -5]], float)
+        temporal = np.array([[26, -28, 1], [32, -14, -14], [28, 10, -32]], float)
+        shift = jit() * (0.5, 1.0, 1.0)
+        main = main * (side, 1, 1) + shift
+        temporal = temporal * (side, 1, 1) + shift
+        lateral.append(_capsule_depth(bx, by, bz, main, np.array([5.5, 5.5, 4.5, 5.0, 7.0, 3.0]) * vscale))
+        lateral.append(_capsule_depth(bx, by, bz, temporal, np.array([5.0, 3.5, 2.0]) * vscale))
+    third = _capsule_depth(bx, by, bz / 3.0, np.array([[0, 18, -3.5], [0, 4, -1.5], [0, -8, -1.5]]),
+                           np.array([1.5, 2.0, 2.0]) * vscale)
+    alpha = np.maximum(_ramp(np.maximum.reduce(lateral), w) * _ramp(np.abs(bx) - 1.2, w), _ramp(third, w))
+    moved = alpha * (sub[_GM] + sub[_WM] + sub[_DGM])
+    for s in (_GM, _WM, _DGM):
+        sub[s] *= 1.0 - alpha
+    sub[_CSF] += moved
+
+
+def _face(q: tuple[np.ndarray, ...], rng: np.random.Generator, brain: dict, sub: np.ndarray,
+          weight: np.ndarray, w: float, spacing: tuple[float, float, float]) -> None:
+    """Add face / neck tissue to the fractions ``sub`` of a box (in place).
+
+    ``q`` are the box's canonical coordinates, ``weight`` the share of each voxel left to the face (outside
+    the skull, times the lower-head weight).
+    """
+    bx, by, bz = q
+    neck = _smoothstep(-bz, 85.0, 115.0)
+    a_f = (brain["a"] + 14.0) * (0.95 - 0.3 * neck)
+    b_f = (brain["b"] + 14.0) * (1.0 - 0.35 * neck)
+    y_f = 5.0 - 20.0 * neck
+    depth = _ellipsoid_depth(bx, by - y_f, np.zeros_like(bx), a_f, b_f, 1.0)
+    skin = 2.0 * rng.uniform(0.8, 1.2)
+    fat = _field(rng, bx.shape, spacing, 30.0, 5.0 * rng.uniform(0.6, 1.4), 0.35)
+    f0, f1, f2 = _ramp(depth, w), _ramp(depth - skin, w), _ramp(depth - skin - fat, w)
+    sub[_SKIN] += weight * (f0 - f1)
+    sub[_FAT] += weight * (f1 - f2)
+    deep = weight * f2
+    air = []
+    for centre, axes in (((24, 55, -68), (12, 16, 16)), ((-24, 55, -68), (12, 16, 16)), ((0, 60, -66), (7, 25, 13)),
+                         ((0, 30, -52), (10, 10, 8))):
+        c = np.array(centre, float) + rng.uniform(-2, 2, 3)
+        air.append(_ellipsoid_depth(bx - c[0], by - c[1], bz - c[2], *(np.array(axes) * rng.uniform(0.8, 1.2))))
+    air.append(_capsule_depth(bx, by, bz, np.array([[0, 40, -80], [0, 12, -95], [0, 10, -200]], float),
+                              np.array([7.0, 8.0, 7.0]) * rng.uniform(0.7, 1.2)))
+    deep *= 1.0 - _ramp(np.maximum.reduce(air), w)
+    eyes, orbits = [], []
+    for side in (-1.0, 1.0):
+        c = np.array([31.0 * side, 70.0, -47.0]) + rng.uniform(-2, 2, 3)
+        eyes.append(_ellipsoid_depth(bx - c[0], by - c[1], bz - c[2], 12.0, 12.0, 12.0))
+        orbits.append(_ellipsoid_depth(bx - c[0], by - c[1] + 8.0, bz - c[2], 17.0, 22.0, 15.0))
+    eye = deep * _ramp(np.maximum(*eyes), w)
+    rest = deep - eye
+    islands = smooth_noise(rng, bx.shape, 12.0 / np.asarray(spacing))
+    fatty = np.maximum(np.clip(0.5 + (islands - 0.4) / 0.2, 0.0, 1.0), _ramp(np.maximum(*orbits), w))
+    sub[_EYE] += eye
+    sub[_FAT] += rest * fatty
+    sub[_MUS] += rest * (1.0 - fatty)
+
+
+@numba.njit(cache=True, fastmath=True)
+def _layers_kernel(cavity, envelope, rho, tgm, t_skull, t_muscle, t_fat, lower, t_dura, t_skin, w,
+                   frac):  # pragma: no cover
+    # Nested surfaces offset from the cavity surface: each layer is the difference of two "inside" ramps.
+    n0, n1, n2 = cavity.shape
+    inv = 1.0 / w
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                c = cavity[i, j, k]
+                inside = min(max(0.5 + c * inv, 0.0), 1.0)
+                paren = min(max(0.5 + rho[i, j, k] * inv, 0.0), 1.0)
+                white = min(max(0.5 + (rho[i, j, k] - tgm[i, j, k]) * inv, 0.0), 1.0)
+                frac[_GM, i, j, k] = inside * (paren - white)
+                frac[_WM, i, j, k] = inside * white
+                frac[_CSF, i, j, k] = inside * (1.0 - paren)
+                e_dura = c + t_dura
+                e_skull = e_dura + t_skull[i, j, k]
+                in_dura = min(max(0.5 + e_dura * inv, 0.0), 1.0)
+                in_skull = min(max(0.5 + e_skull * inv, 0.0), 1.0)
+                frac[_DURA, i, j, k] = in_dura - inside
+                m0 = min(max(0.5 + (e_dura + 1.6) * inv, 0.0), 1.0)  # inner table 1.6 mm
+                m1 = min(max(0.5 + (e_skull - 2.0) * inv, 0.0), 1.0)  # outer table 2 mm
+                marrow = max(m1 - m0, 0.0)
+                frac[_MARROW, i, j, k] = marrow
+                frac[_SKULL, i, j, k] = in_skull - in_dura - marrow
+                scalp = 1.0 - lower[i, j, k]
+                e1 = e_skull + 0.8  # galea
+                e2 = max(e1 + t_muscle[i, j, k], envelope[i, j, k] + 9.0)  # muscle fills the temporal fossa
+                e3 = e2 + t_fat[i, j, k]
+                e4 = e3 + t_skin
+                i1 = min(max(0.5 + e1 * inv, 0.0), 1.0)
+                i2 = min(max(0.5 + e2 * inv, 0.0), 1.0)
+                i3 = min(max(0.5 + e3 * inv, 0.0), 1.0)
+                i4 = min(max(0.5 + e4 * inv, 0.0), 1.0)
+                frac[_CON, i, j, k] = scalp * (i1 - in_skull)
+                frac[_MUS, i, j, k] = scalp * (i2 - i1)
+                frac[_FAT, i, j, k] = scalp * (i3 - i2)
+                frac[_SKIN, i, j, k] = scalp * (i4 - i3)
+
+
+def _fractions(q: tuple[np.ndarray, ...], rng: np.random.Generator, cfg: PhantomConfig,
+               spacing: tuple[float, float, float]) -> np.ndarray:
+    """Tissue fractions (n_slots, X, Y, Z·n_sub) float32, summing to ≤ 1 per voxel."""
+    qx, qy, qz = q
+    shape = qx.shape
+    w = float(max(spacing))
+    lo, hi = cfg.atrophy
+    atrophy = lo + (hi - lo) * rng.uniform() ** 2  # skewed towards `lo`: most subjects are not atrophic
+    brain = _brain(q, rng, spacing, atrophy)
+    # Intracranial cavity and spinal canal: the brain and cord plus the subarachnoid space; around it dura,
+    # skull (inner table, diploë, outer table), galea, temporalis, fat and skin; the face / neck below.
+    sas = _field(rng, shape, spacing, 40.0, 1.0 + 2.2 * atrophy, 0.35)
+    cavity = brain["hull"] + sas
+    lateral = _smoothstep(np.abs(qx) / brain["a"], 0.6, 0.95) * _smoothstep(qz, -45.0, -25.0) * (
+        1.0 - _smoothstep(qz, 15.0, 35.0))
+    t_dura = 1.0 * rng.uniform(0.8, 1.2)
+    t_skull = _field(rng, shape, spacing, 45.0, 6.5 * rng.uniform(0.8, 1.2), 0.25) * (1.0 - 0.4 * lateral)
+    t_muscle = ((9.0 * rng.uniform(0.5, 1.5)) * lateral).astype(np.float32)
+    t_fat = _field(rng, shape, spacing, 35.0, 4.5 * rng.uniform(0.6, 1.5), 0.35)
+    t_skin = 2.0 * rng.uniform(0.8, 1.2)
+    z_top = -36.0 - 36.0 * _smoothstep(-qy, 15.0, 50.0)  # lower posteriorly: the neck under the occiput
+    lower = _smoothstep(z_top - qz, 0.0, 12.0)  # weight of face / neck tissue against scalp layers
+    frac = np.empty((len(_SLOTS),) + shape, np.float32)
+    frac[_DGM] = 0.0
+    frac[_VES] = 0.0
+    frac[_EYE] = 0.0
+    _layers_kernel(cavity, brain["envelope"], brain["rho"], brain["tgm"], t_skull, t_muscle, t_fat, lower, t_dura,
+                   t_skin, w, frac)
+    _deep_structures(q, rng, atrophy, frac, w)
+    box = _box(q, (-200.0, -200.0, -400.0), (200.0, 200.0, -36.0))
+    if box is not None:
+        outside = 1.0 - _ramp(cavity[box] + t_dura + t_skull[box], w)
+        _face(tuple(c[box] for c in q), rng, brain, frac[:, box[0], box[1], box[2]], outside * lower[box], w,
+              spacing)
+    # Superior sagittal sinus in the falx attachment at the vertex.
+    box = _box(q, (-15.0, -120.0, -20.0), (15.0, 120.0, 150.0))
+    if box is not None:
+        r_s = 3.5 * rng.uniform(0.8, 1.2)
+        d = r_s - np.sqrt(qx[box] ** 2 + (cavity[box] + 1.0) ** 2)
+        alpha = _ramp(d, w) * _smoothstep(qy[box], -95.0, -70.0) * (1.0 - _smoothstep(qy[box], 70.0, 90.0))
+        sub = frac[:, box[0], box[1], box[2]]
+        total = sub.sum(axis=0)
+        sub *= 1.0 - alpha
+        sub[_VES] += alpha * total
+    return frac
+
+
+# ----------------------------------------------------------------------------- phantom
+def make_phantom(config: PhantomConfig, rng: np.random.Generator) -> Maps:
+    """One random head phantom (see the module docstring).
+
+    Parameters
+    ----------
+    config : generator settings; ``config.lesions`` None gives a healthy phantom.
+    rng : random generator; the phantom is a deterministic function of its state.
+
+    Returns
+    -------
+    Maps on ``config.shape`` (X, Y, Z) with ``voxel_mm = config.voxel_mm``, float32 T1 [ms], T2 [ms], PD,
+    uint8 labels, bool brain mask, ``field_t = config.field_t``, ``source = "phantom"`` (``subject_id`` is
+    left empty for the caller).
+    """
+    if not isinstance(config, PhantomConfig):
+        raise TypeError(f"make_phantom: config must be a PhantomConfig; got {type(config).__name__}")
+    dx, dy, dz = config.voxel_mm
+    n_sub = config.z_supersample or max(1, min(8, round(dz / min(dx, dy))))
+    spacing = (dx, dy, dz / n_sub)
+    q, _ = _canonical_coords(config, rng, n_sub)
+    frac = _fractions(q, rng, config, spacing)
+    del q
+    values = draw_tissue_values(rng, PHANTOM_LABELS, config.field_t, config.value_sd, config.value_trunc_sd)
+    tex = np.stack([np.clip(smooth_noise_mm(rng, config.shape, config.voxel_mm, config.texture_scale_mm),
+                            -TEXTURE_CLIP, TEXTURE_CLIP) for _ in range(6)])
+    angle = rng.uniform(0.0, 2.0 * np.pi, (32, 3))
+    tex_w = np.asarray(config.texture_sd)[None, :, None] * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+    pd, a1, a2, labels, mask = mix_fractions(frac, _SLOT_LABELS, _SLOT_BRAIN, values, tex, tex_w, n_sub)
+    del frac, tex
+    k_t1, k_t2, k_pd = smooth_factors(rng, config.shape, config.voxel_mm, config.global_sd, config.global_scale_mm)
+    pd, a1, a2 = pd * k_pd, a1 * (k_pd / k_t1), a2 * (k_pd / k_t2)
+    t1, t2, pd = from_rates(pd, a1, a2)
+    maps = Maps(t1, t2, pd, labels, mask, voxel_mm=np.asarray(config.voxel_mm, np.float32),
+                field_t=config.field_t, source="phantom")
+    if config.lesions is not None:
+        maps = insert_lesions(maps, rng, config.lesions)
+    return maps

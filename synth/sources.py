@@ -1,0 +1,156 @@
+"""The map sources the training store draws subjects from: procedural phantoms or augmented real maps.
+
+``draw_subject(config, seed)`` is a pure function of ``(config, seed)``: the same pair gives identical arrays
+in any process (one ``np.random.default_rng(seed)`` drives everything; no global state, no threads).
+
+Subject ids and splits
+----------------------
+- phantoms: ``"phantom-<seed>"`` — every seed is a new anatomy;
+- real maps: ``"<anatomy>/aug<seed>"``, e.g. ``"colin27/aug17"``, where ``<anatomy>`` is the file's
+  :func:`synth.real.subject_name`. Augmentations of one real head are the *same* anatomy, so train / val /
+  test splits must be made on :func:`anatomy_id` (the part before ``/``), never on the full id.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physics._checks import check_finite_range
+from physics.tissues import TISSUES
+from synth.augment import AugmentConfig, augment_maps, perturb_tissues, tissue_references
+from synth.lesions import LesionConfig, config_from_dict, insert_lesions
+from synth.maps import Maps
+from synth.phantom import PhantomConfig, make_phantom
+from synth.real import load_maps, subject_name
+
+__all__ = ["SOURCE_KINDS", "SourceConfig", "draw_subject", "anatomy_id", "load_cached"]
+
+SOURCE_KINDS: tuple[str, ...] = ("phantom", "real")
+_OWNER = "SourceConfig"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where ground-truth maps come from (defaults live only here).
+
+    Parameters
+    ----------
+    kind : ``"phantom"`` (procedural heads) or ``"real"`` (augmented map files).
+    paths : map files for ``kind="real"`` (``.npz``, ``.h5``, NIfTI directory / prefix); seed ``s`` uses
+        ``paths[s % len(paths)]``.
+    healthy_only : no lesions at all.
+    lesions : lesion settings when not ``healthy_only``.
+    augment : augmentation of real maps; None returns the file's maps unchanged (plus lesions).
+    field_t : field strength [T] (1.5 or 3) of the returned values; real maps are converted per tissue.
+    phantom : phantom generator settings. Its ``field_t`` and ``lesions`` are overridden by this config's
+        ``field_t`` and ``lesions`` / ``healthy_only`` (normalised on construction, so ``to_dict`` shows
+        what is used).
+    """
+
+    kind: str = "phantom"
+    paths: tuple[str, ...] = ()
+    healthy_only: bool = False
+    lesions: LesionConfig = field(default_factory=LesionConfig)
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    field_t: float = 3.0
+    phantom: PhantomConfig = field(default_factory=PhantomConfig)
+
+    def __post_init__(self) -> None:
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"{_OWNER}.kind must be one of {list(SOURCE_KINDS)}; got {self.kind!r}")
+        if isinstance(self.paths, (str, Path)):
+            raise TypeError(f"{_OWNER}.paths must be a list of file paths, not one string; got {self.paths!r}")
+        paths = tuple(str(p) for p in self.paths)
+        if self.kind == "real" and not paths:
+            raise ValueError(f"{_OWNER}.paths must name at least one map file for kind 'real'; got none")
+        set_("paths", paths)
+        if not isinstance(self.healthy_only, (bool, np.bool_)):
+            raise TypeError(f"{_OWNER}.healthy_only must be True or False; got {self.healthy_only!r}")
+        set_("healthy_only", bool(self.healthy_only))
+        for name, cls in (("lesions", LesionConfig), ("phantom", PhantomConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise TypeError(f"{_OWNER}.{name} must be a {cls.__name__}; got {type(getattr(self, name)).__name__}")
+        if self.augment is not None and not isinstance(self.augment, AugmentConfig):
+            raise TypeError(f"{_OWNER}.augment must be an AugmentConfig or None; got {type(self.augment).__name__}")
+        f = check_finite_range(_OWNER, "field_t", self.field_t, 0.0, 21.0, lo_open=True)
+        if not any(abs(f - k) < 0.26 for k in TISSUES):
+            raise ValueError(f"{_OWNER}.field_t must be one of {sorted(TISSUES)} T; got {f}")
+        set_("field_t", f)
+        set_("phantom", dataclasses.replace(self.phantom, field_t=f,
+                                            lesions=None if self.healthy_only else self.lesions))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["paths"] = list(self.paths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SourceConfig":
+        nested = {"lesions": LesionConfig, "augment": AugmentConfig, "phantom": PhantomConfig}
+        return config_from_dict(cls, d, nested)
+
+
+def anatomy_id(subject_id: str) -> str:
+    """The split key of a subject id: the part before ``/`` (``"colin27/aug17"`` → ``"colin27"``)."""
+    return subject_id.split("/", 1)[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _load_readonly(path: str) -> tuple[Maps, np.ndarray]:
+    maps = load_maps(path)
+    for name in ("t1_ms", "t2_ms", "pd", "labels", "mask", "voxel_mm"):
+        getattr(maps, name).flags.writeable = False  # shared by every draw in this process
+    ref = tissue_references(maps)
+    ref.flags.writeable = False
+    return maps, ref
+
+
+def load_cached(path: str | Path) -> Maps:
+    """:func:`synth.real.load_maps` cached per process (arrays are read-only; copy before editing)."""
+    return _load_readonly(str(Path(path).resolve()))[0]
+
+
+def draw_subject(config: SourceConfig, seed: int) -> Maps:
+    """One subject's ground-truth maps, a deterministic function of ``(config, seed)``.
+
+    Parameters
+    ----------
+    config : the source.
+    seed : non-negative integer; seeds the one random generator used.
+
+    Returns
+    -------
+    3-D Maps (X, Y, Z), float32 T1 [ms] / T2 [ms] / PD, uint8 labels, bool mask; axial slices are
+    ``[:, :, z]``. ``subject_id`` follows the module docstring; ``source`` is ``"phantom"`` or the file path.
+    """
+    if not isinstance(config, SourceConfig):
+        raise TypeError(f"draw_subject: config must be a SourceConfig; got {type(config).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"draw_subject: seed must be a non-negative integer; got {seed!r}")
+    seed = int(seed)
+    rng = np.random.default_rng(seed)
+    if config.kind == "phantom":
+        maps = make_phantom(config.phantom, rng)
+        maps.subject_id = f"phantom-{seed}"
+        return maps
+    path = config.paths[seed % len(config.paths)]
+    base, ref = _load_readonly(str(Path(path).resolve()))
+    lesions = None if config.healthy_only else config.lesions
+    if config.augment is not None:
+        maps = augment_maps(base, rng, config.augment, field_t=config.field_t, lesions=lesions, references=ref)
+    elif abs(config.field_t - base.field_t) > 1e-6:  # field conversion only, no jitter
+        maps = perturb_tissues(base, rng, (0.0, 0.0, 0.0), field_t=config.field_t, references=ref)
+    else:
+        maps = Maps(base.t1_ms.copy(), base.t2_ms.copy(), base.pd.copy(), base.labels.copy(), base.mask.copy(),
+                    voxel_mm=base.voxel_mm.copy(), field_t=base.field_t)
+    if config.augment is None and lesions is not None:
+        maps = insert_lesions(maps, rng, lesions)
+    maps.subject_id = f"{subject_name(path)}/aug{seed}"
+    maps.source = str(path)
+    return maps

@@ -1,0 +1,259 @@
+"""Per-subject tissue values, partial-volume mixing in rate space, and within-tissue texture.
+
+Partial volume convention (used by every map source, and by the BrainWeb subject 47 conversion): a voxel
+holding volume fractions ``f_t`` of tissues ``t`` (fast exchange) has
+
+    PD = Σ f_t PD_t,      PD / T1 = Σ f_t PD_t / T1_t,      PD / T2 = Σ f_t PD_t / T2_t,
+
+i.e. the voxel's R1 and R2 are the PD-weighted means of its compartments'. The triple
+``(pd, a1, a2) = (PD, PD/T1 [1/ms], PD/T2 [1/ms])`` is therefore *linear* in the fractions: mixing, linear
+interpolation and blending of maps are done on it, never on T1 / T2 themselves, which keeps every
+mixed voxel a physically possible mixture of its tissues.
+
+Multiplying a tissue's PD by ``k_pd`` and its T1 by ``k_t1`` maps ``(pd, a1, a2)`` to
+``(k_pd pd, a1 k_pd / k_t1, a2 k_pd / k_t2)``; applied to a whole mixed voxel it equals scaling every
+compartment by the same factors, which is still a physical mixture.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import math
+
+import numba
+import numpy as np
+
+from physics.tissues import label_lookup
+from synth.fields import smooth_noise_mm
+
+__all__ = [
+    "truncated_normal",
+    "draw_tissue_values",
+    "to_rates",
+    "from_rates",
+    "scale_rates",
+    "TEXTURE_CLIP",
+    "smooth_factors",
+    "mix_fractions",
+]
+
+#: smooth random fields are clipped to ±TEXTURE_CLIP standard deviations, which bounds every factor.
+TEXTURE_CLIP = 3.0
+_N_LABELS = 256
+
+
+def truncated_normal(rng: np.random.Generator, size: int | tuple[int, ...], bound: float) -> np.ndarray:
+    """Standard normal draws restricted to ``[-bound, bound]`` (redrawn, not clipped), float64."""
+    if not bound > 0:
+        raise ValueError(f"truncated_normal: bound must be > 0 standard deviations; got {bound}")
+    z = rng.standard_normal(size)
+    bad = np.abs(z) > bound
+    while bad.any():
+        z[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(z) > bound
+    return z
+
+
+def draw_tissue_values(
+    rng: np.random.Generator,
+    labels: Iterable[int],
+    field_t: float,
+    sd: Sequence[float],
+    trunc_sd: float = 2.5,
+    base: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-subject tissue values: the literature mean times a truncated-normal relative jitter.
+
+    Parameters
+    ----------
+    rng : random generator.
+    labels : labels to jitter; other rows keep their base value.
+    field_t : field strength [T] (1.5 or 3) whose :mod:`physics.tissues` means are used.
+    sd : (3,) relative standard deviations of (T1, T2, PD), e.g. (0.08, 0.10, 0.05).
+    trunc_sd : draws are restricted to ±trunc_sd standard deviations.
+    base : optional (n, 3) [T1 ms, T2 ms, PD] table to jitter instead of the literature one.
+
+    Returns
+    -------
+    (256, 3) float64 table [T1 ms, T2 ms, PD] indexed by label. CSF (label 1) keeps PD = 1 exactly:
+    PD is relative to CSF, so CSF defines its scale. T2 is kept <= 0.9 T1 (T2 <= T1 always holds).
+    """
+    table = np.zeros((_N_LABELS, 3))
+    src = label_lookup(field_t) if base is None else np.asarray(base, np.float64)
+    table[: len(src)] = src
+    sd_arr = np.asarray(sd, np.float64)
+    for lab in sorted({int(v) for v in labels}):
+        if table[lab, 2] <= 0:  # background / bone: nothing to jitter
+            continue
+        z = truncated_normal(rng, 3, trunc_sd)
+        table[lab] *= 1.0 + sd_arr * z
+        if lab == 1:
+            table[lab, 2] = src[1, 2]
+        table[lab, 1] = min(table[lab, 1], 0.9 * table[lab, 0])
+    return table
+
+
+def to_rates(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(pd, pd/T1 [1/ms], pd/T2 [1/ms])`` float32, 0 where T1 (T2) is 0 (background)."""
+    pd = np.asarray(pd, np.float32)
+    t1 = np.asarray(t1_ms, np.float32)
+    t2 = np.asarray(t2_ms, np.float32)
+    a1 = np.divide(pd, t1, out=np.zeros_like(pd), where=t1 > 0)
+    a2 = np.divide(pd, t2, out=np.zeros_like(pd), where=t2 > 0)
+    return pd.copy(), a1, a2
+
+
+def from_rates(pd: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of :func:`to_rates`: ``(t1_ms, t2_ms, pd)`` float32, all 0 where pd or a rate is ~0."""
+    pd = np.asarray(pd, np.float32)
+    ok = (pd > 1e-6) & (a1 > 0) & (a2 > 0)
+    t1 = np.divide(pd, a1, out=np.zeros_like(pd), where=ok)
+    t2 = np.divide(pd, a2, out=np.zeros_like(pd), where=ok)
+    return t1, t2, np.where(ok, pd, np.float32(0.0)).astype(np.float32)
+
+
+def scale_rates(
+    pd: np.ndarray, a1: np.ndarray, a2: np.ndarray, k_t1: np.ndarray, k_t2: np.ndarray, k_pd: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scale T1, T2, PD of every compartment of each voxel by ``k_t1``, ``k_t2``, ``k_pd`` (broadcast)."""
+    pd2 = (pd * k_pd).astype(np.float32)
+    return pd2, (a1 * (k_pd / k_t1)).astype(np.float32), (a2 * (k_pd / k_t2)).astype(np.float32)
+
+
+def smooth_factors(
+    rng: np.random.Generator,
+    shape: Sequence[int],
+    voxel_mm: Sequence[float],
+    sd: Sequence[float],
+    scale_mm: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three smooth multiplicative fields ``exp(sd_c · F_c)`` for (T1, T2, PD).
+
+    Parameters
+    ----------
+    shape, voxel_mm : grid (3 axes) and voxel size [mm].
+    sd : (3,) log-amplitude per channel (≈ relative sd); a channel with sd 0 gives ones.
+    scale_mm : feature size [mm] of the fields.
+
+    Returns
+    -------
+    (k_t1, k_t2, k_pd), each ``shape`` float32, in ``[exp(-3 sd), exp(3 sd)]`` (fields clipped at ±3 sd).
+    """
+    out = []
+    for s in sd:
+        if s == 0:
+            out.append(np.ones(tuple(shape), np.float32))
+            continue
+        f = np.clip(smooth_noise_mm(rng, shape, voxel_mm, scale_mm), -TEXTURE_CLIP, TEXTURE_CLIP)
+        out.append(np.exp(np.float32(s) * f).astype(np.float32))
+    return out[0], out[1], out[2]
+
+
+@numba.njit(cache=True, fastmath=True)
+def _mix_kernel(frac, slot_label, slot_brain, values, tex, tex_w, n_sub, pd, a1, a2, labels, mask):  # pragma: no cover
+    n_slot = frac.shape[0]
+    nx, ny, nz = pd.shape
+    slot_sum = np.zeros(n_slot, np.float64)
+    lab_frac = np.zeros(_N_LABELS, np.float64)
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                total = 0.0
+                for s in range(n_slot):
+                    acc = 0.0
+                    for sub in range(n_sub):
+                        acc += frac[s, i, j, k * n_sub + sub]
+                    slot_sum[s] = acc
+                    total += acc
+                if total <= 0.0:
+                    labels[i, j, k] = 0
+                    mask[i, j, k] = False
+                    pd[i, j, k] = 0.0
+                    a1[i, j, k] = 0.0
+                    a2[i, j, k] = 0.0
+                    continue
+                s_pd = 0.0
+                s_a1 = 0.0
+                s_a2 = 0.0
+                brain = 0.0
+                lab_frac[0] = max(n_sub - total, 0.0)  # air
+                for s in range(n_slot):
+                    lab_frac[slot_label[s]] = 0.0
+                for s in range(n_slot):
+                    f = slot_sum[s]
+                    if f <= 0.0:
+                        continue
+                    lab = slot_label[s]
+                    lab_frac[lab] += f
+                    if slot_brain[s]:
+                        brain += f
+                    pd_t = values[lab, 0]
+                    if pd_t <= 0.0:
+                        continue
+                    e1 = tex_w[lab, 0, 0] * tex[0, i, j, k] + tex_w[lab, 0, 1] * tex[1, i, j, k]
+                    e2 = tex_w[lab, 1, 0] * tex[2, i, j, k] + tex_w[lab, 1, 1] * tex[3, i, j, k]
+                    e3 = tex_w[lab, 2, 0] * tex[4, i, j, k] + tex_w[lab, 2, 1] * tex[5, i, j, k]
+                    p = f * pd_t * math.exp(e3)
+                    s_pd += p
+                    s_a1 += p * values[lab, 1] * math.exp(-e1)  # R1 = 1 / (T1 · factor)
+                    s_a2 += p * values[lab, 2] * math.exp(-e2)
+                best = 0
+                for s in range(n_slot):
+                    lab = slot_label[s]
+                    if lab_frac[lab] > lab_frac[best]:
+                        best = lab
+                labels[i, j, k] = best
+                mask[i, j, k] = brain >= 0.5 * n_sub
+                pd[i, j, k] = s_pd / n_sub
+                a1[i, j, k] = s_a1 / n_sub
+                a2[i, j, k] = s_a2 / n_sub
+
+
+def mix_fractions(
+    frac: np.ndarray,
+    slot_labels: np.ndarray,
+    slot_brain: np.ndarray,
+    values_ms: np.ndarray,
+    tex: np.ndarray,
+    tex_w: np.ndarray,
+    n_sub: int = 1,
+) -> tuple[np.ndarray, ...]:
+    """Tissue fractions + per-label values + texture -> rate maps, labels and brain mask.
+
+    Parameters
+    ----------
+    frac : (S, X, Y, Z·n_sub) float32 volume fraction of each tissue slot (sum <= 1; the rest is air).
+    slot_labels : (S,) int64 label of each slot (several slots may share a label).
+    slot_brain : (S,) bool, whether a slot counts as brain for the mask.
+    values_ms : (256, 3) [T1 ms, T2 ms, PD] per label (:func:`draw_tissue_values`).
+    tex : (6, X, Y, Z) float32 texture fields (two per T1, T2, PD), clipped to ±TEXTURE_CLIP.
+    tex_w : (256, 3, 2) weights: a tissue's (T1, T2, PD) factor is ``exp(w0·tex[2c] + w1·tex[2c+1])``.
+    n_sub : sub-slices per output slice (averaged: partial volume along z).
+
+    Returns
+    -------
+    ``(pd, a1, a2, labels, mask)`` on (X, Y, Z): float32 PD, PD/T1 [1/ms], PD/T2 [1/ms] (the rate-space
+    mixture of the module docstring), uint8 label with the largest fraction (0 = air), bool mask
+    "brain fraction >= 0.5".
+    """
+    n_slot, nx, ny, nzs = frac.shape
+    if nzs % n_sub:
+        raise ValueError(f"mix_fractions: frac z size {nzs} is not a multiple of n_sub={n_sub}")
+    shape = (nx, ny, nzs // n_sub)
+    if tex.shape != (6,) + shape:
+        raise ValueError(f"mix_fractions: tex must have shape {(6,) + shape}; got {tex.shape}")
+    vals = np.zeros((_N_LABELS, 3), np.float64)  # [PD, 1/T1, 1/T2] per label
+    t = np.asarray(values_ms, np.float64)[:_N_LABELS]
+    ok = t[:, 2] > 0
+    vals[: len(t)][ok, 0] = t[ok, 2]
+    vals[: len(t)][ok, 1] = 1.0 / t[ok, 0]
+    vals[: len(t)][ok, 2] = 1.0 / t[ok, 1]
+    w = np.zeros((_N_LABELS, 3, 2), np.float64)
+    w[: len(tex_w)] = tex_w
+    pd, a1, a2 = (np.empty(shape, np.float32) for _ in range(3))
+    labels = np.empty(shape, np.uint8)
+    mask = np.empty(shape, np.bool_)
+    _mix_kernel(np.ascontiguousarray(frac, np.float32), np.asarray(slot_labels, np.int64),
+                np.asarray(slot_brain, np.bool_), vals, np.ascontiguousarray(tex, np.float32), w, int(n_sub),
+                pd, a1, a2, labels, mask)
+    return pd, a1, a2, labels, mask
