@@ -1,0 +1,310 @@
+"""Checkpoints: one dict of state dicts and plain values, written atomically, read with ``weights_only=True``.
+
+Layout of a checkpoint (every value is a tensor, a state dict or a plain Python value, so that
+``torch.load(..., weights_only=True)`` reads it without unpickling arbitrary objects)::
+
+    format              "relaxomap-checkpoint"
+    format_version      int (this module writes FORMAT_VERSION)
+    package_version     relaxomap version that wrote it
+    created             ISO-8601 UTC time
+    model_config        ModelConfig.to_dict()
+    train_config        TrainConfig.to_dict() or None
+    store_schema        schema version of the training store, or None
+    step                optimisation steps completed
+    best_metric         best validation metric so far (lower is better), or None
+    model               model state dict (raw weights)
+    ema                 state dict of the exponential moving average of the weights, or None
+    optimizer           optimiser state dict, or None
+    scaler              AMP gradient-scaler state dict, or None
+    rng                 {"torch", "cuda", "numpy", "python"} generator states (see capture_rng_state), or None
+    data_position       {"epoch": int, "batch": int}: where the data stream continues, or None
+    extra               free dict of plain values
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_model",
+    "config_differences",
+    "capture_rng_state",
+    "restore_rng_state",
+    "package_version",
+]
+
+FORMAT = "relaxomap-checkpoint"
+FORMAT_VERSION = 1
+_STATE_KEYS = ("model", "ema", "optimizer", "scaler", "rng")
+
+
+def package_version() -> str:
+    """Installed relaxomap version (``0+unknown`` from an uninstalled source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("relaxomap")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _as_dict(config: Any) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    if isinstance(config, Mapping):
+        return dict(config)
+    if hasattr(config, "to_dict"):
+        return config.to_dict()
+    raise TypeError(f"a configuration must be a dict or have to_dict(); got {type(config).__name__}")
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: torch.nn.Module | Mapping[str, torch.Tensor],
+    model_config: Any,
+    step: int,
+    train_config: Any = None,
+    store_schema: int | str | None = None,
+    best_metric: float | None = None,
+    ema: Mapping[str, torch.Tensor] | None = None,
+    optimizer: torch.optim.Optimizer | Mapping[str, Any] | None = None,
+    scaler: Mapping[str, Any] | None = None,
+    rng: Mapping[str, Any] | None = None,
+    data_position: Mapping[str, int] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically: to a temporary file in the same directory, then ``os.replace``.
+
+    A crash while writing leaves the previous file at ``path`` intact (the rename is atomic on POSIX and
+    Windows within one file system).
+
+    Parameters
+    ----------
+    path : destination file (``.pt``); its directory is created if needed.
+    model : the network (unwrapped from DDP) or its state dict.
+    model_config : :class:`model.config.ModelConfig` (or its dict).
+    step : optimisation steps completed.
+    train_config : :class:`train.trainer.TrainConfig` (or its dict), optional.
+    store_schema : schema version of the training store.
+    best_metric, ema, optimizer, scaler, rng, data_position, extra : see the module docstring.
+
+    Returns
+    -------
+    Path : ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = model.state_dict() if isinstance(model, torch.nn.Module) else dict(model)
+    opt_state = optimizer.state_dict() if isinstance(optimizer, torch.optim.Optimizer) else optimizer
+    checkpoint = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": package_version(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "model_config": _as_dict(model_config),
+        "train_config": _as_dict(train_config),
+        "store_schema": store_schema,
+        "step": int(step),
+        "best_metric": None if best_metric is None else float(best_metric),
+        "model": state,
+        "ema": None if ema is None else dict(ema),
+        "optimizer": opt_state,
+        "scaler": None if scaler is None else dict(scaler),
+        "rng": None if rng is None else dict(rng),
+        "data_position": None if data_position is None else {k: int(v) for k, v in data_position.items()},
+        "extra": dict(extra or {}),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def config_differences(saved: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
+    """Lines ``"field: checkpoint <saved> vs requested <requested>"`` for every field that differs.
+
+    Nested dicts are compared field by field with dotted names; a field present on one side only shows
+    ``<absent>`` on the other.
+    """
+    lines: list[str] = []
+
+    def walk(prefix: str, a: Any, b: Any) -> None:
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for key in list(a) + [k for k in b if k not in a]:
+                walk(f"{prefix}{key}" if not prefix else f"{prefix}.{key}",
+                     a.get(key, _ABSENT), b.get(key, _ABSENT))
+        elif _normalise(a) != _normalise(b):
+            lines.append(f"{prefix}: checkpoint {_show(a)} vs requested {_show(b)}")
+
+    walk("", saved, requested)
+    return lines
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT = _Absent()
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def _show(value: Any) -> str:
+    return repr(_normalise(value))
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    expected_model_config: Any = None,
+    expected_schema: int | str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` and check it matches what is requested.
+
+    Parameters
+    ----------
+    path : checkpoint file.
+    expected_model_config : ModelConfig (or dict); if given, a checkpoint of another configuration is refused.
+    expected_schema : store schema version; if given, a checkpoint trained on another schema is refused.
+    map_location : where tensors are loaded (default CPU).
+
+    Returns
+    -------
+    dict : the checkpoint (module docstring layout).
+
+    Raises
+    ------
+    FileNotFoundError : the file does not exist.
+    ValueError : the file is corrupt, truncated or not a relaxomap checkpoint; or its model configuration or
+        store schema differs from the requested one (the message lists each differing field as
+        ``field: checkpoint value vs requested value``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise ValueError(
+            f"checkpoint {path} could not be read: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            " (truncated, corrupt, or not a relaxomap checkpoint)"
+        ) from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a relaxomap checkpoint (no format={FORMAT!r} entry)")
+    version = ckpt.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint {path} has format_version {version!r}; this relaxomap ({package_version()}) reads "
+            f"versions <= {FORMAT_VERSION}"
+        )
+    if expected_model_config is not None:
+        diff = config_differences(ckpt.get("model_config") or {}, _as_dict(expected_model_config))
+        if diff:
+            raise ValueError(
+                f"checkpoint {path} holds a different model configuration; fields that differ:\n  "
+                + "\n  ".join(diff)
+            )
+    if expected_schema is not None and ckpt.get("store_schema") != expected_schema:
+        raise ValueError(
+            f"checkpoint {path} was trained on store schema {ckpt.get('store_schema')!r}; "
+            f"requested store schema {expected_schema!r}; fields that differ:\n  "
+            f"store_schema: checkpoint {ckpt.get('store_schema')!r} vs requested {expected_schema!r}"
+        )
+    return ckpt
+
+
+def load_model(
+    path: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    use_ema: bool = True,
+) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """Rebuild the network stored in a checkpoint, for inference; the architecture comes from the checkpoint.
+
+    Parameters
+    ----------
+    path : checkpoint file (``best.pt`` or ``last.pt`` of a run).
+    device : where the model is placed.
+    use_ema : use the exponential-moving-average weights when the checkpoint has them.
+
+    Returns
+    -------
+    (model, model_config, meta) : the model in eval mode, its :class:`model.config.ModelConfig`, and the
+        checkpoint without its state dicts (step, configs, versions, best metric, ...), the entries of its
+        ``extra`` dict at the top level (the trainer stores ``param_ranges``, ``protocol_ranges`` and
+        ``store_config`` there), ``meta["relaxomap_version"]`` (= ``package_version``) and
+        ``meta["weights"]`` = ``"ema"`` or ``"model"``.
+    """
+    from model.config import ModelConfig
+    from model.unet import build_model
+
+    ckpt = load_checkpoint(path)
+    try:
+        config = ModelConfig.from_dict(ckpt["model_config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint {path}: its model_config is not valid for this relaxomap: {err}") from err
+    net = build_model(config)
+    which = "ema" if use_ema and ckpt.get("ema") else "model"
+    try:
+        net.load_state_dict(ckpt[which], strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {path}: {which} weights do not fit the stored model_config: {err}") from err
+    net.to(device).eval()
+    meta = {k: v for k, v in ckpt.items() if k not in _STATE_KEYS}
+    for k, v in (ckpt.get("extra") or {}).items():  # training facts (param_ranges, ...) at the top level
+        meta.setdefault(k, v)
+    meta["relaxomap_version"] = ckpt.get("package_version")
+    meta["weights"] = which
+    return net, config, meta
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """States of the torch (CPU and CUDA), NumPy global and Python ``random`` generators, as plain values/tensors."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np.asarray(np_state[1], np.int64)), int(np_state[2]),
+                  int(np_state[3]), float(np_state[4])],
+        "python": random.getstate(),
+    }
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state` (CUDA states are restored only when as many devices are present)."""
+    torch.set_rng_state(state["torch"].cpu())
+    cuda = list(state.get("cuda") or [])
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
