@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import click
 
-__all__ = ["register", "build_protocols", "fidelity_command", "format_fidelity_table"]
+__all__ = ["register", "build_protocols", "fidelity_command", "format_fidelity_table", "bench_physics_command"]
 
 #: Protocol field -> the ``relaxomap fidelity`` flag that sets it (used to name the flag in errors).
 PROTOCOL_FLAGS: dict[str, str] = {
@@ -241,3 +241,38 @@ def fidelity_command(presets: tuple[str, ...], kind: str | None, field: float | 
 def register(main: click.Group, bench: click.Group) -> None:
     """Add this module's commands to the ``relaxomap`` group (``bench`` subcommands are added here too)."""
     main.add_command(fidelity_command)
+    bench.add_command(bench_physics_command)
+
+
+@click.command("physics")
+@click.option("--voxels", type=click.IntRange(min=1000), default=None,
+              help="Voxels for the closed-form renderer (default 4,000,000).")
+@click.option("--epg-voxels", type=click.IntRange(min=100), default=None,
+              help="Voxels with distinct T1/T2 for the EPG train (default 100,000).")
+@click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed rounds (best is kept; default 5).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON.")
+def bench_physics_command(voxels: int | None, epg_voxels: int | None, repeats: int | None,
+                          json_path: str | None) -> None:
+    """Closed-form renderer and EPG throughput, as ratios to NumPy measured in the same run."""
+    from physics.bench import bench_closed_form, bench_epg
+
+    kw = {} if repeats is None else {"repeats": repeats}
+    closed = bench_closed_form(**({"n_vox": voxels} if voxels else {}), **kw)
+    click.echo(f"closed form: T1w SE + T2w TSE + FLAIR, {closed['n_vox']:,} voxels "
+               f"(max |kernel - float64| = {closed['max_abs_error_vs_float64']:.1e} of PD)")
+    for name in ("numba_kernel", "signal", "numpy"):
+        r = closed[name]
+        click.echo(f"  {name:<14} {r['voxel_contrasts_per_s'] / 1e6:9.1f} M voxel-contrasts/s   "
+                   f"best {r['best_s'] * 1e3:8.2f} ms   x{r['ratio_to_numpy']:.1f} NumPy")
+    epg = bench_epg(**({"n_vox": epg_voxels} if epg_voxels else {}), **kw)
+    click.echo(f"EPG: {epg['etl']}-echo TSE, {epg['refocus_deg']:g} deg refocusing, {epg['n_vox']:,} voxels "
+               f"(dictionary built in {epg['dictionary_build_s'] * 1e3:.0f} ms; "
+               f"max |dict - direct| = {epg['max_abs_diff_dictionary_vs_direct']:.1e})")
+    for name in ("numba_direct", "dictionary", "numpy"):
+        r = epg[name]
+        click.echo(f"  {name:<14} {r['voxel_echoes_per_s'] / 1e6:9.1f} M voxel-echoes/s     "
+                   f"best {r['best_s'] * 1e3:8.2f} ms   x{r['ratio_to_numpy']:.1f} NumPy")
+    if json_path:
+        text = json.dumps({"closed_form": closed, "epg": epg}, indent=2)
+        _write_atomic(Path(json_path), lambda tmp: tmp.write_text(text))
+        click.echo(f"wrote {json_path}")

@@ -1,0 +1,166 @@
+"""Throughput of the synthetic store: generation into HDF5 (closed form / EPG, 1 / 2 workers) and reading.
+
+Timing code only; ``relaxomap bench synth`` prints and saves the numbers. Every rate is measured after a
+warm-up run of the same kind (Numba kernels compiled and cached, worker start-up included in the
+multi-worker rates: it is part of what a user waits for).
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from synth.generate import SynthConfig
+
+__all__ = ["bench_write", "bench_read", "bench_draw", "bench_stages", "run_bench"]
+
+
+def bench_write(config: SynthConfig, n_samples: int, workers: int, folder: str | Path) -> dict[str, Any]:
+    """Samples/s of :func:`synth.store.write_store` for a fresh store (parts, merge and all)."""
+    from synth.store import write_store
+
+    out = Path(folder) / f"bench-{config.forward}-{workers}w-{time.perf_counter_ns()}.h5"
+    part_subjects = max(1, -(-n_samples // (config.slices_per_subject * max(2, 2 * workers))))
+    t0 = time.perf_counter()
+    report = write_store(config, out, n_samples, workers=workers, part_subjects=part_subjects)
+    dt = time.perf_counter() - t0
+    return {"forward": config.forward, "workers": workers, "n_samples": n_samples, "seconds": dt,
+            "samples_per_s": n_samples / dt, "bytes_per_sample": report.bytes / n_samples, "path": str(out)}
+
+
+def bench_draw(config: SynthConfig, n_subjects: int = 3) -> float:
+    """Mean seconds of one ``draw_subject`` (the subject maps), after one warm-up draw."""
+    from synth.generate import derive_seed
+    from synth.sources import draw_subject
+
+    draw_subject(config.source, derive_seed(config.seed, 0, 10_000))
+    t0 = time.perf_counter()
+    for i in range(n_subjects):
+        draw_subject(config.source, derive_seed(config.seed, 0, 10_001 + i))
+    return (time.perf_counter() - t0) / n_subjects
+
+
+def _best_ms(fn: Any, repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best * 1e3
+
+
+def bench_stages(config: SynthConfig, repeat: int = 30) -> dict[str, float]:
+    """Milliseconds of each step of one sample on a drawn head (minimum of ``repeat`` timings).
+
+    Steps as in :func:`synth.generate.generate_subject`: slicing + pad/crop, protocol and artefact draws,
+    closed-form and EPG rendering, artefacts without and with k-space truncation, normalisation, and the
+    HDF5 write of the image datasets (into a temporary in-memory file).
+    """
+    import h5py
+    import numpy as np
+
+    from synth import store
+    from synth.artefacts import apply_artefacts, sample_artefacts
+    from synth.generate import _axial, derive_seed, fit_to_size, render_signal
+    from synth.normalize import normalize_intensity
+    from synth.protocols import sample_protocols
+    from synth.sources import draw_subject
+
+    maps = draw_subject(config.source, derive_seed(config.seed, 0, 10_000))
+    z = int(np.argmax(maps.mask.sum(axis=(0, 1))))
+    size = config.image_size
+    rng = np.random.default_rng(0)
+
+    def slices() -> tuple:
+        planes = np.stack([maps.t1_ms[:, :, z], maps.t2_ms[:, :, z], maps.pd[:, :, z]])
+        maps3 = fit_to_size(planes.transpose(0, 2, 1)[:, ::-1, :], size)
+        return maps3, fit_to_size(_axial(maps.labels, z), size), fit_to_size(_axial(maps.mask, z), size)
+
+    (t1, t2, pd), labels, mask = slices()
+    prots = sample_protocols(rng, config.protocols, maps.field_t)
+    art = sample_artefacts(rng, config.artefacts)
+    plain = dataclasses.replace(art, kspace_fraction=np.ones_like(art.kspace_fraction))
+    cut = dataclasses.replace(art, kspace_fraction=np.full_like(art.kspace_fraction, 0.7))
+    clean = render_signal(t1, t2, pd, prots, "closed")
+    img = apply_artefacts(clean, mask, plain)
+    sample = {"inputs": img, "targets": np.stack([t1, t2, pd]), "mask": mask, "labels": labels}
+
+    def write() -> None:
+        with h5py.File(f"bench-{time.perf_counter_ns()}.h5", "w", driver="core", backing_store=False) as f:
+            store._create_datasets(f, 1, *size)
+            for name, value in sample.items():
+                f[name][0] = value
+
+    return {
+        "slices": _best_ms(slices, repeat),
+        "draw protocols + artefacts": _best_ms(lambda: (sample_protocols(rng, config.protocols, maps.field_t),
+                                                        sample_artefacts(rng, config.artefacts)), repeat),
+        "render closed": _best_ms(lambda: render_signal(t1, t2, pd, prots, "closed"), repeat),
+        "render epg": _best_ms(lambda: render_signal(t1, t2, pd, prots, "epg"), max(3, repeat // 10)),
+        "artefacts": _best_ms(lambda: apply_artefacts(clean, mask, plain), repeat),
+        "artefacts with k-space cut": _best_ms(lambda: apply_artefacts(clean, mask, cut), repeat),
+        "normalise": _best_ms(lambda: [normalize_intensity(img[c]) for c in range(len(img))], repeat),
+        "hdf5 write": _best_ms(write, repeat),
+    }
+
+
+def bench_read(path: str | Path, n_reads: int, patch: int | None = None) -> dict[str, Any]:
+    """Samples/s of ``SynthDataset.__getitem__`` (one process, sequential indices, warm page cache)."""
+    from synth.dataset import SynthDataset
+
+    ds = SynthDataset(path, patch=patch)
+    for i in range(min(len(ds), 8)):  # open the file, warm the page cache
+        ds[i]
+    t0 = time.perf_counter()
+    for k in range(n_reads):
+        ds[k % len(ds)]
+    dt = time.perf_counter() - t0
+    ds.close()
+    return {"patch": patch, "n_reads": n_reads, "seconds": dt, "samples_per_s": n_reads / dt}
+
+
+def run_bench(config: SynthConfig, n_samples: int = 512, n_samples_epg: int = 64,
+              workers: tuple[int, ...] = (1, 2), folder: str | Path | None = None) -> dict[str, Any]:
+    """All rates of ``relaxomap bench synth`` and their ratios.
+
+    Returns
+    -------
+    dict with ``write`` (list of write results), ``read`` (list of read results), ``ratios``
+    (``epg/closed`` at 1 worker, ``2w/1w`` per forward model) and the configuration used.
+    """
+    own = folder is None
+    folder = Path(tempfile.mkdtemp(prefix="relaxomap-bench-")) if own else Path(folder)
+    try:
+        results: dict[str, Any] = {"image_size": list(config.image_size),
+                                   "slices_per_subject": config.slices_per_subject, "write": [], "read": []}
+        results["draw_s_per_subject"] = bench_draw(config)
+        results["stages_ms"] = bench_stages(config)
+        for forward, n in (("closed", n_samples), ("epg", n_samples_epg)):
+            cfg = config.replace(forward=forward)
+            bench_write(cfg, min(n, cfg.slices_per_subject), 1, folder)  # warm-up: compile / load kernels
+            for w in workers:
+                results["write"].append(bench_write(cfg, n, w, folder))
+        closed_1w = next(r for r in results["write"] if r["forward"] == "closed" and r["workers"] == 1)
+        n_reads = max(1000, n_samples)
+        for patch in (None, min(128, *config.image_size)):
+            results["read"].append(bench_read(closed_1w["path"], n_reads, patch))
+        rate = {(r["forward"], r["workers"]): r["samples_per_s"] for r in results["write"]}
+        ratios = {"epg/closed (1 worker)": rate[("epg", 1)] / rate[("closed", 1)]}
+        for forward in ("closed", "epg"):
+            for w in workers[1:]:
+                ratios[f"{forward} {w}w/1w"] = rate[(forward, w)] / rate[(forward, workers[0])]
+        results["ratios"] = ratios
+        # what one sample costs once its subject is drawn (1 worker): 1/rate − draw / slices_per_subject
+        results["ms_per_sample_excluding_draw"] = {
+            forward: 1e3 * (1.0 / rate[(forward, 1)] - results["draw_s_per_subject"] / config.slices_per_subject)
+            for forward in ("closed", "epg")}
+        for r in results["write"]:
+            r.pop("path")
+        return results
+    finally:
+        if own:
+            shutil.rmtree(folder, ignore_errors=True)

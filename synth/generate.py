@@ -1,0 +1,288 @@
+"""Training samples from ground-truth maps: draw a subject, pick axial slices, draw protocols and artefacts,
+render with MR physics, normalise.
+
+Determinism: every random choice comes from a seed derived from ``(SynthConfig.seed, subject_index, slot)``
+with :class:`numpy.random.SeedSequence`, so ``generate_subject(config, i)`` returns identical arrays in any
+process, whatever the number of workers or shards. Seed keys: subject maps ``(0, i)``, slice choice ``(1, i)``,
+sample ``(2, i, slot)``; the sample seed is stored with each sample.
+
+Image geometry: slices are axial planes ``maps[:, :, z]`` of the (X, Y, Z) maps (x left→right, y
+posterior→anterior, z inferior→superior, as in ``../shared/data``), shown with rows = y descending
+(anterior at the top) and columns = x ascending, then zero-padded / centre-cropped to ``image_size``.
+No resampling: the in-plane voxel size is the maps' own (1 mm for the BrainWeb-based sources).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from physics.protocol import Protocol, pack_protocols
+from synth.artefacts import ArtefactConfig, apply_artefacts, sample_artefacts
+from synth.maps import Maps
+from synth.normalize import normalize_intensity
+from synth.protocols import ROLES, ProtocolRanges, sample_protocols
+from synth.sources import SourceConfig, draw_subject
+
+__all__ = ["SynthConfig", "generate_subject", "render_signal", "derive_seed", "FORWARD_MODELS", "fit_to_size"]
+
+FORWARD_MODELS = ("closed", "epg")
+_EPG_KINDS = ("se", "tse", "ir_tse")  # spgr / mprage reduce to the closed form under EPG
+
+
+def derive_seed(entropy: int, *key: int) -> int:
+    """A non-negative int64 seed from ``entropy`` and an integer key path (SeedSequence spawn key)."""
+    state = np.random.SeedSequence(int(entropy), spawn_key=tuple(int(k) for k in key)).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that defines a synthetic training set (with ``n_samples``, the only inputs of the store).
+
+    Parameters
+    ----------
+    source : where ground-truth maps come from (phantom or real maps; ``source.healthy_only`` disables lesions).
+    protocols : allowed protocol kinds and ranges per contrast role.
+    artefacts : SNR, bias field, gain and k-space truncation ranges.
+    forward : ``"closed"`` (closed-form signal equations) or ``"epg"`` (extended phase graphs for spin-echo
+        kinds: stimulated echoes at refocusing angles < 180°).
+    image_size : (H, W) of every sample [voxels]; axial slices are centre-padded / cropped.
+    slices_per_subject : samples drawn from each subject (each with its own protocols and artefacts). Drawing
+        a 1 mm procedural head costs ~0.5-1 s, about 50-100x one sample, so subjects are reused for many
+        slices; a subject's slices go to one split.
+    min_brain_fraction : a slice is eligible when its brain area is at least this fraction of the subject's
+        largest axial brain area.
+    missing_probability : per role (t1w, t2w, flair), probability that the contrast is absent (input zeros,
+        ``present`` 0); at least one contrast is always kept.
+    seed : master seed.
+    """
+
+    source: SourceConfig = field(default_factory=SourceConfig)
+    protocols: ProtocolRanges = field(default_factory=ProtocolRanges)
+    artefacts: ArtefactConfig = field(default_factory=ArtefactConfig)
+    forward: str = "closed"
+    image_size: tuple[int, int] = (256, 256)
+    slices_per_subject: int = 32
+    min_brain_fraction: float = 0.3
+    missing_probability: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        own = "SynthConfig"
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
+        for name, cls in (("source", SourceConfig), ("protocols", ProtocolRanges), ("artefacts", ArtefactConfig)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                set_(name, cls.from_dict(value))
+            elif not isinstance(value, cls):
+                raise TypeError(f"{own}.{name} must be a {cls.__name__}; got {type(value).__name__}")
+        if self.forward not in FORWARD_MODELS:
+            raise ValueError(f"{own}.forward must be one of {list(FORWARD_MODELS)}; got {self.forward!r}")
+        try:
+            h, w = (int(v) for v in self.image_size)
+            ok = all(float(v).is_integer() for v in self.image_size)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok or not (16 <= h <= 2048 and 16 <= w <= 2048):
+            raise ValueError(f"{own}.image_size must be two integers in [16, 2048]; got {self.image_size!r}")
+        set_("image_size", (h, w))
+        s = self.slices_per_subject
+        if isinstance(s, bool) or not float(s).is_integer() or not 1 <= int(s) <= 4096:
+            raise ValueError(f"{own}.slices_per_subject must be an integer in [1, 4096]; got {s!r}")
+        set_("slices_per_subject", int(s))
+        f = float(self.min_brain_fraction)
+        if not 0.0 <= f <= 1.0:
+            raise ValueError(f"{own}.min_brain_fraction must be in [0, 1]; got {self.min_brain_fraction!r}")
+        set_("min_brain_fraction", f)
+        try:
+            miss = tuple(float(p) for p in self.missing_probability)
+        except (TypeError, ValueError):
+            miss = ()
+        if len(miss) != len(ROLES) or not all(0.0 <= p <= 1.0 for p in miss):
+            raise ValueError(f"{own}.missing_probability must be {len(ROLES)} probabilities in [0, 1] "
+                             f"(t1w, t2w, flair); got {self.missing_probability!r}")
+        set_("missing_probability", miss)
+        if isinstance(self.seed, bool) or not float(self.seed).is_integer() or not 0 <= int(self.seed) < 2**63:
+            raise ValueError(f"{own}.seed must be an integer in [0, 2**63); got {self.seed!r}")
+        set_("seed", int(self.seed))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            d[f.name] = v.to_dict() if hasattr(v, "to_dict") else (list(v) if isinstance(v, tuple) else v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SynthConfig":
+        if not isinstance(d, dict):
+            raise TypeError(f"SynthConfig must be a JSON object; got {type(d).__name__}")
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - allowed
+        if unknown:
+            raise ValueError(f"SynthConfig: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        kw = dict(d)
+        if "source" in kw:
+            kw["source"] = SourceConfig.from_dict(kw["source"])
+        if "protocols" in kw:
+            kw["protocols"] = ProtocolRanges.from_dict(kw["protocols"])
+        if "artefacts" in kw:
+            kw["artefacts"] = ArtefactConfig.from_dict(kw["artefacts"])
+        for k in ("image_size", "missing_probability"):
+            if isinstance(kw.get(k), list):
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SynthConfig":
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any) -> "SynthConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def fit_to_size(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Centre-pad with zeros / centre-crop the last two axes of ``a`` to ``size`` (H, W)."""
+    out = np.zeros(a.shape[:-2] + tuple(size), a.dtype)
+    src, dst = [], []
+    for n_in, n_out in zip(a.shape[-2:], size):
+        if n_in >= n_out:
+            start = (n_in - n_out) // 2
+            src.append(slice(start, start + n_out))
+            dst.append(slice(0, n_out))
+        else:
+            start = (n_out - n_in) // 2
+            src.append(slice(0, n_in))
+            dst.append(slice(start, start + n_in))
+    out[(..., *dst)] = a[(..., *src)]
+    return out
+
+
+def _axial(volume: np.ndarray, z: int) -> np.ndarray:
+    """Axial slice (rows = y descending, columns = x ascending) of an (X, Y, Z) volume: (Y, X)."""
+    return volume[:, :, z].T[::-1]
+
+
+def render_signal(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray, protocols: tuple[Protocol, ...],
+                  forward: str = "closed") -> np.ndarray:
+    """Noise-free signals of the given protocols, computed on voxels with pd > 0 only.
+
+    Parameters
+    ----------
+    t1_ms, t2_ms : (H, W) float32 [ms]; pd : (H, W) float32 (relative, 0 = background).
+    protocols : one Protocol per output channel.
+    forward : ``"closed"`` or ``"epg"`` (EPG for se/tse/ir_tse, closed form for spgr/mprage).
+
+    Returns
+    -------
+    (len(protocols), H, W) float32 signal [M0 units], 0 where pd = 0.
+    """
+    from physics.signal import signal  # imported here so that importing synth does not compile kernels
+
+    fg = np.flatnonzero(pd.ravel() > 0)
+    out = np.zeros((len(protocols), pd.size), np.float32)
+    if fg.size:
+        t1, t2, p = (np.ascontiguousarray(m.ravel()[fg]) for m in (t1_ms, t2_ms, pd))
+        if forward == "closed":
+            out[:, fg] = signal(t1, t2, p, list(protocols), model="closed")
+        else:
+            from physics.epg import epg_signal
+
+            for c, prot in enumerate(protocols):
+                fn = epg_signal if prot.kind in _EPG_KINDS else signal
+                kw = {} if prot.kind in _EPG_KINDS else {"model": "closed"}
+                out[c, fg] = fn(t1, t2, p, [prot], **kw)[0]
+    return out.reshape((len(protocols), *pd.shape))
+
+
+def _choose_slices(maps: Maps, config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+    area = maps.mask.sum(axis=(0, 1))  # (Z,) brain voxels per axial slice
+    if area.max() == 0:
+        raise ValueError(f"subject {maps.subject_id!r} (source {maps.source}) has an empty brain mask")
+    eligible = np.flatnonzero(area >= config.min_brain_fraction * area.max())
+    n = config.slices_per_subject
+    chosen = rng.choice(eligible, size=min(n, eligible.size), replace=False)
+    if n > eligible.size:  # fewer eligible slices than samples: repeat slices (each with new protocols)
+        chosen = np.concatenate([chosen, rng.choice(eligible, size=n - eligible.size, replace=True)])
+    return chosen
+
+
+def generate_subject(config: SynthConfig, subject_index: int, n_samples: int | None = None) -> list[dict[str, Any]]:
+    """The samples of one subject.
+
+    Parameters
+    ----------
+    config : the generator configuration.
+    subject_index : index of the subject in the store (0-based); with ``config.seed`` it fixes everything.
+    n_samples : return only the first ``n_samples`` of the ``config.slices_per_subject`` samples (the last
+        subject of a store may be cut short); sample k is the same whatever ``n_samples``.
+
+    Returns
+    -------
+    list of dicts, one per sample, with
+        ``inputs`` (3, H, W) float32 normalised images (t1w, t2w, flair; zeros where absent),
+        ``targets`` (3, H, W) float32 [T1 ms, T2 ms, PD relative],
+        ``params`` (3, 3) float32 [TR, TE, TI] ms per contrast (TI = 0 without inversion),
+        ``protocols`` (3, 10) float64 :func:`physics.protocol.pack_protocols` rows,
+        ``present`` (3,) uint8, ``mask`` (H, W) bool brain mask, ``labels`` (H, W) uint8,
+        ``snr`` (3,) float32, ``scale`` (3,) float32 normalisation divisors (0 where absent),
+        ``seed`` int, ``subject_index`` int, ``slice_index`` int, ``field_t`` float, ``subject_id`` str,
+        ``source`` str.
+    """
+    s = config.slices_per_subject if n_samples is None else int(n_samples)
+    if not 0 <= s <= config.slices_per_subject:
+        raise ValueError(f"generate_subject: n_samples must be in [0, slices_per_subject="
+                         f"{config.slices_per_subject}]; got {n_samples}")
+    maps = draw_subject(config.source, derive_seed(config.seed, 0, subject_index))
+    if maps.t1_ms.ndim != 3:
+        raise ValueError(f"generate_subject: maps of subject {maps.subject_id!r} must be 3-D (X, Y, Z); "
+                         f"got shape {maps.shape}")
+    slices = _choose_slices(maps, config, np.random.default_rng(derive_seed(config.seed, 1, subject_index)))
+    size = config.image_size
+    samples = []
+    for slot in range(s):
+        z = int(slices[slot])
+        planes = np.stack([maps.t1_ms[:, :, z], maps.t2_ms[:, :, z], maps.pd[:, :, z]])  # (3, X, Y)
+        t1, t2, pd = fit_to_size(planes.transpose(0, 2, 1)[:, ::-1, :], size)  # (3, H, W) as _axial
+        labels, mask = (fit_to_size(_axial(v, z), size) for v in (maps.labels, maps.mask))
+        seed = derive_seed(config.seed, 2, subject_index, slot)
+        rng = np.random.default_rng(seed)
+        protocols = sample_protocols(rng, config.protocols, maps.field_t)
+        art = sample_artefacts(rng, config.artefacts, len(ROLES))
+        present = rng.random(len(ROLES)) >= np.asarray(config.missing_probability)
+        if not present.any():
+            present[int(rng.integers(len(ROLES)))] = True
+        clean = render_signal(t1, t2, pd, protocols, config.forward)
+        images = apply_artefacts(clean, mask, art)
+        if not np.isfinite(images).all():
+            raise ValueError(f"non-finite image rendered for subject {maps.subject_id!r} slice {z} with protocols "
+                             f"{[p.name for p in protocols]}")
+        inputs = np.zeros_like(images)
+        scale = np.zeros(len(ROLES), np.float32)
+        for c in np.flatnonzero(present):
+            inputs[c], scale[c] = normalize_intensity(images[c])
+        samples.append({
+            "inputs": inputs,
+            "targets": np.stack([t1, t2, pd]).astype(np.float32),
+            "params": np.array([[p.tr_ms, p.te_ms, p.ti_ms] for p in protocols], np.float32),
+            "protocols": pack_protocols(protocols),
+            "present": present.astype(np.uint8),
+            "mask": mask.astype(bool),
+            "labels": labels.astype(np.uint8),
+            "snr": art.snr.astype(np.float32),
+            "scale": scale,
+            "seed": seed,
+            "subject_index": int(subject_index),
+            "slice_index": z,
+            "field_t": float(maps.field_t),
+            "subject_id": str(maps.subject_id),
+            "source": str(maps.source),
+        })
+    return samples

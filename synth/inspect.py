@@ -1,0 +1,153 @@
+"""Look inside a store: a summary (schema, counts, parameter ranges) and a PNG montage of random samples.
+
+matplotlib is imported only inside :func:`montage`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physics.protocol import SEQUENCE_KINDS
+from synth.protocols import ROLES
+from synth.store import check_store
+
+__all__ = ["summarize", "format_summary", "montage"]
+
+_KIND_NAMES = {v: k for k, v in SEQUENCE_KINDS.items()}
+
+
+def _str(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def summarize(path: str | os.PathLike, *, max_target_samples: int = 64, seed: int = 0) -> dict[str, Any]:
+    """Schema check plus counts and ranges of a store.
+
+    Parameters
+    ----------
+    path : the store.
+    max_target_samples : target-map percentiles are computed on at most this many random samples.
+    seed : seed of that random subset.
+
+    Returns
+    -------
+    dict with ``path``, ``bytes``, ``schema_version``, ``package_version``, ``created``, ``n_samples``,
+    ``image_size``, ``n_subjects``, ``n_split_keys``, ``fields_t`` (count per field), ``kinds`` (per role:
+    count per sequence kind), ``params_ms`` (per role: min/max of TR, TE, TI over present contrasts),
+    ``snr`` (per role min/max), ``present`` (per role fraction), ``targets_in_mask`` (T1/T2/PD 1st, 50th,
+    99th percentiles in the brain mask) and ``config`` (the generator configuration).
+    """
+    path = Path(path)
+    with check_store(path) as f:
+        n = int(f.attrs["n_samples"])
+        protocols = f["protocols"][...]
+        params = f["params"][...]
+        present = f["present"][...].astype(bool)
+        snr = f["snr"][...]
+        subject_ids = [_str(s) for s in f["subject_id"][...]]
+        fields = f["field_t"][...]
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(n, size=min(n, max_target_samples), replace=False))
+        t_values: list[np.ndarray] = [[], [], []]  # type: ignore[list-item]
+        for i in pick:
+            m = f["mask"][i]
+            t = f["targets"][i]
+            for c in range(3):
+                t_values[c].append(t[c][m])  # type: ignore[attr-defined]
+        out: dict[str, Any] = {
+            "path": str(path),
+            "bytes": path.stat().st_size,
+            "schema_version": int(f.attrs["schema_version"]),
+            "package_version": _str(f.attrs.get("package_version", "")),
+            "created": _str(f.attrs.get("created", "")),
+            "n_samples": n,
+            "image_size": list(f["inputs"].shape[2:]),
+            "config": json.loads(f.attrs["config"]),
+        }
+    out["n_subjects"] = len(set(subject_ids))
+    out["n_split_keys"] = len({s.split("/", 1)[0] for s in subject_ids})
+    out["fields_t"] = {f"{k:g}": int(v) for k, v in sorted(Counter(fields.round(2).tolist()).items())}
+    out["kinds"], out["params_ms"], out["snr"], out["present"] = {}, {}, {}, {}
+    for c, role in enumerate(ROLES):
+        p = present[:, c]
+        out["kinds"][role] = dict(Counter(_KIND_NAMES[int(k)] for k in protocols[p, c, 0]))
+        out["present"][role] = float(p.mean())
+        if p.any():
+            out["params_ms"][role] = {name: [float(params[p, c, j].min()), float(params[p, c, j].max())]
+                                      for j, name in enumerate(("tr", "te", "ti"))}
+            out["snr"][role] = [float(snr[p, c].min()), float(snr[p, c].max())]
+    out["targets_in_mask"] = {}
+    for c, name in enumerate(("t1_ms", "t2_ms", "pd")):
+        v = np.concatenate(t_values[c]) if t_values[c] else np.zeros(0)
+        out["targets_in_mask"][name] = [float(x) for x in np.percentile(v, [1, 50, 99])] if v.size else []
+    return out
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """Human-readable lines of :func:`summarize`'s dict."""
+    lines = [
+        f"store          {s['path']}  ({s['bytes'] / 1e6:.1f} MB, schema {s['schema_version']}, "
+        f"relaxomap {s['package_version']}, created {s['created']})",
+        f"samples        {s['n_samples']}  of {s['image_size'][0]}x{s['image_size'][1]}  from {s['n_subjects']} "
+        f"subjects ({s['n_split_keys']} split keys)",
+        f"field [T]      " + ", ".join(f"{k}: {v}" for k, v in s["fields_t"].items()),
+        f"forward model  {s['config'].get('forward')}  seed {s['config'].get('seed')}",
+    ]
+    for role in ROLES:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(s["kinds"][role].items()))
+        line = f"{role:<6} present {s['present'][role]:.0%}  kinds: {kinds}"
+        if role in s["params_ms"]:
+            pr = s["params_ms"][role]
+            line += ("  TR {:.0f}-{:.0f}  TE {:.1f}-{:.1f}  TI {:.0f}-{:.0f} ms".format(*pr["tr"], *pr["te"], *pr["ti"])
+                     + "  SNR {:.0f}-{:.0f}".format(*s["snr"][role]))
+        lines.append(line)
+    for name, v in s["targets_in_mask"].items():
+        if v:
+            lines.append(f"{name:<6} in brain mask: p1 {v[0]:.3g}  median {v[1]:.3g}  p99 {v[2]:.3g}")
+    return "\n".join(lines)
+
+
+def montage(path: str | os.PathLike, png: str | os.PathLike, *, n: int = 4, seed: int = 0) -> Path:
+    """Save a PNG grid of ``n`` random samples: the 3 inputs, the 3 target maps, mask and labels.
+
+    The PNG is written to a temporary name and renamed, so no half-written image is left behind.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    png = Path(png)
+    with check_store(path) as f:
+        total = int(f.attrs["n_samples"])
+        rows = np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))
+        cols = ["T1w", "T2w", "FLAIR", "T1 [ms]", "T2 [ms]", "PD", "mask", "labels"]
+        fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.0 * len(cols), 2.1 * len(rows)), squeeze=False)
+        limits = [(0, 1.2)] * 3 + [(0, 4500), (0, 300), (0, 1.1), (0, 1), (0, 17)]
+        for r, i in enumerate(rows):
+            images = list(f["inputs"][i]) + list(f["targets"][i]) + [f["mask"][i], f["labels"][i]]
+            kinds = [_KIND_NAMES[int(k)] for k in f["protocols"][i, :, 0]]
+            params = f["params"][i]
+            for c, (ax, img) in enumerate(zip(axes[r], images)):
+                cmap = "tab20" if c == 7 else "gray" if c < 3 or c == 6 else "magma"
+                ax.imshow(img, cmap=cmap, vmin=limits[c][0], vmax=limits[c][1], interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(cols[c], fontsize=9)
+                if c < 3:
+                    tr, te, ti = params[c]
+                    ax.set_xlabel(f"{kinds[c]} {tr:.0f}/{te:.0f}" + (f"/{ti:.0f}" if ti else ""), fontsize=7)
+            axes[r][0].set_ylabel(f"#{i} {_str(f['subject_id'][i])}\nz={int(f['slice_index'][i])}", fontsize=7)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = png.with_name(png.name + ".tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, png)
+    return png

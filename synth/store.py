@@ -1,0 +1,521 @@
+"""The HDF5 training store: one schema, crash-safe incremental writing, parallel and sharded generation.
+
+Schema (``SCHEMA_VERSION`` = 1; N samples, H × W images, contrast order t1w, t2w, flair)
+---------------------------------------------------------------------------------------
+=================  ===================  ==========  ===============================================
+dataset            shape                dtype       meaning
+=================  ===================  ==========  ===============================================
+``inputs``         (N, 3, H, W)         float32     normalised magnitude images (synth.normalize), 0 if absent
+``targets``        (N, 3, H, W)         float32     T1 [ms], T2 [ms], PD [relative, CSF = 1]
+``mask``           (N, H, W)            bool        brain mask
+``labels``         (N, H, W)            uint8       tissue labels (physics.tissues.TISSUE_LABELS)
+``params``         (N, 3, 3)            float32     TR, TE, TI [ms] per contrast (TI = 0 without inversion)
+``protocols``      (N, 3, 10)           float64     physics.protocol.pack_protocols rows (PACK_COLUMNS)
+``present``        (N, 3)               uint8       1 where the contrast is available
+``snr``            (N, 3)               float32     SNR per contrast (synth.artefacts definition)
+``scale``          (N, 3)               float32     normalisation divisor per contrast (0 if absent)
+``seed``           (N,)                 int64       per-sample seed (protocols, artefacts, noise)
+``subject_index``  (N,)                 int64       subject index in the generator
+``slice_index``    (N,)                 int32       axial slice z in the subject's maps
+``field_t``        (N,)                 float32     field strength [T]
+``subject_id``     (N,)                 str (vlen)  anatomy id; the split key is the part before '/'
+``source``         (N,)                 str (vlen)  where the maps came from
+=================  ===================  ==========  ===============================================
+
+Image datasets are chunked one sample per chunk; ``mask`` and ``labels`` are gzip-1 compressed, ``inputs``
+and ``targets`` stored raw (noisy float32 does not compress; decompressing targets would halve the read
+rate; measurements in docs/benchmarks.md). File attributes: ``schema_version``, ``n_samples``, ``complete`` (True once
+written), ``units`` (JSON), ``contrasts`` (JSON), ``protocol_columns`` (JSON), ``config`` (the full
+:class:`synth.generate.SynthConfig` JSON), ``package_version``, ``created`` (ISO 8601 UTC).
+
+Writing (:func:`write_store`)
+-----------------------------
+Samples are ordered by subject index (``slices_per_subject`` samples per subject; the last subject may be
+cut short) and grouped into *parts* of ``part_subjects`` subjects. Each part is written to
+``STORE.h5.parts/part-NNNNNN.h5.tmp`` and renamed to ``part-NNNNNN.h5`` once complete, so a run killed at
+any moment (even ``kill -9``) leaves only complete parts and discardable temporaries; the next run with the
+same options resumes with the missing parts. ``workers`` parts are generated in parallel (spawned
+processes); ``shard=(i, n)`` writes only parts ``p % n == i`` (one job of a cluster array). When every part
+exists they are merged (compressed chunks copied as they are) into ``STORE.h5.tmp`` and renamed to
+``STORE.h5``; the parts folder is then removed. Sample content depends only on the configuration and the
+sample's position, so any number of workers or shards gives identical arrays.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import multiprocessing as mp
+import os
+import queue
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import h5py
+import numpy as np
+
+from physics.protocol import PACK_COLUMNS
+from synth.generate import SynthConfig, generate_subject
+from synth.protocols import ROLES
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "UNITS",
+    "Layout",
+    "WriteReport",
+    "write_store",
+    "merge_parts",
+    "store_fields",
+    "parts_dir",
+    "default_part_subjects",
+    "check_store",
+]
+
+SCHEMA_VERSION = 1
+UNITS: dict[str, str] = {
+    "inputs": "normalised (image / P99 of the head foreground)",
+    "targets": "T1 [ms], T2 [ms], PD [relative to CSF = 1]",
+    "params": "TR, TE, TI [ms]",
+    "protocols": "physics.protocol.PACK_COLUMNS (times in ms, angles in rad)",
+    "snr": "mean brain signal / noise standard deviation per channel",
+    "scale": "image units",
+    "field_t": "T",
+}
+#: HDF5 filter per image dataset, chosen by measurement at 256 x 256 (docs/benchmarks.md): noisy float32
+#: inputs do not compress (LZF 786 -> 786 kB; with shuffle 686 kB at 30x the read time); textured float32
+#: targets compress 2.7x with LZF (786 -> 296 kB) but decompressing costs 1.2 ms, which alone would cap a
+#: reader at ~800 samples/s, so both are stored raw; masks and labels shrink 10-60x with gzip-1 at no cost.
+_COMPRESSION: dict[str, dict[str, Any]] = {
+    "inputs": {},
+    "targets": {},
+    "mask": {"compression": "gzip", "compression_opts": 1},
+    "labels": {"compression": "gzip", "compression_opts": 1},
+}
+_MANIFEST = "manifest.json"
+_PART_SAMPLES = 128  # default part size in samples (rounded to whole subjects)
+
+
+def store_fields(h: int, w: int) -> dict[str, tuple[Any, tuple[int, ...]]]:
+    """Per-sample datasets of the schema: name -> (dtype, per-sample shape)."""
+    n = len(ROLES)
+    return {
+        "inputs": (np.float32, (n, h, w)),
+        "targets": (np.float32, (3, h, w)),
+        "mask": (bool, (h, w)),
+        "labels": (np.uint8, (h, w)),
+        "params": (np.float32, (n, 3)),
+        "protocols": (np.float64, (n, len(PACK_COLUMNS))),
+        "present": (np.uint8, (n,)),
+        "snr": (np.float32, (n,)),
+        "scale": (np.float32, (n,)),
+        "seed": (np.int64, ()),
+        "subject_index": (np.int64, ()),
+        "slice_index": (np.int32, ()),
+        "field_t": (np.float32, ()),
+        "subject_id": (str, ()),
+        "source": (str, ()),
+    }
+
+
+_IMAGE_FIELDS = ("inputs", "targets", "mask", "labels")
+
+
+def _create_datasets(f: h5py.File, n: int, h: int, w: int) -> None:
+    for name, (dtype, shape) in store_fields(h, w).items():
+        if dtype is str:
+            f.create_dataset(name, (n,), dtype=h5py.string_dtype("utf-8"), chunks=(max(1, min(n, 4096)),))
+        elif name in _IMAGE_FIELDS:
+            f.create_dataset(name, (n, *shape), dtype=dtype, chunks=(1, *shape), **_COMPRESSION[name])
+        else:
+            f.create_dataset(name, (n, *shape), dtype=dtype, chunks=(max(1, min(n, 4096)), *shape))
+
+
+def default_part_subjects(config: SynthConfig) -> int:
+    """Subjects per part file: about 128 samples (at least one subject)."""
+    return max(1, _PART_SAMPLES // config.slices_per_subject)
+
+
+def parts_dir(out: str | os.PathLike) -> Path:
+    """The folder holding the parts of a store under construction: ``OUT.parts``."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which samples belong to which subject and part."""
+
+    n_samples: int
+    slices_per_subject: int
+    part_subjects: int
+
+    @property
+    def n_subjects(self) -> int:
+        return math.ceil(self.n_samples / self.slices_per_subject)
+
+    @property
+    def n_parts(self) -> int:
+        return math.ceil(self.n_subjects / self.part_subjects)
+
+    def subject_samples(self, subject: int) -> int:
+        return min(self.slices_per_subject, self.n_samples - subject * self.slices_per_subject)
+
+    def part_subjects_range(self, part: int) -> range:
+        return range(part * self.part_subjects, min((part + 1) * self.part_subjects, self.n_subjects))
+
+    def part_samples(self, part: int) -> tuple[int, int]:
+        """[start, stop) sample indices of a part."""
+        subj = self.part_subjects_range(part)
+        start = subj.start * self.slices_per_subject
+        return start, min(subj.stop * self.slices_per_subject, self.n_samples)
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What :func:`write_store` did."""
+
+    path: Path
+    n_samples: int
+    generated: int  # samples generated by this call (the rest existed from an interrupted run)
+    parts: int  # parts of this call's share (all parts unless sharded), all complete on return
+    merged: bool
+    bytes: int
+    seconds: float
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("relaxomap")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _manifest(config: SynthConfig, layout: Layout) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "config": config.to_dict(), **dataclasses.asdict(layout)}
+
+
+def _write_attrs(f: h5py.File, config_json: str, n: int, complete: bool) -> None:
+    f.attrs["schema_version"] = SCHEMA_VERSION
+    f.attrs["n_samples"] = n
+    f.attrs["units"] = json.dumps(UNITS)
+    f.attrs["contrasts"] = json.dumps(list(ROLES))
+    f.attrs["protocol_columns"] = json.dumps(list(PACK_COLUMNS))
+    f.attrs["config"] = config_json
+    f.attrs["package_version"] = _package_version()
+    f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    f.attrs["complete"] = complete
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _part_path(folder: Path, part: int) -> Path:
+    return folder / f"part-{part:06d}.h5"
+
+
+def _write_part(config_json: str, layout: Layout, folder: str, part: int, progress: Any = None) -> int:
+    """Generate one part into a temporary file and rename it when complete. Returns its sample count."""
+    config = SynthConfig.from_json(config_json)
+    final = _part_path(Path(folder), part)
+    tmp = final.with_name(final.name + ".tmp")
+    start, stop = layout.part_samples(part)
+    h, w = config.image_size
+    fields = store_fields(h, w)
+    small: dict[str, list[Any]] = {name: [] for name in fields if name not in _IMAGE_FIELDS}
+    with h5py.File(tmp, "w") as f:
+        _create_datasets(f, stop - start, h, w)
+        i = 0
+        for subject in layout.part_subjects_range(part):
+            for sample in generate_subject(config, subject, layout.subject_samples(subject)):
+                for name in _IMAGE_FIELDS:
+                    f[name][i] = sample[name]
+                for name, values in small.items():  # written once per part: per-row writes cost ~50 us each
+                    values.append(sample[name])
+                i += 1
+                if progress is not None:
+                    progress(1)
+        for name, values in small.items():
+            f[name][...] = values if fields[name][0] is str else np.asarray(values, fields[name][0])
+        _write_attrs(f, config_json, stop - start, complete=True)
+        f.attrs["part"] = part
+        f.attrs["first_sample"] = start
+    _fsync(tmp)
+    os.replace(tmp, final)
+    return stop - start
+
+
+def _part_ok(path: Path, layout: Layout, part: int, config_json: str) -> bool:
+    """A finished part that belongs to this run (a part is only renamed after it is complete)."""
+    try:
+        with h5py.File(path, "r") as f:
+            start, stop = layout.part_samples(part)
+            return (bool(f.attrs.get("complete", False)) and int(f.attrs["n_samples"]) == stop - start
+                    and int(f.attrs["first_sample"]) == start and f.attrs["config"] == config_json
+                    and f["inputs"].shape[0] == stop - start)
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------- worker processes
+_QUEUE: Any = None
+
+
+def _init_worker(q: Any, n_threads: int) -> None:
+    global _QUEUE
+    _QUEUE = q
+    import numba
+
+    # the kernels are parallel: cores / workers threads each, or the workers oversubscribe the cores
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def _worker(args: tuple[str, Layout, str, int]) -> int:
+    config_json, layout, folder, part = args
+    return _write_part(config_json, layout, folder, part, progress=lambda k: _QUEUE.put(k))
+
+
+def _run_parallel(jobs: list[tuple[str, Layout, str, int]], workers: int, progress: Callable[[int], None]) -> None:
+    """Run part jobs in ``workers`` spawned processes; a failing or dying worker raises here (no hang)."""
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+
+    def drain() -> None:
+        while True:
+            try:
+                progress(q.get_nowait())
+            except queue.Empty:
+                return
+
+    n_threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(q, n_threads)) as pool:
+        pending = {pool.submit(_worker, job) for job in jobs}
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                drain()
+                for fut in done:
+                    fut.result()  # re-raises a worker's exception (BrokenProcessPool if one died)
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+    drain()
+
+
+def _check_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    manifest = json.loads(json.dumps(manifest))  # tuples -> lists, as read back from the file
+    path = folder / _MANIFEST
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path}: unreadable manifest ({err}); delete {folder} to start again") from None
+        if old != manifest:
+            diff = _diff(old, manifest)
+            raise ValueError(f"{folder} holds a run with other settings (differing: {', '.join(diff)}); "
+                             f"rerun with the same options or delete {folder}")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"{_MANIFEST}.tmp-{socket.gethostname()}-{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, sort_keys=True, indent=1))
+    os.replace(tmp, path)
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix[:-1]} ({a!r} -> {b!r})"]
+
+
+def write_store(config: SynthConfig, out: str | os.PathLike, n_samples: int, *, workers: int = 1,
+                shard: tuple[int, int] | None = None, part_subjects: int | None = None,
+                progress: Callable[[int], None] | None = None) -> WriteReport:
+    """Generate ``n_samples`` samples into the store ``out`` (resuming an interrupted run).
+
+    Parameters
+    ----------
+    config : generator configuration (stored in the file).
+    out : path of the final store, e.g. ``train.h5``.
+    n_samples : number of samples N.
+    workers : processes generating parts in parallel (1 = in this process).
+    shard : ``(i, n)``: write only parts ``p % n == i`` and do not merge (run :func:`merge_parts` when all
+        shards are done); ``None`` writes everything and merges.
+    part_subjects : subjects per part (default: about 128 samples per part). Must be the same for every
+        shard and resume of one store (it is recorded in the manifest).
+    progress : called with the number of samples just generated.
+
+    Raises
+    ------
+    ValueError
+        if ``out`` exists with other settings, if a parts folder holds a run with other settings, or on
+        invalid arguments.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    if isinstance(n_samples, bool) or not float(n_samples).is_integer() or int(n_samples) < 1:
+        raise ValueError(f"write_store: n_samples must be a positive integer; got {n_samples!r}")
+    n_samples = int(n_samples)
+    if int(workers) < 1:
+        raise ValueError(f"write_store: workers must be >= 1; got {workers}")
+    if shard is not None:
+        i, n = shard
+        if not (n >= 1 and 0 <= i < n):
+            raise ValueError(f"write_store: shard must be i/n with 0 <= i < n; got {i}/{n}")
+    if part_subjects is None:
+        part_subjects = default_part_subjects(config)
+    layout = Layout(n_samples, config.slices_per_subject, int(part_subjects))
+    config_json = config.to_json()
+    if out.exists():
+        with check_store(out) as f:
+            same = f.attrs["config"] == config_json and int(f.attrs["n_samples"]) == n_samples
+        if not same:
+            raise ValueError(f"{out} already exists with other settings (config or --n); choose another output "
+                             "path or delete it")
+        shutil.rmtree(parts_dir(out), ignore_errors=True)  # left if a run was killed after its merge
+        return WriteReport(out, n_samples, 0, layout.n_parts, True, out.stat().st_size, time.perf_counter() - t0)
+    folder = parts_dir(out)
+    _check_manifest(folder, _manifest(config, layout))
+    mine = [p for p in range(layout.n_parts) if shard is None or p % shard[1] == shard[0]]
+    todo = []
+    for p in mine:
+        tmp = _part_path(folder, p).with_name(_part_path(folder, p).name + ".tmp")
+        if tmp.exists():  # left by a killed run
+            tmp.unlink()
+        if not _part_ok(_part_path(folder, p), layout, p, config_json):
+            todo.append(p)
+    tick = progress or (lambda k: None)
+    done_before = sum(layout.part_samples(p)[1] - layout.part_samples(p)[0] for p in mine if p not in todo)
+    if done_before:
+        tick(done_before)
+    generated = 0
+    if todo:
+        jobs = [(config_json, layout, str(folder), p) for p in todo]
+        if workers == 1 or len(todo) == 1:
+            for job in jobs:
+                generated += _write_part(*job, progress=tick)
+        else:
+            _run_parallel(jobs, min(workers, len(todo)), tick)
+            generated = sum(layout.part_samples(p)[1] - layout.part_samples(p)[0] for p in todo)
+    merged = False
+    if shard is None:
+        merge_parts(out)
+        merged = True
+    size = out.stat().st_size if merged else sum(_part_path(folder, p).stat().st_size for p in mine)
+    return WriteReport(out, n_samples, generated, len(mine), merged, size, time.perf_counter() - t0)
+
+
+def merge_parts(out: str | os.PathLike) -> Path:
+    """Join the complete parts of ``OUT.parts/`` into ``OUT`` (atomically) and remove the parts folder.
+
+    Raises
+    ------
+    ValueError
+        if the parts folder is missing, its manifest unreadable, or parts are missing (listed).
+    """
+    out = Path(out)
+    folder = parts_dir(out)
+    man_path = folder / _MANIFEST
+    if not man_path.exists():
+        if out.exists():
+            return out
+        raise ValueError(f"no parts to merge: {man_path} not found (run `relaxomap synth --out {out} ...` first)")
+    try:
+        manifest = json.loads(man_path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{man_path}: unreadable manifest ({err})") from None
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{man_path}: schema_version {manifest.get('schema_version')} is not {SCHEMA_VERSION}")
+    config = SynthConfig.from_dict(manifest["config"])
+    config_json = config.to_json()
+    layout = Layout(manifest["n_samples"], manifest["slices_per_subject"], manifest["part_subjects"])
+    missing = [p for p in range(layout.n_parts) if not _part_ok(_part_path(folder, p), layout, p, config_json)]
+    if missing:
+        shown = ", ".join(str(p) for p in missing[:20]) + (" ..." if len(missing) > 20 else "")
+        raise ValueError(f"cannot merge {out}: {len(missing)} of {layout.n_parts} parts missing or incomplete "
+                         f"in {folder} (parts {shown}); run the missing shards first")
+    h, w = config.image_size
+    n = layout.n_samples
+    tmp = out.with_name(out.name + ".tmp")
+    with h5py.File(tmp, "w") as dst:
+        _create_datasets(dst, n, h, w)
+        fields = store_fields(h, w)
+        for p in range(layout.n_parts):
+            start, stop = layout.part_samples(p)
+            with h5py.File(_part_path(folder, p), "r") as src:
+                for name in fields:
+                    if name in _IMAGE_FIELDS:  # copy compressed chunks without decompressing
+                        s_id, d_id = src[name].id, dst[name].id
+                        zeros = (0,) * (len(fields[name][1]))
+                        for i in range(stop - start):
+                            mask, data = s_id.read_direct_chunk((i, *zeros))
+                            d_id.write_direct_chunk((start + i, *zeros), data, mask)
+                    else:
+                        dst[name][start:stop] = src[name][...]
+        _write_attrs(dst, config_json, n, complete=True)
+    _fsync(tmp)
+    os.replace(tmp, out)
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def check_store(path: str | os.PathLike) -> h5py.File:
+    """Open a finished store read-only after checking it against the schema.
+
+    Returns the open ``h5py.File`` (the caller closes it; it is a context manager: ``with check_store(p) as f``).
+
+    Raises
+    ------
+    ValueError
+        naming the file if it is missing, not HDF5 (corrupt/truncated), of another schema version,
+        incomplete, or lacking a dataset of the schema.
+    """
+    path = Path(path)
+    if not path.exists():
+        hint = f" (an unfinished run is in {parts_dir(path)}; rerun it or `relaxomap synth merge {path}`)" \
+            if parts_dir(path).exists() else ""
+        raise ValueError(f"store {path} not found{hint}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"store {path} is not a readable HDF5 file (corrupt or truncated?): {err}") from None
+    try:
+        version = f.attrs.get("schema_version")
+        if version is None:
+            raise ValueError(f"store {path} has no schema_version attribute; not a relaxomap synth store")
+        if int(version) != SCHEMA_VERSION:
+            raise ValueError(f"store {path} has schema_version {int(version)}; this relaxomap reads "
+                             f"{SCHEMA_VERSION} (regenerate it with `relaxomap synth`)")
+        if not bool(f.attrs.get("complete", False)):
+            raise ValueError(f"store {path} is incomplete (complete attribute not set)")
+        n = int(f.attrs["n_samples"])
+        h, w = json.loads(f.attrs["config"])["image_size"]
+        for name, (_, shape) in store_fields(h, w).items():
+            if name not in f:
+                raise ValueError(f"store {path} lacks dataset {name!r} required by schema {SCHEMA_VERSION}")
+            if f[name].shape != (n, *shape):
+                raise ValueError(f"store {path}: dataset {name!r} has shape {f[name].shape}; expected {(n, *shape)}")
+    except OSError as err:  # truncated files may open but fail on the first read
+        f.close()
+        raise ValueError(f"store {path} is not a readable HDF5 file (corrupt or truncated?): {err}") from None
+    except Exception:
+        f.close()
+        raise
+    return f
