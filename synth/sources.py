@@ -30,7 +30,7 @@ from synth.real import load_maps, subject_name
 
 __all__ = ["SOURCE_KINDS", "SourceConfig", "draw_subject", "anatomy_id", "load_cached"]
 
-SOURCE_KINDS: tuple[str, ...] = ("phantom", "real")
+SOURCE_KINDS: tuple[str, ...] = ("phantom", "real", "mixed")
 _OWNER = "SourceConfig"
 
 
@@ -40,13 +40,17 @@ class SourceConfig:
 
     Parameters
     ----------
-    kind : ``"phantom"`` (procedural heads) or ``"real"`` (augmented map files).
+    kind : ``"phantom"`` (procedural heads), ``"real"`` (augmented map files) or ``"mixed"`` (each subject is
+        an augmented real head with probability ``real_fraction``, else a phantom).
     paths : map files for ``kind="real"`` (``.npz``, ``.h5``, NIfTI directory / prefix); seed ``s`` uses
         ``paths[s % len(paths)]``.
     healthy_only : no lesions at all.
     lesions : lesion settings when not ``healthy_only``.
     augment : augmentation of real maps; None returns the file's maps unchanged (plus lesions).
     field_t : field strength [T] (1.5 or 3) of the returned values; real maps are converted per tissue.
+    real_fraction : for ``kind="mixed"``, the probability in [0, 1] that a subject is drawn from ``paths``.
+    fields_t : if not empty, each subject's field strength [T] is drawn uniformly from these (1.5 and/or 3),
+        overriding ``field_t``, so one store covers both fields' tissue values.
     phantom : phantom generator settings. Its ``field_t`` and ``lesions`` are overridden by this config's
         ``field_t`` and ``lesions`` / ``healthy_only`` (normalised on construction, so ``to_dict`` shows
         what is used).
@@ -59,6 +63,8 @@ class SourceConfig:
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     field_t: float = 3.0
     phantom: PhantomConfig = field(default_factory=PhantomConfig)
+    real_fraction: float = 0.25
+    fields_t: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
@@ -67,8 +73,14 @@ class SourceConfig:
         if isinstance(self.paths, (str, Path)):
             raise TypeError(f"{_OWNER}.paths must be a list of file paths, not one string; got {self.paths!r}")
         paths = tuple(str(p) for p in self.paths)
-        if self.kind == "real" and not paths:
-            raise ValueError(f"{_OWNER}.paths must name at least one map file for kind 'real'; got none")
+        if self.kind in ("real", "mixed") and not paths:
+            raise ValueError(f"{_OWNER}.paths must name at least one map file for kind {self.kind!r}; got none")
+        set_("real_fraction", check_finite_range(_OWNER, "real_fraction", self.real_fraction, 0.0, 1.0))
+        fields = tuple(float(x) for x in self.fields_t)
+        for x in fields:
+            if not any(abs(x - k) < 0.26 for k in TISSUES):
+                raise ValueError(f"{_OWNER}.fields_t entries must be among {sorted(TISSUES)} T; got {x}")
+        set_("fields_t", fields)
         set_("paths", paths)
         if not isinstance(self.healthy_only, (bool, np.bool_)):
             raise TypeError(f"{_OWNER}.healthy_only must be True or False; got {self.healthy_only!r}")
@@ -88,6 +100,7 @@ class SourceConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["paths"] = list(self.paths)
+        d["fields_t"] = list(self.fields_t)
         return d
 
     @classmethod
@@ -134,6 +147,15 @@ def draw_subject(config: SourceConfig, seed: int) -> Maps:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"draw_subject: seed must be a non-negative integer; got {seed!r}")
     seed = int(seed)
+    # Per-subject choices (field strength, phantom or real) use their own stream, so the anatomy stream below
+    # is the same as for a plain "phantom" / "real" source with the same seed.
+    choice = np.random.default_rng([seed, 0x5EED])
+    if config.fields_t:
+        config = dataclasses.replace(config, field_t=config.fields_t[int(choice.integers(len(config.fields_t)))],
+                                     fields_t=())
+    if config.kind == "mixed":
+        kind = "real" if choice.random() < config.real_fraction else "phantom"
+        config = dataclasses.replace(config, kind=kind)
     rng = np.random.default_rng(seed)
     if config.kind == "phantom":
         maps = make_phantom(config.phantom, rng)

@@ -40,6 +40,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_model",
+    "export_for_inference",
     "config_differences",
     "capture_rng_state",
     "restore_rng_state",
@@ -284,6 +285,31 @@ def load_model(
     meta["relaxomap_version"] = ckpt.get("package_version")
     meta["weights"] = which
     return net, config, meta
+
+
+def export_for_inference(src: str | os.PathLike, dst: str | os.PathLike, *, use_ema: bool = True,
+                         half: bool = False) -> Path:
+    """Write a slim inference checkpoint of a training checkpoint: one set of weights, no optimiser or RNG state.
+
+    Parameters
+    ----------
+    src : a run's ``best.pt`` / ``last.pt``.
+    dst : the new file (written atomically); loads with :func:`load_model` like any checkpoint.
+    use_ema : keep the EMA weights when the run has them (what :func:`load_model` would use), else the raw ones.
+    half : store floating-point weights as float16 (halves the file; :func:`load_model` restores float32).
+
+    Returns
+    -------
+    Path : ``dst``.
+    """
+    ckpt = load_checkpoint(src)
+    which = "ema" if use_ema and ckpt.get("ema") else "model"
+    weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ckpt[which].items()}
+    extra = dict(ckpt.get("extra") or {})
+    extra["exported_from"] = {"file": Path(src).name, "weights": which, "float16": bool(half)}
+    return save_checkpoint(dst, model=weights, model_config=ckpt["model_config"], step=ckpt["step"],
+                           train_config=ckpt.get("train_config"), store_schema=ckpt.get("store_schema"),
+                           best_metric=ckpt.get("best_metric"), extra=extra)
 
 
 def capture_rng_state() -> dict[str, Any]:

@@ -151,4 +151,22 @@ def bench_train_command(device: str, batch_size: int, patch: int, slice_size: in
 def register(main: click.Group, bench: click.Group) -> None:
     """Add this module's commands to the ``relaxomap`` group and its ``bench`` subgroup."""
     main.add_command(train_command)
+    main.add_command(export_command)
     bench.add_command(bench_train_command)
+
+
+@click.command("export")
+@click.option("--ckpt", "src", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A run's best.pt or last.pt.")
+@click.option("--out", "dst", required=True, type=click.Path(dir_okay=False), help="Inference checkpoint to write.")
+@click.option("--raw-weights", is_flag=True, help="Export the raw weights instead of the EMA weights.")
+@click.option("--half", is_flag=True, help="Store weights as float16 (half the size).")
+def export_command(src: str, dst: str, raw_weights: bool, half: bool) -> None:
+    """Slim inference checkpoint: one set of weights plus configs and training ranges, no optimiser state."""
+    from train.checkpoint import export_for_inference
+
+    try:
+        path = export_for_inference(src, dst, use_ema=not raw_weights, half=half)
+    except (ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

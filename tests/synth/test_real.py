@@ -176,3 +176,27 @@ def test_real_source_without_augmentation_converts_field(shared_data: Path) -> N
     same = draw_subject(SourceConfig(kind="real", paths=[str(path)], augment=None, healthy_only=True), 0)
     ref = load_maps(path)
     assert_array_equal(same.t1_ms, ref.t1_ms)
+
+
+def test_mixed_source_draws_both_kinds_and_fields(shared_data) -> None:
+    """kind='mixed': real heads with probability real_fraction, per-subject field from fields_t; deterministic."""
+    from synth.sources import SourceConfig, draw_subject
+
+    cfg = SourceConfig(kind="mixed", paths=(str(shared_data / "brainweb_colin27" / "colin27_3T.npz"),),
+                       real_fraction=0.5, fields_t=(1.5, 3.0), healthy_only=True,
+                       augment=AugmentConfig(shape=(224, 256, 16)))
+    kinds, fields = [], []
+    for seed in range(8):
+        m = draw_subject(cfg, seed)
+        kinds.append(m.subject_id.startswith("phantom-"))
+        fields.append(m.field_t)
+        if seed == 0:
+            np.testing.assert_array_equal(m.t1_ms, draw_subject(cfg, seed).t1_ms)
+        wm = m.t1_ms[(m.labels == 3) & m.mask]
+        # WM T1 near the drawn field's table value (850 ms at 3 T, 650 ms at 1.5 T), within the ±25 % jitter.
+        expected = 850.0 if m.field_t == 3.0 else 650.0
+        assert abs(np.median(wm) / expected - 1) < 0.25
+    assert 0 < sum(kinds) < 8, kinds  # both kinds occur for these fixed seeds (P(one kind) = 2 * 0.5**8)
+    assert set(fields) == {1.5, 3.0}
+    with pytest.raises(ValueError, match="real_fraction"):
+        SourceConfig(kind="mixed", paths=("x.npz",), real_fraction=1.5)

@@ -161,3 +161,28 @@ def test_rng_state_round_trip() -> None:
     torch.testing.assert_close(first[0], second[0], rtol=0, atol=0)
     np.testing.assert_array_equal(first[1], second[1])
     assert first[2] == second[2]
+
+
+def test_export_for_inference_keeps_outputs_and_drops_training_state(saved: tuple[Path, torch.nn.Module],
+                                                                     tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from train.checkpoint import export_for_inference
+    from train.cli import main
+
+    path, net = saved
+    slim = export_for_inference(path, tmp_path / "model.pt")
+    raw = load_checkpoint(slim)
+    assert raw["optimizer"] is None and raw["rng"] is None and raw["ema"] is None
+    assert slim.stat().st_size < path.stat().st_size
+    model, config, meta = load_model(slim)
+    assert config == TINY and meta["param_ranges"]["t1w"]["tr_ms"] == (400.0, 700.0)
+    net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(*_inputs(2)), net(*_inputs(2)), rtol=0, atol=0)
+        # float16 storage: weights rounded to 11 significant bits, so outputs agree to ~1e-2 relative at most.
+        half = tmp_path / "half.pt"
+        res = CliRunner().invoke(main, ["export", "--ckpt", str(path), "--out", str(half), "--half"])
+        assert res.exit_code == 0, res.output
+        m16, _, _ = load_model(half)
+        torch.testing.assert_close(m16(*_inputs(2)), net(*_inputs(2)), rtol=2e-2, atol=2e-2)
