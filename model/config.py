@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
+
+from physics._checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
 
 __all__ = ["ARCHS", "ModelConfig"]
 
@@ -27,32 +29,10 @@ ARCHS: tuple[str, ...] = ("pe-unet", "unet", "channels")
 _OWNER = "ModelConfig"
 
 
-def _check_int(field: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{_OWNER}.{field} must be an int in [{lo}, {hi}]; got {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{_OWNER}.{field} must be an int in [{lo}, {hi}]; got {value}")
-    return value
-
-
-def _check_float(field: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{_OWNER}.{field} must be a number; got {value!r}")
-    v = float(value)
-    left = "(" if lo_open else "["
-    if not math.isfinite(v) or v < lo or (lo_open and v == lo) or v > hi:
-        raise ValueError(f"{_OWNER}.{field} must be a finite number in {left}{lo:g}, {hi:g}]; got {v}")
-    return v
-
-
-def _check_bounds(field: str, value: Any, lo: float, hi: float) -> tuple[float, float]:
-    try:
-        a, b = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{_OWNER}.{field} must be a pair (low, high) of numbers; got {value!r}") from None
-    if not (math.isfinite(a) and math.isfinite(b) and lo <= a < b <= hi):
-        raise ValueError(f"{_OWNER}.{field} must satisfy {lo:g} <= low < high <= {hi:g}; got ({a:g}, {b:g})")
-    return (a, b)
+# Strict: a float or bool where an int belongs (and a str where a number belongs) is a TypeError.
+_int = partial(check_int_range, _OWNER, strict=True)
+_float = partial(check_finite_range, _OWNER, strict=True)
+_bounds = partial(check_range_pair, _OWNER, distinct=True)  # (low, high) of an open interval: low < high
 
 
 @dataclass(frozen=True)
@@ -113,38 +93,31 @@ class ModelConfig:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
         if self.arch not in ARCHS:
             raise ValueError(f"{_OWNER}.arch must be one of {list(ARCHS)}; got {self.arch!r}")
-        _check_int("in_contrasts", self.in_contrasts, 1, 16)
-        _check_int("base_channels", self.base_channels, 1, 1024)
-        try:
-            mults = tuple(self.channel_mults)
-        except TypeError:
-            raise TypeError(f"{_OWNER}.channel_mults must be a sequence of ints; got {self.channel_mults!r}") from None
-        if not 1 <= len(mults) <= 8:
-            raise ValueError(f"{_OWNER}.channel_mults must have 1 to 8 levels; got {len(mults)}: {mults}")
-        for i, m in enumerate(mults):
-            _check_int(f"channel_mults[{i}]", m, 1, 64)
-        set_("channel_mults", mults)
-        _check_int("blocks_per_level", self.blocks_per_level, 1, 8)
-        _check_int("mid_blocks", self.mid_blocks, 0, 8)
-        _check_int("groups", self.groups, 1, 1024)
+        _int("in_contrasts", self.in_contrasts, 1, 16)
+        _int("base_channels", self.base_channels, 1, 1024)
+        set_("channel_mults", check_sequence(_OWNER, "channel_mults", self.channel_mults, 1, 64, length=(1, 8),
+                                             integer=True, strict=True))
+        _int("blocks_per_level", self.blocks_per_level, 1, 8)
+        _int("mid_blocks", self.mid_blocks, 0, 8)
+        _int("groups", self.groups, 1, 1024)
         for ch in self.level_channels:
             if ch % self.groups:
                 raise ValueError(
                     f"{_OWNER}.groups={self.groups} must divide every level's channels {list(self.level_channels)} "
                     f"(base_channels x channel_mults); {ch} is not a multiple"
                 )
-        _check_int("emb_dim", self.emb_dim, 1, 4096)
-        _check_int("n_fourier", self.n_fourier, 0, 1024)
-        set_("fourier_scale", _check_float("fourier_scale", self.fourier_scale, 0.0, 1e3, lo_open=True))
-        _check_int("fourier_seed", self.fourier_seed, 0, 2**31 - 1)
+        _int("emb_dim", self.emb_dim, 1, 4096)
+        _int("n_fourier", self.n_fourier, 0, 1024)
+        set_("fourier_scale", _float("fourier_scale", self.fourier_scale, 0.0, 1e3, lo_open=True))
+        _int("fourier_seed", self.fourier_seed, 0, 2**31 - 1)
         for name in ("tr_scale_ms", "te_scale_ms", "ti_scale_ms"):
-            set_(name, _check_float(name, getattr(self, name), 0.0, 1e6, lo_open=True))
-        set_("dropout", _check_float("dropout", self.dropout, 0.0, 0.9))
+            set_(name, _float(name, getattr(self, name), 0.0, 1e6, lo_open=True))
+        set_("dropout", _float("dropout", self.dropout, 0.0, 0.9))
         # float32 exp overflows at ~88; bounds of 1e-3 .. 1e6 ms are far inside that and cover any tissue.
-        set_("t1_bounds_ms", _check_bounds("t1_bounds_ms", self.t1_bounds_ms, 1e-3, 1e6))
-        set_("t2_bounds_ms", _check_bounds("t2_bounds_ms", self.t2_bounds_ms, 1e-3, 1e6))
-        set_("pd_bounds", _check_bounds("pd_bounds", self.pd_bounds, 0.0, 100.0))
-        set_("clamp_sharpness", _check_float("clamp_sharpness", self.clamp_sharpness, 0.0, 1e3, lo_open=True))
+        set_("t1_bounds_ms", _bounds("t1_bounds_ms", self.t1_bounds_ms, 1e-3, 1e6))
+        set_("t2_bounds_ms", _bounds("t2_bounds_ms", self.t2_bounds_ms, 1e-3, 1e6))
+        set_("pd_bounds", _bounds("pd_bounds", self.pd_bounds, 0.0, 100.0))
+        set_("clamp_sharpness", _float("clamp_sharpness", self.clamp_sharpness, 0.0, 1e3, lo_open=True))
 
     # ---------------------------------------------------------------- derived quantities
     @property
@@ -170,14 +143,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         """Inverse of :meth:`to_dict`; unknown keys raise ValueError naming them, missing keys take defaults."""
-        if not isinstance(d, dict):
-            raise TypeError(f"{_OWNER}.from_dict needs a dict; got {type(d).__name__}")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - fields
-        if unknown:
-            raise ValueError(f"{_OWNER}: unknown field(s) {sorted(unknown)}; allowed: {sorted(fields)}")
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(**kwargs)
+        return config_from_dict(cls, d)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -1,4 +1,4 @@
-"""A float32 ``exp`` that LLVM can vectorise inside Numba loops (private helper of :mod:`physics.signal`).
+"""A float32 ``exp`` that LLVM can vectorise inside Numba loops (private helper of :mod:`physics._signal_kernel`).
 
 Numba lowers ``np.exp`` on float32 to a scalar libm call (no SVML here), which stops the voxel loops
 of the signal kernel from being SIMD-vectorised. :func:`exp2_pair` is written only with operations

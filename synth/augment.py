@@ -27,10 +27,10 @@ from typing import Any, Sequence
 import numba
 import numpy as np
 
-from physics._checks import check_finite_range, check_int_range
+from physics._checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
 from physics.tissues import TISSUES, label_lookup
 from synth.fields import smooth_noise, smooth_noise_mm
-from synth.lesions import LesionConfig, check_pair, check_triple, config_from_dict, insert_lesions
+from synth.lesions import LesionConfig, insert_lesions
 from synth.maps import Maps
 from synth.texture import TEXTURE_CLIP, from_rates, scale_rates, smooth_factors, to_rates, truncated_normal
 
@@ -92,28 +92,22 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
-        set_("flip_prob", check_triple(_OWNER, "flip_prob", self.flip_prob, 0.0, 1.0))
-        set_("rotate_deg", check_triple(_OWNER, "rotate_deg", self.rotate_deg, 0.0, 180.0))
-        set_("scale", check_pair(_OWNER, "scale", self.scale, 0.3, 3.0))
+        set_("flip_prob", check_sequence(_OWNER, "flip_prob", self.flip_prob, 0.0, 1.0, length=3))
+        set_("rotate_deg", check_sequence(_OWNER, "rotate_deg", self.rotate_deg, 0.0, 180.0, length=3))
+        set_("scale", check_range_pair(_OWNER, "scale", self.scale, 0.3, 3.0))
         set_("aspect_sd", check_finite_range(_OWNER, "aspect_sd", self.aspect_sd, 0.0, 0.3))
         set_("shift_mm", check_finite_range(_OWNER, "shift_mm", self.shift_mm, 0.0, 200.0))
         set_("elastic_mm", check_finite_range(_OWNER, "elastic_mm", self.elastic_mm, 0.0, 30.0))
         set_("elastic_scale_mm", check_finite_range(_OWNER, "elastic_scale_mm", self.elastic_scale_mm, 5.0, 500.0))
-        set_("tissue_sd", check_triple(_OWNER, "tissue_sd", self.tissue_sd, 0.0, 0.35))
-        set_("texture_sd", check_triple(_OWNER, "texture_sd", self.texture_sd, 0.0, 0.3))
+        set_("tissue_sd", check_sequence(_OWNER, "tissue_sd", self.tissue_sd, 0.0, 0.35, length=3))
+        set_("texture_sd", check_sequence(_OWNER, "texture_sd", self.texture_sd, 0.0, 0.3, length=3))
         set_("texture_scale_mm", check_finite_range(_OWNER, "texture_scale_mm", self.texture_scale_mm, 1.0, 500.0))
-        set_("global_sd", check_triple(_OWNER, "global_sd", self.global_sd, 0.0, 0.3))
+        set_("global_sd", check_sequence(_OWNER, "global_sd", self.global_sd, 0.0, 0.3, length=3))
         set_("global_scale_mm", check_finite_range(_OWNER, "global_scale_mm", self.global_scale_mm, 1.0, 1000.0))
-        if self.shape is not None:
-            try:
-                shape = tuple(self.shape)
-            except TypeError:
-                raise TypeError(f"{_OWNER}.shape must be None or 3 integers; got {self.shape!r}") from None
-            if len(shape) != 3:
-                raise ValueError(f"{_OWNER}.shape must be None or (X, Y, Z); got {self.shape!r}")
-            set_("shape", tuple(check_int_range(_OWNER, f"shape[{i}]", s, 1, 2048) for i, s in enumerate(shape)))
+        if self.shape is not None:  # (X, Y, Z)
+            set_("shape", check_sequence(_OWNER, "shape", self.shape, 1, 2048, length=3, integer=True))
         if self.voxel_mm is not None:
-            set_("voxel_mm", check_triple(_OWNER, "voxel_mm", self.voxel_mm, 0.0, 20.0, lo_open=True))
+            set_("voxel_mm", check_sequence(_OWNER, "voxel_mm", self.voxel_mm, 0.0, 20.0, length=3, lo_open=True))
         set_("z_supersample", check_int_range(_OWNER, "z_supersample", self.z_supersample, 0, 16))
 
     def to_dict(self) -> dict[str, Any]:

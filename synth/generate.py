@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from physics._checks import check_finite_range, check_int_range, check_sequence, config_from_dict
 from physics.protocol import Protocol, pack_protocols
 from synth.artefacts import ArtefactConfig, apply_artefacts, sample_artefacts
 from synth.maps import Maps
@@ -82,33 +83,13 @@ class SynthConfig:
                 raise TypeError(f"{own}.{name} must be a {cls.__name__}; got {type(value).__name__}")
         if self.forward not in FORWARD_MODELS:
             raise ValueError(f"{own}.forward must be one of {list(FORWARD_MODELS)}; got {self.forward!r}")
-        try:
-            h, w = (int(v) for v in self.image_size)
-            ok = all(float(v).is_integer() for v in self.image_size)
-        except (TypeError, ValueError):
-            ok = False
-        if not ok or not (16 <= h <= 2048 and 16 <= w <= 2048):
-            raise ValueError(f"{own}.image_size must be two integers in [16, 2048]; got {self.image_size!r}")
-        set_("image_size", (h, w))
-        s = self.slices_per_subject
-        if isinstance(s, bool) or not float(s).is_integer() or not 1 <= int(s) <= 4096:
-            raise ValueError(f"{own}.slices_per_subject must be an integer in [1, 4096]; got {s!r}")
-        set_("slices_per_subject", int(s))
-        f = float(self.min_brain_fraction)
-        if not 0.0 <= f <= 1.0:
-            raise ValueError(f"{own}.min_brain_fraction must be in [0, 1]; got {self.min_brain_fraction!r}")
-        set_("min_brain_fraction", f)
-        try:
-            miss = tuple(float(p) for p in self.missing_probability)
-        except (TypeError, ValueError):
-            miss = ()
-        if len(miss) != len(ROLES) or not all(0.0 <= p <= 1.0 for p in miss):
-            raise ValueError(f"{own}.missing_probability must be {len(ROLES)} probabilities in [0, 1] "
-                             f"(t1w, t2w, flair); got {self.missing_probability!r}")
-        set_("missing_probability", miss)
-        if isinstance(self.seed, bool) or not float(self.seed).is_integer() or not 0 <= int(self.seed) < 2**63:
-            raise ValueError(f"{own}.seed must be an integer in [0, 2**63); got {self.seed!r}")
-        set_("seed", int(self.seed))
+        set_("image_size", check_sequence(own, "image_size", self.image_size, 16, 2048, length=2, integer=True))
+        set_("slices_per_subject", check_int_range(own, "slices_per_subject", self.slices_per_subject, 1, 4096))
+        set_("min_brain_fraction", check_finite_range(own, "min_brain_fraction", self.min_brain_fraction, 0.0, 1.0))
+        # one probability per role, in ROLES order (t1w, t2w, flair)
+        set_("missing_probability", check_sequence(own, "missing_probability", self.missing_probability, 0.0, 1.0,
+                                                   length=len(ROLES)))
+        set_("seed", check_int_range(own, "seed", self.seed, 0, 2**63 - 1))
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -119,23 +100,7 @@ class SynthConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SynthConfig":
-        if not isinstance(d, dict):
-            raise TypeError(f"SynthConfig must be a JSON object; got {type(d).__name__}")
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - allowed
-        if unknown:
-            raise ValueError(f"SynthConfig: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-        kw = dict(d)
-        if "source" in kw:
-            kw["source"] = SourceConfig.from_dict(kw["source"])
-        if "protocols" in kw:
-            kw["protocols"] = ProtocolRanges.from_dict(kw["protocols"])
-        if "artefacts" in kw:
-            kw["artefacts"] = ArtefactConfig.from_dict(kw["artefacts"])
-        for k in ("image_size", "missing_probability"):
-            if isinstance(kw.get(k), list):
-                kw[k] = tuple(kw[k])
-        return cls(**kw)
+        return config_from_dict(cls, d)  # __post_init__ builds source / protocols / artefacts from their dicts
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -250,7 +215,8 @@ def generate_subject(config: SynthConfig, subject_index: int, n_samples: int | N
     for slot in range(s):
         z = int(slices[slot])
         planes = np.stack([maps.t1_ms[:, :, z], maps.t2_ms[:, :, z], maps.pd[:, :, z]])  # (3, X, Y)
-        t1, t2, pd = fit_to_size(planes.transpose(0, 2, 1)[:, ::-1, :], size)  # (3, H, W) as _axial
+        targets = fit_to_size(planes.transpose(0, 2, 1)[:, ::-1, :], size).astype(np.float32, copy=False)
+        t1, t2, pd = targets  # (3, H, W) as _axial; views, read only below
         labels, mask = (fit_to_size(_axial(v, z), size) for v in (maps.labels, maps.mask))
         seed = derive_seed(config.seed, 2, subject_index, slot)
         rng = np.random.default_rng(seed)
@@ -270,7 +236,7 @@ def generate_subject(config: SynthConfig, subject_index: int, n_samples: int | N
             inputs[c], scale[c] = normalize_intensity(images[c])
         samples.append({
             "inputs": inputs,
-            "targets": np.stack([t1, t2, pd]).astype(np.float32),
+            "targets": targets,
             "params": np.array([[p.tr_ms, p.te_ms, p.ti_ms] for p in protocols], np.float32),
             "protocols": pack_protocols(protocols),
             "present": present.astype(np.uint8),

@@ -27,71 +27,17 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from physics._checks import check_finite_range, check_int_range
+from physics._checks import check_finite_range, check_range_pair, check_sequence, config_from_dict
 from physics.tissues import label_lookup
 from synth.fields import smooth_noise
 from synth.maps import Maps
 from synth.texture import TEXTURE_CLIP, from_rates, to_rates, truncated_normal
 
-__all__ = ["LesionConfig", "insert_lesions", "check_pair", "check_triple", "config_from_dict"]
+__all__ = ["LesionConfig", "insert_lesions"]
 
 _OWNER = "LesionConfig"
 _WM, _GM, _CSF, _DGM = 3, 2, 1, 13
 _MS, _RIM, _NECROSIS, _OEDEMA, _INFARCT = 12, 14, 15, 16, 17
-
-
-# ------------------------------------------------------------------ config helpers (shared by synth configs)
-def check_pair(owner: str, name: str, value: Any, lo: float, hi: float, *, integer: bool = False) -> tuple:
-    """Validate a ``(min, max)`` pair inside ``[lo, hi]``; return it as a tuple of float (or int)."""
-    try:
-        a, b = value
-    except (TypeError, ValueError):
-        raise TypeError(f"{owner}.{name} must be a (min, max) pair; got {value!r}") from None
-    if integer:
-        a = check_int_range(owner, f"{name}[0]", a, int(lo), int(hi))
-        b = check_int_range(owner, f"{name}[1]", b, int(lo), int(hi))
-    else:
-        a = check_finite_range(owner, f"{name}[0]", a, lo, hi)
-        b = check_finite_range(owner, f"{name}[1]", b, lo, hi)
-    if a > b:
-        raise ValueError(f"{owner}.{name} must be (min, max) with min <= max; got {value!r}")
-    return a, b
-
-
-def check_triple(owner: str, name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> tuple:
-    """Validate 3 numbers each inside ``[lo, hi]`` (or ``(lo, hi]``); return them as a tuple of float."""
-    try:
-        vals = tuple(value)
-    except TypeError:
-        raise TypeError(f"{owner}.{name} must be 3 numbers; got {value!r}") from None
-    if len(vals) != 3:
-        raise ValueError(f"{owner}.{name} must have 3 entries; got {value!r}")
-    return tuple(check_finite_range(owner, f"{name}[{i}]", v, lo, hi, lo_open=lo_open) for i, v in enumerate(vals))
-
-
-def config_from_dict(cls: type, d: dict[str, Any], nested: dict[str, type] | None = None) -> Any:
-    """Build a frozen config dataclass from a plain dict (JSON), refusing unknown fields.
-
-    Parameters
-    ----------
-    cls : the dataclass.
-    d : field values; lists are turned into tuples.
-    nested : field name -> dataclass for fields holding another config (``None`` allowed).
-    """
-    if not isinstance(d, dict):
-        raise TypeError(f"{cls.__name__}.from_dict needs a dict; got {type(d).__name__}")
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - fields
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}; allowed: {sorted(fields)}")
-    kw: dict[str, Any] = {}
-    for k, v in d.items():
-        if nested and k in nested and isinstance(v, dict):
-            v = nested[k].from_dict(v)
-        elif isinstance(v, list):
-            v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
-        kw[k] = v
-    return cls(**kw)
 
 
 @dataclass(frozen=True)
@@ -135,14 +81,14 @@ class LesionConfig:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
         for name in ("p_ms", "ms_periventricular", "p_tumour", "p_necrosis", "p_infarct"):
             set_(name, check_finite_range(_OWNER, name, getattr(self, name), 0.0, 1.0))
-        set_("ms_count", check_pair(_OWNER, "ms_count", self.ms_count, 0, 200, integer=True))
-        set_("ms_length_mm", check_pair(_OWNER, "ms_length_mm", self.ms_length_mm, 1.0, 60.0))
-        set_("tumour_radius_mm", check_pair(_OWNER, "tumour_radius_mm", self.tumour_radius_mm, 2.0, 60.0))
-        set_("oedema_extent", check_pair(_OWNER, "oedema_extent", self.oedema_extent, 1.0, 5.0))
-        set_("infarct_count", check_pair(_OWNER, "infarct_count", self.infarct_count, 0, 20, integer=True))
-        set_("infarct_depth_mm", check_pair(_OWNER, "infarct_depth_mm", self.infarct_depth_mm, 3.0, 80.0))
-        set_("infarct_angle_deg", check_pair(_OWNER, "infarct_angle_deg", self.infarct_angle_deg, 2.0, 60.0))
-        set_("value_sd", check_triple(_OWNER, "value_sd", self.value_sd, 0.0, 0.4))
+        set_("ms_count", check_range_pair(_OWNER, "ms_count", self.ms_count, 0, 200, integer=True))
+        set_("ms_length_mm", check_range_pair(_OWNER, "ms_length_mm", self.ms_length_mm, 1.0, 60.0))
+        set_("tumour_radius_mm", check_range_pair(_OWNER, "tumour_radius_mm", self.tumour_radius_mm, 2.0, 60.0))
+        set_("oedema_extent", check_range_pair(_OWNER, "oedema_extent", self.oedema_extent, 1.0, 5.0))
+        set_("infarct_count", check_range_pair(_OWNER, "infarct_count", self.infarct_count, 0, 20, integer=True))
+        set_("infarct_depth_mm", check_range_pair(_OWNER, "infarct_depth_mm", self.infarct_depth_mm, 3.0, 80.0))
+        set_("infarct_angle_deg", check_range_pair(_OWNER, "infarct_angle_deg", self.infarct_angle_deg, 2.0, 60.0))
+        set_("value_sd", check_sequence(_OWNER, "value_sd", self.value_sd, 0.0, 0.4, length=3))
         set_("texture_sd", check_finite_range(_OWNER, "texture_sd", self.texture_sd, 0.0, 0.3))
 
     def to_dict(self) -> dict[str, Any]:

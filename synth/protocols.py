@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from physics._checks import check_finite_range, check_range_pair, config_from_dict
 from physics.protocol import Protocol
 from physics.tissues import tissue_values
 
@@ -59,26 +60,6 @@ _FIELD_TOL_T = 0.26  # the tissue table's tolerance on field strength
 
 
 Range = tuple[float, float]
-
-
-def _range(owner: str, name: str, value: Any, lo: float, hi: float, *, integer: bool = False) -> tuple:
-    """Check that ``value`` is a pair ``(a, b)`` with ``lo <= a <= b <= hi``; return it as a tuple."""
-    try:
-        a, b = value
-        a, b = float(a), float(b)
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}.{name} must be a pair [min, max]; got {value!r}") from None
-    if not (math.isfinite(a) and math.isfinite(b)):
-        raise ValueError(f"{owner}.{name} must be finite; got [{a:g}, {b:g}]")
-    if a > b:
-        raise ValueError(f"{owner}.{name} min must be <= max; got [{a:g}, {b:g}]")
-    if a < lo or b > hi:
-        raise ValueError(f"{owner}.{name} must lie in [{lo:g}, {hi:g}]; got [{a:g}, {b:g}]")
-    if integer:
-        if not (a.is_integer() and b.is_integer()):
-            raise ValueError(f"{owner}.{name} must be integers; got [{a:g}, {b:g}]")
-        return int(a), int(b)
-    return a, b
 
 
 @dataclass(frozen=True)
@@ -120,10 +101,7 @@ class KindRanges:
         kinds = sorted({k for ks in ROLE_KINDS.values() for k in ks})
         if self.kind not in kinds:
             raise ValueError(f"KindRanges.kind must be one of {kinds}; got {self.kind!r}")
-        p = float(self.probability)
-        if not (math.isfinite(p) and p >= 0):
-            raise ValueError(f"{own}.probability must be a finite number >= 0; got {self.probability!r}")
-        set_("probability", p)
+        set_("probability", check_finite_range(own, "probability", self.probability, 0.0, math.inf))
         inverts = self.kind in ("ir_tse", "mprage")
         mode = self.ti_mode or ("range" if inverts else "none")
         if mode not in _TI_MODES:
@@ -135,27 +113,17 @@ class KindRanges:
         if mode == "csf_null" and self.kind != "ir_tse":
             raise ValueError(f"{own}.ti_mode 'csf_null' is only defined for 'ir_tse'; got kind {self.kind!r}")
         set_("ti_mode", mode)
-        tr = _range(own, "tr_ms", self.tr_ms, 0.0, _MAX_TIME_MS)
-        if tr[0] <= 0:
-            raise ValueError(f"{own}.tr_ms must be > 0; got [{tr[0]:g}, {tr[1]:g}]")
-        te = _range(own, "te_ms", self.te_ms, 0.0, _MAX_TIME_MS)
-        if te[0] <= 0:
-            raise ValueError(f"{own}.te_ms must be > 0; got [{te[0]:g}, {te[1]:g}]")
+        tr = check_range_pair(own, "tr_ms", self.tr_ms, 0.0, _MAX_TIME_MS, lo_open=True)
+        te = check_range_pair(own, "te_ms", self.te_ms, 0.0, _MAX_TIME_MS, lo_open=True)
         if te[1] >= tr[0]:
             raise ValueError(f"{own}.te_ms max ({te[1]:g}) must be < tr_ms min ({tr[0]:g})")
-        ti = _range(own, "ti_ms", self.ti_ms, 0.0, _MAX_TIME_MS)
-        jit = float(self.ti_jitter)
-        if not (0.0 <= jit < 0.5):
-            raise ValueError(f"{own}.ti_jitter must be in [0, 0.5); got {self.ti_jitter!r}")
-        etl = _range(own, "etl", self.etl, 1, 1024, integer=True)
-        esp = _range(own, "esp_ms", self.esp_ms, 0.0, _MAX_TIME_MS)
-        flip = _range(own, "flip_deg", self.flip_deg, 0.0, 180.0)
-        ref = _range(own, "refocus_deg", self.refocus_deg, 0.0, 180.0)
-        kap = _range(own, "inversion_efficiency", self.inversion_efficiency, 0.0, 1.0)
-        if flip[0] <= 0:
-            raise ValueError(f"{own}.flip_deg must be > 0; got [{flip[0]:g}, {flip[1]:g}]")
-        if ref[0] <= 0:
-            raise ValueError(f"{own}.refocus_deg must be > 0; got [{ref[0]:g}, {ref[1]:g}]")
+        ti = check_range_pair(own, "ti_ms", self.ti_ms, 0.0, _MAX_TIME_MS)
+        jit = check_finite_range(own, "ti_jitter", self.ti_jitter, 0.0, 0.5, hi_open=True)
+        etl = check_range_pair(own, "etl", self.etl, 1, 1024, integer=True)
+        esp = check_range_pair(own, "esp_ms", self.esp_ms, 0.0, _MAX_TIME_MS)
+        flip = check_range_pair(own, "flip_deg", self.flip_deg, 0.0, 180.0, lo_open=True)
+        ref = check_range_pair(own, "refocus_deg", self.refocus_deg, 0.0, 180.0, lo_open=True)
+        kap = check_range_pair(own, "inversion_efficiency", self.inversion_efficiency, 0.0, 1.0)
         if mode == "range":
             if ti[0] <= 0:
                 raise ValueError(f"{own}.ti_ms must be > 0; got [{ti[0]:g}, {ti[1]:g}]")
@@ -190,17 +158,7 @@ class KindRanges:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "KindRanges":
-        _check_keys("KindRanges", d, cls)
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
-def _check_keys(owner: str, d: Any, cls: type) -> None:
-    if not isinstance(d, dict):
-        raise TypeError(f"{owner} must be given as a JSON object (dict); got {type(d).__name__}")
-    allowed = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - allowed
-    if unknown:
-        raise ValueError(f"{owner}: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return config_from_dict(cls, d)
 
 
 def _default_t1w() -> tuple[KindRanges, ...]:
@@ -281,14 +239,7 @@ class ProtocolRanges:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ProtocolRanges":
-        _check_keys("ProtocolRanges", d, cls)
-        kw: dict[str, Any] = {}
-        for role in ROLES:
-            if role in d:
-                kw[role] = tuple(KindRanges.from_dict(e) for e in d[role])
-        if "fields_t" in d:
-            kw["fields_t"] = tuple(d["fields_t"])
-        return cls(**kw)
+        return config_from_dict(cls, d)  # role entries stay dicts until __post_init__ builds them
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

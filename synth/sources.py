@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from physics._checks import check_finite_range
+from physics._checks import check_bool, check_finite_range, config_from_dict
 from physics.tissues import TISSUES
 from synth.augment import AugmentConfig, augment_maps, perturb_tissues, tissue_references
-from synth.lesions import LesionConfig, config_from_dict, insert_lesions
+from synth.lesions import LesionConfig, insert_lesions
 from synth.maps import Maps
 from synth.phantom import PhantomConfig, make_phantom
 from synth.real import load_maps, subject_name
@@ -82,9 +82,7 @@ class SourceConfig:
                 raise ValueError(f"{_OWNER}.fields_t entries must be among {sorted(TISSUES)} T; got {x}")
         set_("fields_t", fields)
         set_("paths", paths)
-        if not isinstance(self.healthy_only, (bool, np.bool_)):
-            raise TypeError(f"{_OWNER}.healthy_only must be True or False; got {self.healthy_only!r}")
-        set_("healthy_only", bool(self.healthy_only))
+        set_("healthy_only", check_bool(_OWNER, "healthy_only", self.healthy_only))
         for name, cls in (("lesions", LesionConfig), ("phantom", PhantomConfig)):
             if not isinstance(getattr(self, name), cls):
                 raise TypeError(f"{_OWNER}.{name} must be a {cls.__name__}; got {type(getattr(self, name)).__name__}")

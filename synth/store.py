@@ -220,6 +220,32 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _chunk_writer(dset: h5py.Dataset) -> Callable[[int, np.ndarray], None]:
+    """``put(i, value)`` writing sample ``i`` of a one-sample-per-chunk image dataset.
+
+    Unfiltered datasets (``inputs``, ``targets``) get the sample's bytes as one whole chunk
+    (``write_direct_chunk``: no selection or type-conversion machinery, ~0.1 ms less per dataset and sample
+    at 256 x 256); filtered ones (gzip ``mask`` / ``labels``) go through the normal write, which compresses.
+    """
+    shape = dset.shape[1:]
+    raw = (dset.chunks == (1, *shape) and not dset.compression and not dset.shuffle and not dset.fletcher32
+           and dset.scaleoffset is None and dset.dtype.isnative)
+    if not raw:
+        def put(i: int, value: np.ndarray) -> None:
+            dset[i] = value
+        return put
+    dtype = dset.dtype
+    zeros = (0,) * len(shape)
+    dsid = dset.id
+
+    def put_raw(i: int, value: np.ndarray) -> None:
+        a = np.ascontiguousarray(value, dtype)
+        if a.shape != shape:
+            raise ValueError(f"{dset.name}: sample {i} has shape {a.shape}; expected {shape}")
+        dsid.write_direct_chunk((i, *zeros), a)  # C-ordered native bytes = the raw chunk layout
+    return put_raw
+
+
 def _part_path(folder: Path, part: int) -> Path:
     return folder / f"part-{part:06d}.h5"
 
@@ -235,11 +261,12 @@ def _write_part(config_json: str, layout: Layout, folder: str, part: int, progre
     small: dict[str, list[Any]] = {name: [] for name in fields if name not in _IMAGE_FIELDS}
     with h5py.File(tmp, "w") as f:
         _create_datasets(f, stop - start, h, w)
+        writers = [_chunk_writer(f[name]) for name in _IMAGE_FIELDS]
         i = 0
         for subject in layout.part_subjects_range(part):
             for sample in generate_subject(config, subject, layout.subject_samples(subject)):
-                for name in _IMAGE_FIELDS:
-                    f[name][i] = sample[name]
+                for name, put in zip(_IMAGE_FIELDS, writers):
+                    put(i, sample[name])
                 for name, values in small.items():  # written once per part: per-row writes cost ~50 us each
                     values.append(sample[name])
                 i += 1

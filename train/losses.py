@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from model.unet import to_normalised
+from physics._checks import check_finite_range, check_sequence, config_from_dict
 from physics.protocol import PACK_COLUMNS, PRESETS
 from physics.signal import signal_packed_torch
 
@@ -251,15 +252,10 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         for name in ("l1", "ssim", "physics"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"LossConfig.{name} must be a finite weight >= 0; got {v!r}")
-            object.__setattr__(self, name, float(v))
-        try:
-            mw = tuple(float(v) for v in self.map_weights)
-        except (TypeError, ValueError):
-            raise TypeError(f"LossConfig.map_weights must be 3 numbers; got {self.map_weights!r}") from None
-        if len(mw) != 3 or not all(math.isfinite(v) and v >= 0 for v in mw) or sum(mw) <= 0:
+            object.__setattr__(self, name, check_finite_range("LossConfig", name, getattr(self, name), 0.0, math.inf,
+                                                              strict=True))
+        mw = check_sequence("LossConfig", "map_weights", self.map_weights, 0.0, math.inf, length=3)
+        if sum(mw) <= 0:
             raise ValueError(f"LossConfig.map_weights must be 3 finite weights >= 0, not all 0; got {mw}")
         object.__setattr__(self, "map_weights", mw)
 
@@ -268,11 +264,7 @@ class LossConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "LossConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - fields
-        if unknown:
-            raise ValueError(f"LossConfig: unknown field(s) {sorted(unknown)}; allowed: {sorted(fields)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return config_from_dict(cls, dict(d) if isinstance(d, Mapping) else d)
 
 
 _BATCH_KEYS = ("inputs", "targets", "params", "protocols", "present", "mask")

@@ -35,6 +35,7 @@ import re
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from model.config import ModelConfig
+from physics._checks import check_bool, check_finite_range, check_int_range, config_from_dict
 from model.unet import build_model, count_parameters, to_normalised
 from train.checkpoint import (
     capture_rng_state,
@@ -68,22 +70,9 @@ RESUME_MAY_CHANGE: frozenset[str] = frozenset(
 )
 
 
-def _int(field_: str, value: Any, lo: int, hi: int | float) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{_OWNER}.{field_} must be an integer in [{lo}, {hi:g}]; got {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{_OWNER}.{field_} must be an integer in [{lo}, {hi:g}]; got {value}")
-    return value
-
-
-def _float(field_: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{_OWNER}.{field_} must be a number; got {value!r}")
-    v = float(value)
-    left = "(" if lo_open else "["
-    if not math.isfinite(v) or v < lo or (lo_open and v == lo) or v > hi:
-        raise ValueError(f"{_OWNER}.{field_} must be a finite number in {left}{lo:g}, {hi:g}]; got {v}")
-    return v
+# Strict: a float or bool where an int belongs (and a str where a number belongs) is a TypeError.
+_int = partial(check_int_range, _OWNER, strict=True)
+_float = partial(check_finite_range, _OWNER, strict=True)
 
 
 def _path(field_: str, value: Any, *, optional: bool = False) -> str | None:
@@ -189,8 +178,7 @@ class TrainConfig:
         _int("warmup_steps", self.warmup_steps, 0, self.steps)
         if self.grad_clip is not None:
             set_("grad_clip", _float("grad_clip", self.grad_clip, 0.0, 1e12, lo_open=True))
-        if not isinstance(self.amp, bool):
-            raise TypeError(f"{_OWNER}.amp must be True or False; got {self.amp!r}")
+        set_("amp", check_bool(_OWNER, "amp", self.amp))
         if self.ema_decay is not None:
             set_("ema_decay", _float("ema_decay", self.ema_decay, 0.0, 1.0, lo_open=True))
             if self.ema_decay == 1.0:
@@ -204,8 +192,7 @@ class TrainConfig:
         _int("num_workers", self.num_workers, 0, 1024)
         if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
             raise ValueError(f"{_OWNER}.device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {self.device!r}")
-        if not isinstance(self.progress, bool):
-            raise TypeError(f"{_OWNER}.progress must be True or False; got {self.progress!r}")
+        set_("progress", check_bool(_OWNER, "progress", self.progress))
 
     # ---------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -218,15 +205,9 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         """Inverse of :meth:`to_dict`; unknown keys raise ValueError naming them, missing keys take defaults."""
-        if not isinstance(d, dict):
-            raise TypeError(f"{_OWNER}.from_dict needs a dict; got {type(d).__name__}")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - fields
-        if unknown:
-            raise ValueError(f"{_OWNER}: unknown field(s) {sorted(unknown)}; allowed: {sorted(fields)}")
-        if "store" not in d:
+        if isinstance(d, dict) and "store" not in d:  # the one field without a default
             raise ValueError(f"{_OWNER}: the field 'store' (training store path) is required")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
