@@ -191,7 +191,7 @@ def test_total_loss_is_the_weighted_sum_of_its_parts(case: dict) -> None:
     loss, parts = total_loss(pred, batch, cfg)
     assert set(parts) == {"l1", "ssim", "physics", "total"}
     expected = parts["l1"] + 0.5 * parts["ssim"] + 0.2 * parts["physics"]
-    assert_allclose(float(loss), float(expected), rtol=1e-6)
+    assert_allclose(float(loss.detach()), float(expected), rtol=1e-6)
     assert_allclose(float(parts["l1"]), math.log(1.2) / 3, rtol=1e-5)
     loss.backward()
     assert bool(torch.isfinite(pred.grad).all())
