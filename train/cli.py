@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "train.cli_train",
     "train.cli_evaluate",
     "train.cli_predict",
+    "train.cli_experiment",
 )
 
 
