@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from physics._checks import check_finite_range, check_int_range
+from physics._checks import check_finite_range, check_int_range, config_from_dict
 
 __all__ = [
     "SEQUENCE_KINDS",
@@ -176,11 +176,7 @@ class Protocol:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Protocol":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - fields
-        if unknown:
-            raise ValueError(f"{_OWNER}: unknown field(s) {sorted(unknown)}; allowed: {sorted(fields)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -45,7 +45,7 @@ from train.metrics import (
     psnr,
     ssim,
 )
-from train.report import format_main_table, format_tissue_table, write_outputs
+from train.report import format_main_table, format_tissue_table, json_safe, write_outputs
 
 __all__ = [
     "NLLS_NAME",
@@ -129,20 +129,6 @@ def _first_free(name: str, taken: Sequence[str], sep: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _finite_or_none(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _finite_or_none(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite_or_none(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
 def _record_metrics(pred: np.ndarray, true: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """Per-slice metrics of one prediction (train.metrics functions; brain mask, no-CSF, whole slice)."""
     no_csf = mask & (labels != CSF_LABEL)
@@ -372,7 +358,7 @@ def evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLik
                                       "models": per_model}
         results["samples"][scen] = records
         results["curves"][scen] = binned_curves(records, list(nets))
-    return Evaluation(results=_finite_or_none(results), examples=examples)
+    return Evaluation(results=json_safe(results), examples=examples)
 
 
 def _version() -> str:

@@ -39,6 +39,7 @@ import numpy as np
 from model.config import ModelConfig
 from physics._checks import check_finite_range, check_int_range, check_sequence, config_from_dict
 from train.metrics import MAP_NAMES
+from train.report import json_safe
 
 __all__ = [
     "ExperimentConfig", "Variant", "Scenario", "VARIANTS", "REFERENCE", "NLLS", "REPO_ROOT", "RECORD_METRICS",
@@ -753,7 +754,7 @@ def build_report(config: ExperimentConfig, scens: Sequence[Scenario], summaries:
         row["why"] = None if row["met"] is not False else _specific_reason(row, report)
     missed = any(row["met"] is False for row in report["targets"])
     report["why_missed"] = _common_reasons(report, config) if missed else []
-    return _json_safe(report)
+    return json_safe(report)
 
 
 def _common_reasons(report: Mapping[str, Any], config: ExperimentConfig) -> list[str]:
@@ -790,18 +791,6 @@ def _specific_reason(row: Mapping[str, Any], report: Mapping[str, Any]) -> str |
     elif row["kind"] == "oor":
         return "every protocol of this scenario lies outside the training ranges"
     return None
-
-
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
 
 
 # ------------------------------------------------------------------------------------------------ page

@@ -20,7 +20,24 @@ from train.metrics import MAP_NAMES
 if TYPE_CHECKING:  # annotation only: train.evaluate imports this module
     from train.evaluate import Evaluation
 
-__all__ = ["format_main_table", "format_tissue_table", "write_outputs"]
+__all__ = ["format_main_table", "format_tissue_table", "write_outputs", "json_safe"]
+
+
+def json_safe(x: Any) -> Any:
+    """Plain JSON values of a nested result: NumPy scalars to Python, non-finite floats to None, keys to str."""
+    import numpy as np
+
+    if isinstance(x, Mapping):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
 
 
 # ------------------------------------------------------------------------------------------------ tables
