@@ -1,6 +1,6 @@
 """``relaxomap experiment ablation``: the whole ablation (stores, training, evaluation, results page) in one call.
 
-Parses the options, builds the :class:`train.experiment.ExperimentConfig` (default or ``--quick`` size,
+Parses the options, builds the :class:`train.experiment_config.ExperimentConfig` (default or ``--quick`` size,
 ``--steps`` overriding), calls :func:`train.experiment.run_experiment` and prints a summary. Heavy imports
 happen inside the command.
 """
@@ -53,7 +53,8 @@ def register(main: click.Group, bench: click.Group) -> None:
                      resume: bool) -> None:
         from pathlib import Path
 
-        from train.experiment import ExperimentConfig, run_experiment
+        from train.experiment import run_experiment
+        from train.experiment_config import ExperimentConfig
 
         config = ExperimentConfig.quick() if quick else ExperimentConfig()
         if steps is not None:

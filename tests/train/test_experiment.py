@@ -14,19 +14,16 @@ from click.testing import CliRunner
 from numpy.testing import assert_allclose
 
 from train.cli import main
-from train.experiment import (
+from train.experiment_config import (
     NLLS,
     REFERENCE,
     VARIANTS,
     ExperimentConfig,
-    check_targets,
-    paired_test,
-    paired_values,
     scenarios,
-    subject_summary,
     training_synth_config,
     variant_train_config,
 )
+from train.experiment_stats import check_targets, paired_test, paired_values, subject_summary
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _SCENARIOS = ("internal_test", "lesions", "out_of_range", "snr_5_12", "snr_80_150", "real_subject47",
