@@ -100,12 +100,8 @@ def bloch_reference(
     from scipy.linalg import expm  # test-only dependency path; keeps `import physics.bloch` light
 
     # Imported here, not at the top: physics.bloch imports this module to re-export its names.
+    from physics._bloch_kernel import _CRUSH, _FREE, _INVERT, _PULSE, _SPOIL
     from physics.bloch import (
-        _CRUSH,
-        _FREE,
-        _INVERT,
-        _PULSE,
-        _SPOIL,
         _build_program,
         _check_common,
         _pulse_shapes,
