@@ -18,6 +18,7 @@ from train.experiment_stats import (
     MAP_LABEL,
     PAIRED_METRICS,
     RECORD_METRICS,
+    best_by_validation,
     check_targets,
     is_finite_number,
     nested_get,
@@ -138,6 +139,7 @@ def build_report(config: ExperimentConfig, scens: Sequence[Scenario], summaries:
         "reference": REFERENCE, "variants": variants, "scenarios": scen_out, "paired_tests": tests,
         "stages": dict(stages), "estimate_seconds": dict(estimate), "seconds": seconds, "work_folder": str(out),
     }
+    report["best_variant"] = best_by_validation(variants)
     report["targets"] = check_targets(scen_out)
     for row in report["targets"]:
         row["why"] = None if row["met"] is not False else _specific_reason(row, report)
@@ -285,6 +287,7 @@ def render_page(report: Mapping[str, Any], figures: Mapping[str, Sequence[str]],
         lines.append(f"| `{k}` | {s['description']}{' — ' + s['note'] if s.get('note') else ''} | "
                      f"{s['seed'] if s['seed'] is not None else '–'} | {s['n_store'] or '–'} | "
                      f"{s.get('n_evaluated', '–')} |")
+    lines += _best_variant_lines(report, names)
     lines += ["", "## Targets", "",
               f"Checked on the reference (`{report['reference']}`); thresholds fixed in advance, nothing tuned on "
               "test stores.", "", "| scenario | target | value | threshold | met |", "|---|---|---|---|---|"]
@@ -311,6 +314,23 @@ def render_page(report: Mapping[str, Any], figures: Mapping[str, Sequence[str]],
                   f"{k} {_hours(spent[k])} / {_hours(est.get(k))}" for k in spent) + ".",
               "", "## Reproduce", "", "```bash", report["command"], "```", ""]
     return "\n".join(lines)
+
+
+def _best_variant_lines(report: Mapping[str, Any], names: Mapping[str, str]) -> list[str]:
+    """Which variant the validation loss selects, and whether it is the reference (the shipped model's recipe)."""
+    best, ref = report.get("best_variant"), report["reference"]
+    if best is None:
+        return ["", "**Best variant**: none (no variant finished training with a finite validation loss)."]
+    vals = {k: v.get("best_val") for k, v in report["variants"].items()}
+    text = (f"**Best variant** by the selection criterion fixed in advance — lowest validation masked L1, on the "
+            f"validation store, never a test store: {names.get(best, best)} (`{best}`, {_f(vals[best], 4)}).")
+    if best == ref:
+        text += " It is the reference, the recipe of the shipped default model (`train/default_model/`)."
+    else:
+        text += (f" The reference {names.get(ref, ref)}, the recipe of the shipped default model, has "
+                 f"{_f(vals.get(ref), 4)} ({100 * (vals[ref] / vals[best] - 1):+.1f} %); the paired tests below say "
+                 "whether the test-set differences between the two are beyond chance.")
+    return ["", text]
 
 
 def _paired_section(report: Mapping[str, Any], names: Mapping[str, str]) -> list[str]:

@@ -17,7 +17,7 @@ from train.metrics import MAP_NAMES
 
 __all__ = ["RECORD_METRICS", "PAIRED_METRICS", "subject_summary", "paired_values", "paired_test", "check_targets",
            "TARGET_PSNR_DB", "TARGET_SSIM", "TARGET_LESION_MPE_PCT", "TARGET_OOR_GAIN_DB", "MAP_LABEL",
-           "is_finite_number", "nested_get"]
+           "is_finite_number", "nested_get", "best_by_validation"]
 
 #: Per-slice record metrics of train.evaluate summarised per scenario (brain mask unless named).
 RECORD_METRICS = ("psnr_db", "ssim", "mae", "mpe_pct", "psnr_no_csf_db", "mpe_no_csf_pct", "psnr_whole_db")
@@ -145,3 +145,15 @@ def check_targets(scen: Mapping[str, Any]) -> list[dict[str, Any]]:
         add("out_of_range", f"masked PSNR {MAP_LABEL[mp]} gain over plain U-Net [dB]", gain, TARGET_OOR_GAIN_DB,
             ">=", "oor", mp)
     return rows
+
+
+def best_by_validation(variants: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """Name of the trained variant with the lowest ``best_val`` (validation masked L1; the selection criterion of
+    the shipped model: test stores are never used), None when no variant has a finite one. Ties keep the first
+    in ``variants`` order (the reference comes first)."""
+    best, best_val = None, math.inf
+    for name, v in variants.items():
+        val = v.get("best_val")
+        if not v.get("error") and is_finite_number(val) and val < best_val:
+            best, best_val = name, float(val)
+    return best

@@ -23,7 +23,13 @@ from train.experiment_config import (
     training_synth_config,
     variant_train_config,
 )
-from train.experiment_stats import check_targets, paired_test, paired_values, subject_summary
+from train.experiment_stats import (
+    best_by_validation,
+    check_targets,
+    paired_test,
+    paired_values,
+    subject_summary,
+)
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _SCENARIOS = ("internal_test", "lesions", "out_of_range", "snr_5_12", "snr_80_150", "real_subject47",
@@ -118,6 +124,10 @@ def test_quick_run_writes_page_json_and_figures(quick_run: dict[str, Any]) -> No
     assert "## Targets" in md and len(report["targets"]) == 11
     assert all(t["met"] is not None for t in report["targets"])
     assert "| PE-UNet + physics | lesion |" in md
+    # the best variant is the one with the lowest validation loss, and the page names it
+    vals = {k: v["best_val"] for k, v in report["variants"].items()}
+    assert report["best_variant"] == min(vals, key=vals.get)
+    assert "**Best variant** by the selection criterion" in md and f"(`{report['best_variant']}`" in md
     # every linked figure exists beside the page and is a PNG; montages and curves are both there
     links = [line[line.index("](") + 2:-1] for line in md.splitlines() if line.startswith("![")]
     assert any("montage_" in s for s in links) and any("curves_" in s for s in links)
@@ -239,6 +249,14 @@ def test_check_targets_thresholds() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ configs
+def test_best_by_validation_skips_failed_and_non_finite() -> None:
+    variants = {"a": {"best_val": 0.12}, "b": {"best_val": 0.10, "error": "diverged"},
+                "c": {"best_val": float("nan")}, "d": {"best_val": 0.11}, "e": {"best_val": None}}
+    assert best_by_validation(variants) == "d"
+    assert best_by_validation({"a": {"best_val": 0.1}, "b": {"best_val": 0.1}}) == "a"  # tie: first wins
+    assert best_by_validation({"a": {"best_val": None}}) is None
+
+
 def test_scenarios_change_one_factor_each_with_distinct_seeds() -> None:
     config = ExperimentConfig.quick()
     train_synth, _ = training_synth_config(config)
