@@ -28,7 +28,6 @@ Eyes carry label 1 (vitreous has CSF-like relaxation) but lie outside the mask.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +37,7 @@ import numpy as np
 from physics._checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
 from physics.tissues import TISSUES
 from synth.fields import sample_trilinear, smooth_noise, smooth_noise_mm
+from synth.geometry import capsule_depth, ellipsoid_depth, grad_norm, index_box, ramp, rotation_zyx, smoothstep
 from synth.lesions import LesionConfig, insert_lesions
 from synth.maps import Maps
 from synth.texture import TEXTURE_CLIP, draw_tissue_values, from_rates, mix_fractions, smooth_factors
@@ -134,190 +134,6 @@ class PhantomConfig:
         return config_from_dict(cls, d, {"lesions": LesionConfig})
 
 
-# ----------------------------------------------------------------------------- small geometry helpers
-def _ramp(d: np.ndarray, w: float) -> np.ndarray:
-    """Fraction of a voxel of width ``w`` [mm] inside a boundary at signed distance ``d`` [mm] (> 0 inside)."""
-    r = np.multiply(d, np.float32(1.0 / w), dtype=np.float32)
-    r += np.float32(0.5)
-    return np.clip(r, 0.0, 1.0, out=r)
-
-
-def _smoothstep(x: np.ndarray | float, lo: float, hi: float, sign: float = 1.0, absolute: bool = False) -> np.ndarray:
-    """Cubic step from 0 at ``u = lo`` to 1 at ``u = hi``, ``u = sign · x`` (``sign · |x|`` if ``absolute``).
-
-    float32, one fused pass for arrays (these steps run on full 224 × 256 × 48 grids many times per head).
-    """
-    x = np.asarray(x, np.float32)
-    if x.ndim == 0:
-        u = np.float32(sign) * (np.abs(x) if absolute else x)
-        t = np.clip((u - lo) / (hi - lo), 0.0, 1.0)
-        return t * t * (3.0 - 2.0 * t)
-    x = np.ascontiguousarray(x)
-    out = np.empty(x.shape, np.float32)
-    _smoothstep_kernel(x.reshape(-1), float(lo), float(hi), float(sign), bool(absolute), out.reshape(-1))
-    return out
-
-
-@numba.njit(cache=True, fastmath=True)
-def _smoothstep_kernel(x, lo, hi, sign, absolute, out):  # pragma: no cover - numba
-    inv = np.float32(1.0 / (hi - lo))
-    lo32, s32 = np.float32(lo), np.float32(sign)
-    for i in range(x.size):
-        u = abs(x[i]) if absolute else x[i]
-        t = min(max((s32 * u - lo32) * inv, np.float32(0.0)), np.float32(1.0))
-        out[i] = t * t * (np.float32(3.0) - np.float32(2.0) * t)
-
-
-def _ellipsoid_depth(x: np.ndarray, y: np.ndarray, z: np.ndarray, a: Any, b: Any, c: Any) -> np.ndarray:
-    """Depth [mm] below the surface of the ellipsoid (x/a)²+(y/b)²+(z/c)² = 1 along the ray from its centre.
-
-    ``x, y, z`` are 3-D coordinates [mm] relative to the centre; ``a, b, c`` scalars or broadcastable arrays.
-    """
-    if all(np.ndim(v) == 0 for v in (a, b, c)) and np.ndim(x) == 3:
-        out = np.empty(np.shape(x), np.float32)
-        _ellipsoid_kernel(x, y, z, float(a), float(b), float(c), out)
-        return out
-    if np.ndim(x) == 3 and all(np.ndim(v) <= 3 for v in (y, z, a, b, c)):
-        # per-voxel semi-axes: one fused pass over broadcast (zero-stride, not copied) float32 views
-        shape = np.broadcast_shapes(*(np.shape(v) for v in (x, y, z, a, b, c)))
-        if len(shape) == 3:
-            args = [np.broadcast_to(np.asarray(v, np.float32), shape) for v in (x, y, z, a, b, c)]
-            out = np.empty(shape, np.float32)
-            _ellipsoid_kernel_arr(*args, out)
-            return out
-    r = np.sqrt((x / a) ** 2 + (y / b) ** 2 + (z / c) ** 2, dtype=np.float32)
-    dist = np.sqrt(x * x + y * y + z * z, dtype=np.float32)
-    r = np.maximum(r, np.float32(1e-3))
-    return (dist * (1.0 - r) / r).astype(np.float32)
-
-
-@numba.njit(cache=True, fastmath=True)
-def _ellipsoid_kernel(x, y, z, a, b, c, out):  # pragma: no cover - numba
-    ia, ib, ic = 1.0 / a, 1.0 / b, 1.0 / c
-    n0, n1, n2 = out.shape
-    for i in range(n0):
-        for j in range(n1):
-            for k in range(n2):
-                px, py, pz = x[i, j, k], y[i, j, k], z[i, j, k]
-                r = math.sqrt((px * ia) ** 2 + (py * ib) ** 2 + (pz * ic) ** 2)
-                r = max(r, 1e-3)
-                out[i, j, k] = math.sqrt(px * px + py * py + pz * pz) * (1.0 - r) / r
-
-
-@numba.njit(cache=True, fastmath=True)
-def _ellipsoid_kernel_arr(x, y, z, a, b, c, out):  # pragma: no cover - numba
-    n0, n1, n2 = out.shape
-    for i in range(n0):
-        for j in range(n1):
-            for k in range(n2):
-                px, py, pz = x[i, j, k], y[i, j, k], z[i, j, k]
-                r = math.sqrt((px / a[i, j, k]) ** 2 + (py / b[i, j, k]) ** 2 + (pz / c[i, j, k]) ** 2)
-                r = max(r, np.float32(1e-3))
-                out[i, j, k] = math.sqrt(px * px + py * py + pz * pz) * (np.float32(1.0) - r) / r
-
-
-@numba.njit(cache=True, fastmath=True)
-def _capsule_kernel(x, y, z, pts, radii, cut, out):  # pragma: no cover - numba
-    n_seg = pts.shape[0] - 1
-    n0, n1, n2 = out.shape
-    # Bounding box of the chain's axis and the largest radius: depth <= r_max - (distance to the box).
-    bx0, by0, bz0 = pts[:, 0].min(), pts[:, 1].min(), pts[:, 2].min()
-    bx1, by1, bz1 = pts[:, 0].max(), pts[:, 1].max(), pts[:, 2].max()
-    r_max = radii.max()
-    far2 = (r_max + cut) ** 2 if cut < 1e29 else 1e300
-    for i in range(n0):
-        for j in range(n1):
-            for k in range(n2):
-                px, py, pz = x[i, j, k], y[i, j, k], z[i, j, k]
-                ex = max(bx0 - px, 0.0, px - bx1)
-                ey = max(by0 - py, 0.0, py - by1)
-                ez = max(bz0 - pz, 0.0, pz - bz1)
-                e2 = ex * ex + ey * ey + ez * ez
-                if e2 > far2:  # deeper than `cut` outside: the bound is returned instead of the exact depth
-                    out[i, j, k] = r_max - math.sqrt(e2)
-                    continue
-                best = -1e30
-                for s in range(n_seg):
-                    sx = pts[s + 1, 0] - pts[s, 0]
-                    sy = pts[s + 1, 1] - pts[s, 1]
-                    sz = pts[s + 1, 2] - pts[s, 2]
-                    dx, dy, dz = px - pts[s, 0], py - pts[s, 1], pz - pts[s, 2]
-                    t = (dx * sx + dy * sy + dz * sz) / (sx * sx + sy * sy + sz * sz)
-                    t = min(max(t, 0.0), 1.0)
-                    d = math.sqrt((dx - t * sx) ** 2 + (dy - t * sy) ** 2 + (dz - t * sz) ** 2)
-                    best = max(best, radii[s] + t * (radii[s + 1] - radii[s]) - d)
-                out[i, j, k] = best
-
-
-def _capsule_depth(x: np.ndarray, y: np.ndarray, z: np.ndarray, pts: np.ndarray, radii: np.ndarray,
-                   cut: float = math.inf) -> np.ndarray:
-    """Depth [mm] inside a chain of capsules through ``pts`` (n, 3) with radii (n,) interpolated along it.
-
-    Exact where the depth is > ``-cut``; farther outside only an upper bound below ``-cut`` is returned
-    (callers that only ramp the depth over one voxel pass ``cut = w``: the ramp is 0 there either way).
-    """
-    out = np.empty(np.shape(x), np.float32)
-    _capsule_kernel(x, y, z, np.asarray(pts, np.float64), np.asarray(radii, np.float64),
-                    min(float(cut), 1e30), out)
-    return out
-
-
-def _box(q: tuple[np.ndarray, ...], lo: tuple[float, ...], hi: tuple[float, ...]) -> tuple[slice, ...] | None:
-    """Index box (slices) of the voxels whose canonical coordinates fall in ``[lo, hi]``; None if none do."""
-    any_axis = [np.zeros(n, np.bool_) for n in q[0].shape]
-    _box_kernel(q[0], q[1], q[2], np.asarray(lo, np.float64), np.asarray(hi, np.float64), *any_axis)
-    if not any_axis[0].any():
-        return None
-    out = []
-    for hit in any_axis:
-        idx = np.flatnonzero(hit)
-        out.append(slice(max(int(idx[0]) - 2, 0), int(idx[-1]) + 3))
-    return tuple(out)
-
-
-@numba.njit(cache=True)
-def _box_kernel(x, y, z, lo, hi, any_x, any_y, any_z):  # pragma: no cover - numba
-    # one pass: which x, y, z indices hold at least one voxel inside [lo, hi]
-    n0, n1, n2 = x.shape
-    for i in range(n0):
-        for j in range(n1):
-            for k in range(n2):
-                if (lo[0] <= x[i, j, k] <= hi[0] and lo[1] <= y[i, j, k] <= hi[1]
-                        and lo[2] <= z[i, j, k] <= hi[2]):
-                    any_x[i] = True
-                    any_y[j] = True
-                    any_z[k] = True
-
-
-def _grad_norm(g: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    """|∇g| [1/mm] by central differences (one-sided at the edges), float32."""
-    acc = np.zeros_like(g)
-    for axis, h in enumerate(spacing):
-        if g.shape[axis] < 2:
-            continue
-        d = np.empty_like(g)
-        sl = [slice(None)] * 3
-
-        def s(a: int | slice, sl: list = sl, axis: int = axis) -> tuple:
-            sl = list(sl)
-            sl[axis] = a
-            return tuple(sl)
-
-        d[s(slice(1, -1))] = (g[s(slice(2, None))] - g[s(slice(None, -2))]) * np.float32(0.5 / h)
-        d[s(0)] = (g[s(1)] - g[s(0)]) / np.float32(h)
-        d[s(-1)] = (g[s(-1)] - g[s(-2)]) / np.float32(h)
-        acc += d * d
-    return np.sqrt(acc)
-
-
-def _rotation(pitch: float, roll: float, yaw: float) -> np.ndarray:
-    cx, sx, cy, sy, cz, sz = (f(math.radians(a)) for a in (pitch, roll, yaw) for f in (math.cos, math.sin))
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
 # ----------------------------------------------------------------------------- canonical frame
 def _canonical_coords(
     cfg: PhantomConfig, rng: np.random.Generator, n_sub: int
@@ -331,7 +147,7 @@ def _canonical_coords(
     nzs, dzs = nz * n_sub, dz / n_sub
     size = rng.uniform(*cfg.head_scale)
     scale = size * rng.uniform(0.95, 1.05, 3)  # per-axis: head aspect varies a little around the size
-    rot = _rotation(*(rng.uniform(-m, m) for m in cfg.rotate_deg))
+    rot = rotation_zyx(*(rng.uniform(-m, m) for m in cfg.rotate_deg))
     shift = rng.uniform(-cfg.shift_mm, cfg.shift_mm, 2)
     z_center = rng.uniform(*cfg.slab_center_mm)
     grid = (
@@ -371,7 +187,7 @@ def _field(rng: np.random.Generator, shape: tuple[int, ...], spacing: tuple[floa
 def _sulcal_distance(g: np.ndarray, spacing: tuple[float, float, float], hull_depth: np.ndarray,
                      half_width: np.ndarray | float, depth: np.ndarray | float) -> np.ndarray:
     """Signed distance [mm] to the CSF of sulci (zero sheets of ``g``) reaching ``depth`` below the hull."""
-    e = np.abs(g) / np.maximum(_grad_norm(g, spacing), np.float32(0.02))  # ≈ distance to the sheet [mm]
+    e = np.abs(g) / np.maximum(grad_norm(g, spacing), np.float32(0.02))  # ≈ distance to the sheet [mm]
     inner = e - half_width
     below = hull_depth - depth
     deep = np.sqrt(np.maximum(inner, 0.0) ** 2 + np.maximum(below, 0.0) ** 2)
@@ -389,15 +205,15 @@ def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[f
     floor0, drop = -30.0 * rng.uniform(0.9, 1.1), 20.0 * rng.uniform(0.8, 1.2)
     ax = (a * (1.0 - egg * qy / b)).astype(np.float32)  # narrower frontally, wider parietally
     cz = np.where(qz > 0, np.float32(c_up), np.float32(c_lo))
-    hull_c = _ellipsoid_depth(qx, qy, qz, ax, b, cz)
+    hull_c = ellipsoid_depth(qx, qy, qz, ax, b, cz)
     # Convex envelope of the cerebrum down to the middle fossae, laterally: the temporal fossa between the
     # frontal and temporal lobes is filled by temporalis muscle, so the head surface does not dip there.
-    envelope = hull_c + (np.minimum(hull_c, qz - (floor0 - drop)) - hull_c) * _smoothstep(np.abs(qx) / a, 0.35, 0.55)
-    lateral = _smoothstep(qx, 14.0, 34.0, absolute=True)
-    middle = _smoothstep(qy, -48.0, -30.0) * (1.0 - _smoothstep(qy, 18.0, 38.0))
+    envelope = hull_c + (np.minimum(hull_c, qz - (floor0 - drop)) - hull_c) * smoothstep(np.abs(qx) / a, 0.35, 0.55)
+    lateral = smoothstep(qx, 14.0, 34.0, absolute=True)
+    middle = smoothstep(qy, -48.0, -30.0) * (1.0 - smoothstep(qy, 18.0, 38.0))
     # Floor: anterior fossa, temporal lobes in the middle fossae, tentorium rising towards the midline.
-    tent = 8.0 * (1.0 - _smoothstep(qx, 5.0, 50.0, absolute=True)) * (1.0 - _smoothstep(qy, -40.0, -25.0))
-    orbits = 7.0 * _smoothstep(qx, 8.0, 30.0, absolute=True) * _smoothstep(qy, 25.0, 45.0)  # orbital roofs bulge up
+    tent = 8.0 * (1.0 - smoothstep(qx, 5.0, 50.0, absolute=True)) * (1.0 - smoothstep(qy, -40.0, -25.0))
+    orbits = 7.0 * smoothstep(qx, 8.0, 30.0, absolute=True) * smoothstep(qy, 25.0, 45.0)  # orbital roofs bulge up
     bumps = 4.5 * smooth_noise(rng, shape, 25.0 / np.asarray(spacing))
     floor = floor0 - drop * lateral * middle + tent + orbits + bumps
     hull_c = np.minimum(hull_c, qz - floor)
@@ -427,20 +243,20 @@ def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[f
     rho = np.minimum.reduce([rho, fissure.astype(np.float32), sylvian.astype(np.float32)])
     hull = hull_c.copy()
     # Cerebellum (folia: sheets of a field stretched along x) and brainstem / cord, in the posterior fossa.
-    box = _box(q, (-70.0, -100.0, -150.0), (70.0, 5.0, -15.0))
+    box = index_box(q, (-70.0, -100.0, -150.0), (70.0, 5.0, -15.0))
     if box is not None:
         bx, by, bz = qx[box], qy[box], qz[box]
         cb = np.maximum.reduce([
-            _ellipsoid_depth(bx - 24.0, by + 52.0, bz + 52.0, 26.0, 24.0, 25.0),
-            _ellipsoid_depth(bx + 24.0, by + 52.0, bz + 52.0, 26.0, 24.0, 25.0),
-            _ellipsoid_depth(bx, by + 55.0, bz + 48.0, 10.0, 20.0, 27.0),
+            ellipsoid_depth(bx - 24.0, by + 52.0, bz + 52.0, 26.0, 24.0, 25.0),
+            ellipsoid_depth(bx + 24.0, by + 52.0, bz + 52.0, 26.0, 24.0, 25.0),
+            ellipsoid_depth(bx, by + 55.0, bz + 48.0, 10.0, 20.0, 27.0),
         ])
         cb = np.minimum(cb, (floor[box] - 2.5) - bz)  # below the tentorium
         folia = smooth_noise(rng, (121, 86, 71), (12.0, 3.0, 3.0))[None]
         g2 = sample_trilinear(folia, (-60.0, -95.0, -90.0), 1.0, bx, by, bz)[0]
         rho_cb = np.minimum(cb, _sulcal_distance(g2, spacing, cb, 0.3, 9.0 * rng.uniform(0.8, 1.2)))
         pts = np.array([[0, -12, -22], [0, -18, -42], [0, -22, -60], [0, -27, -78], [0, -29, -160]], float)
-        bs = _capsule_depth(bx, by, bz, pts, np.array([12.0, 13.0, 10.0, 8.0, 7.0]) * rng.uniform(0.9, 1.1))
+        bs = capsule_depth(bx, by, bz, pts, np.array([12.0, 13.0, 10.0, 8.0, 7.0]) * rng.uniform(0.9, 1.1))
         sub_rho, sub_tgm, sub_hull = rho[box], tgm[box], hull[box]
         use_cb = cb > np.maximum(hull_c[box], bs)
         use_bs = bs > np.maximum(hull_c[box], cb)
@@ -457,7 +273,7 @@ def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[f
 def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atrophy: float,
                      frac: np.ndarray, w: float) -> None:
     """Paint deep grey nuclei and ventricles into ``frac`` (in place)."""
-    box = _box(q, (-48.0, -70.0, -50.0), (48.0, 55.0, 25.0))
+    box = index_box(q, (-48.0, -70.0, -50.0), (48.0, 55.0, 25.0))
     if box is None:
         return
     bx, by, bz = (c[box] for c in q)
@@ -468,10 +284,10 @@ def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atroph
         for centre, axes in (((11, 0, -3), (8, 15, 9)), ((25, 21, -10), (6, 15, 10)), ((19, 15, -12), (4, 9, 6))):
             c = np.array(centre, float) * (side, 1, 1) + jit()
             s = np.array(axes, float) * size()
-            nuclei.append(_ellipsoid_depth(bx - c[0], by - c[1], bz - c[2], *s))
+            nuclei.append(ellipsoid_depth(bx - c[0], by - c[1], bz - c[2], *s))
         caudate = np.array([[15, 33, 0], [17, 20, 7], [18, 5, 11]], float) * (side, 1, 1) + jit()
-        nuclei.append(_capsule_depth(bx, by, bz, caudate, np.array([5.5, 4.0, 2.5]) * size(), cut=w))
-    alpha = _ramp(np.maximum.reduce(nuclei), w)
+        nuclei.append(capsule_depth(bx, by, bz, caudate, np.array([5.5, 4.0, 2.5]) * size(), cut=w))
+    alpha = ramp(np.maximum.reduce(nuclei), w)
     sub = frac[:, box[0], box[1], box[2]]
     sub[_DGM] += alpha * (sub[_GM] + sub[_WM])
     sub[_GM] *= 1.0 - alpha
@@ -485,11 +301,11 @@ def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atroph
         shift = jit() * (0.5, 1.0, 1.0)
         main = main * (side, 1, 1) + shift
         temporal = temporal * (side, 1, 1) + shift
-        lateral.append(_capsule_depth(bx, by, bz, main, np.array([5.5, 5.5, 4.5, 5.0, 7.0, 3.0]) * vscale, cut=w))
-        lateral.append(_capsule_depth(bx, by, bz, temporal, np.array([5.0, 3.5, 2.0]) * vscale, cut=w))
-    third = _capsule_depth(bx, by, bz / 3.0, np.array([[0, 18, -3.5], [0, 4, -1.5], [0, -8, -1.5]]),
+        lateral.append(capsule_depth(bx, by, bz, main, np.array([5.5, 5.5, 4.5, 5.0, 7.0, 3.0]) * vscale, cut=w))
+        lateral.append(capsule_depth(bx, by, bz, temporal, np.array([5.0, 3.5, 2.0]) * vscale, cut=w))
+    third = capsule_depth(bx, by, bz / 3.0, np.array([[0, 18, -3.5], [0, 4, -1.5], [0, -8, -1.5]]),
                            np.array([1.5, 2.0, 2.0]) * vscale, cut=w)
-    alpha = np.maximum(_ramp(np.maximum.reduce(lateral), w) * _ramp(np.abs(bx) - 1.2, w), _ramp(third, w))
+    alpha = np.maximum(ramp(np.maximum.reduce(lateral), w) * ramp(np.abs(bx) - 1.2, w), ramp(third, w))
     moved = alpha * (sub[_GM] + sub[_WM] + sub[_DGM])
     for s in (_GM, _WM, _DGM):
         sub[s] *= 1.0 - alpha
@@ -504,14 +320,14 @@ def _face(q: tuple[np.ndarray, ...], rng: np.random.Generator, brain: dict, sub:
     the skull, times the lower-head weight).
     """
     bx, by, bz = q
-    neck = _smoothstep(bz, 85.0, 115.0, sign=-1.0)
+    neck = smoothstep(bz, 85.0, 115.0, sign=-1.0)
     a_f = (brain["a"] + 14.0) * (0.95 - 0.3 * neck)
     b_f = (brain["b"] + 14.0) * (1.0 - 0.35 * neck)
     y_f = 5.0 - 20.0 * neck
-    depth = _ellipsoid_depth(bx, by - y_f, np.zeros_like(bx), a_f, b_f, 1.0)
+    depth = ellipsoid_depth(bx, by - y_f, np.zeros_like(bx), a_f, b_f, 1.0)
     skin = 2.0 * rng.uniform(0.8, 1.2)
     fat = _field(rng, bx.shape, spacing, 30.0, 5.0 * rng.uniform(0.6, 1.4), 0.35)
-    f0, f1, f2 = _ramp(depth, w), _ramp(depth - skin, w), _ramp(depth - skin - fat, w)
+    f0, f1, f2 = ramp(depth, w), ramp(depth - skin, w), ramp(depth - skin - fat, w)
     sub[_SKIN] += weight * (f0 - f1)
     sub[_FAT] += weight * (f1 - f2)
     deep = weight * f2
@@ -519,19 +335,19 @@ def _face(q: tuple[np.ndarray, ...], rng: np.random.Generator, brain: dict, sub:
     for centre, axes in (((24, 55, -68), (12, 16, 16)), ((-24, 55, -68), (12, 16, 16)), ((0, 60, -66), (7, 25, 13)),
                          ((0, 30, -52), (10, 10, 8))):
         c = np.array(centre, float) + rng.uniform(-2, 2, 3)
-        air.append(_ellipsoid_depth(bx - c[0], by - c[1], bz - c[2], *(np.array(axes) * rng.uniform(0.8, 1.2))))
-    air.append(_capsule_depth(bx, by, bz, np.array([[0, 40, -80], [0, 12, -95], [0, 10, -200]], float),
+        air.append(ellipsoid_depth(bx - c[0], by - c[1], bz - c[2], *(np.array(axes) * rng.uniform(0.8, 1.2))))
+    air.append(capsule_depth(bx, by, bz, np.array([[0, 40, -80], [0, 12, -95], [0, 10, -200]], float),
                               np.array([7.0, 8.0, 7.0]) * rng.uniform(0.7, 1.2), cut=w))
-    deep *= 1.0 - _ramp(np.maximum.reduce(air), w)
+    deep *= 1.0 - ramp(np.maximum.reduce(air), w)
     eyes, orbits = [], []
     for side in (-1.0, 1.0):
         c = np.array([31.0 * side, 70.0, -47.0]) + rng.uniform(-2, 2, 3)
-        eyes.append(_ellipsoid_depth(bx - c[0], by - c[1], bz - c[2], 12.0, 12.0, 12.0))
-        orbits.append(_ellipsoid_depth(bx - c[0], by - c[1] + 8.0, bz - c[2], 17.0, 22.0, 15.0))
-    eye = deep * _ramp(np.maximum(*eyes), w)
+        eyes.append(ellipsoid_depth(bx - c[0], by - c[1], bz - c[2], 12.0, 12.0, 12.0))
+        orbits.append(ellipsoid_depth(bx - c[0], by - c[1] + 8.0, bz - c[2], 17.0, 22.0, 15.0))
+    eye = deep * ramp(np.maximum(*eyes), w)
     rest = deep - eye
     islands = smooth_noise(rng, bx.shape, 12.0 / np.asarray(spacing))
-    fatty = np.maximum(np.clip(0.5 + (islands - 0.4) / 0.2, 0.0, 1.0), _ramp(np.maximum(*orbits), w))
+    fatty = np.maximum(np.clip(0.5 + (islands - 0.4) / 0.2, 0.0, 1.0), ramp(np.maximum(*orbits), w))
     sub[_EYE] += eye
     sub[_FAT] += rest * fatty
     sub[_MUS] += rest * (1.0 - fatty)
@@ -591,15 +407,15 @@ def _fractions(q: tuple[np.ndarray, ...], rng: np.random.Generator, cfg: Phantom
     # skull (inner table, diploë, outer table), galea, temporalis, fat and skin; the face / neck below.
     sas = _field(rng, shape, spacing, 40.0, 1.0 + 2.2 * atrophy, 0.35)
     cavity = brain["hull"] + sas
-    lateral = _smoothstep(np.abs(qx) / brain["a"], 0.6, 0.95) * _smoothstep(qz, -45.0, -25.0) * (
-        1.0 - _smoothstep(qz, 15.0, 35.0))
+    lateral = smoothstep(np.abs(qx) / brain["a"], 0.6, 0.95) * smoothstep(qz, -45.0, -25.0) * (
+        1.0 - smoothstep(qz, 15.0, 35.0))
     t_dura = 1.0 * rng.uniform(0.8, 1.2)
     t_skull = _field(rng, shape, spacing, 45.0, 6.5 * rng.uniform(0.8, 1.2), 0.25) * (1.0 - 0.4 * lateral)
     t_muscle = ((9.0 * rng.uniform(0.5, 1.5)) * lateral).astype(np.float32)
     t_fat = _field(rng, shape, spacing, 35.0, 4.5 * rng.uniform(0.6, 1.5), 0.35)
     t_skin = 2.0 * rng.uniform(0.8, 1.2)
-    z_top = -36.0 - 36.0 * _smoothstep(qy, 15.0, 50.0, sign=-1.0)  # lower posteriorly: the neck under the occiput
-    lower = _smoothstep(z_top - qz, 0.0, 12.0)  # weight of face / neck tissue against scalp layers
+    z_top = -36.0 - 36.0 * smoothstep(qy, 15.0, 50.0, sign=-1.0)  # lower posteriorly: the neck under the occiput
+    lower = smoothstep(z_top - qz, 0.0, 12.0)  # weight of face / neck tissue against scalp layers
     frac = np.empty((len(_SLOTS),) + shape, np.float32)
     frac[_DGM] = 0.0
     frac[_VES] = 0.0
@@ -607,17 +423,17 @@ def _fractions(q: tuple[np.ndarray, ...], rng: np.random.Generator, cfg: Phantom
     _layers_kernel(cavity, brain["envelope"], brain["rho"], brain["tgm"], t_skull, t_muscle, t_fat, lower, t_dura,
                    t_skin, w, frac)
     _deep_structures(q, rng, atrophy, frac, w)
-    box = _box(q, (-200.0, -200.0, -400.0), (200.0, 200.0, -36.0))
+    box = index_box(q, (-200.0, -200.0, -400.0), (200.0, 200.0, -36.0))
     if box is not None:
-        outside = 1.0 - _ramp(cavity[box] + t_dura + t_skull[box], w)
+        outside = 1.0 - ramp(cavity[box] + t_dura + t_skull[box], w)
         _face(tuple(c[box] for c in q), rng, brain, frac[:, box[0], box[1], box[2]], outside * lower[box], w,
               spacing)
     # Superior sagittal sinus in the falx attachment at the vertex.
-    box = _box(q, (-15.0, -120.0, -20.0), (15.0, 120.0, 150.0))
+    box = index_box(q, (-15.0, -120.0, -20.0), (15.0, 120.0, 150.0))
     if box is not None:
         r_s = 3.5 * rng.uniform(0.8, 1.2)
         d = r_s - np.sqrt(qx[box] ** 2 + (cavity[box] + 1.0) ** 2)
-        alpha = _ramp(d, w) * _smoothstep(qy[box], -95.0, -70.0) * (1.0 - _smoothstep(qy[box], 70.0, 90.0))
+        alpha = ramp(d, w) * smoothstep(qy[box], -95.0, -70.0) * (1.0 - smoothstep(qy[box], 70.0, 90.0))
         sub = frac[:, box[0], box[1], box[2]]
         total = sub.sum(axis=0)
         sub *= 1.0 - alpha

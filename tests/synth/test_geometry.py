@@ -1,0 +1,75 @@
+"""Signed-distance primitives of the phantom against closed forms."""
+from __future__ import annotations
+
+import numpy as np
+from numpy.testing import assert_allclose
+
+from synth.geometry import capsule_depth, ellipsoid_depth, grad_norm, index_box, ramp, rotation_zyx, smoothstep
+
+
+def _grid(n: int = 21, half: float = 10.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a = np.linspace(-half, half, n, dtype=np.float32)
+    return np.meshgrid(a, a, a, indexing="ij")
+
+
+def test_ellipsoid_depth_of_a_sphere_is_radius_minus_distance() -> None:
+    x, y, z = _grid()
+    d = ellipsoid_depth(x, y, z, 6.0, 6.0, 6.0)
+    r = np.sqrt(x * x + y * y + z * z)
+    far = r > 0.5  # at the centre the kernel clamps the normalised radius at 1e-3
+    assert_allclose(d[far], (6.0 - r)[far], rtol=0, atol=1e-4)  # float32 arithmetic on values <= 17 mm
+
+
+def test_ellipsoid_depth_scalar_and_per_voxel_axes_agree() -> None:
+    x, y, z = _grid()
+    a = np.full(x.shape, 7.0, np.float32)
+    assert_allclose(ellipsoid_depth(x, y, z, a, 5.0, 4.0), ellipsoid_depth(x, y, z, 7.0, 5.0, 4.0), atol=1e-5)
+    # on each axis the depth is the semi-axis minus the distance
+    i = 10
+    assert_allclose(ellipsoid_depth(x, y, z, 7.0, 5.0, 4.0)[i + 2, i, i], 7.0 - 2.0, atol=1e-5)
+    assert_allclose(ellipsoid_depth(x, y, z, 7.0, 5.0, 4.0)[i, i, i + 3], 4.0 - 3.0, atol=1e-5)
+
+
+def test_capsule_depth_of_one_segment_is_radius_minus_distance_to_it() -> None:
+    x, y, z = _grid()
+    pts = np.array([[-5.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
+    d = capsule_depth(x, y, z, pts, np.array([3.0, 3.0]))
+    t = np.clip(x, -5.0, 5.0)
+    dist = np.sqrt((x - t) ** 2 + y ** 2 + z ** 2)
+    assert_allclose(d, 3.0 - dist, atol=1e-5)
+    # with a cut, exact where depth > -cut and an upper bound below -cut elsewhere
+    dc = capsule_depth(x, y, z, pts, np.array([3.0, 3.0]), cut=1.0)
+    near = (3.0 - dist) > -1.0
+    assert_allclose(dc[near], (3.0 - dist)[near], atol=1e-5)
+    assert np.all(dc[~near] < -1.0 + 1e-5) and np.all(dc[~near] >= (3.0 - dist)[~near] - 1e-5)
+
+
+def test_ramp_and_smoothstep_closed_forms() -> None:
+    d = np.array([-2.0, -0.5, 0.0, 0.25, 0.5, 3.0], np.float32)
+    assert_allclose(ramp(d, 1.0), [0.0, 0.0, 0.5, 0.75, 1.0, 1.0], atol=1e-7)
+    x = np.linspace(-3, 3, 13, dtype=np.float32).reshape(1, 1, 13)
+    t = np.clip((x - (-1.0)) / 2.0, 0, 1)
+    assert_allclose(smoothstep(x, -1.0, 1.0), t * t * (3 - 2 * t), atol=1e-6)
+    assert_allclose(smoothstep(x, 1.0, 2.0, absolute=True), smoothstep(np.abs(x), 1.0, 2.0), atol=1e-7)
+    assert_allclose(smoothstep(x, -1.0, 1.0, sign=-1.0), smoothstep(-x, -1.0, 1.0), atol=1e-7)
+
+
+def test_index_box_brackets_the_voxels_inside() -> None:
+    x, y, z = _grid()
+    box = index_box((x, y, z), (-1.0, 2.0, -10.0), (1.0, 4.0, -9.0))
+    inside = np.argwhere((np.abs(x) <= 1) & (y >= 2) & (y <= 4) & (z <= -9))
+    for axis, sl in enumerate(box):
+        assert sl.start <= inside[:, axis].min() and inside[:, axis].max() < sl.stop
+        assert sl.start >= inside[:, axis].min() - 2 and sl.stop <= inside[:, axis].max() + 3  # 2-voxel margin
+    assert index_box((x, y, z), (50.0, 50.0, 50.0), (60.0, 60.0, 60.0)) is None
+
+
+def test_grad_norm_of_a_linear_field_and_rotation_is_orthonormal() -> None:
+    x, y, z = _grid()
+    g = (3.0 * x - 4.0 * z).astype(np.float32)
+    assert_allclose(grad_norm(g, (1.0, 1.0, 1.0)), 5.0, rtol=1e-5)  # grid spacing 1 mm; exact for linear g
+    assert_allclose(grad_norm(g, (2.0, 1.0, 1.0)), np.hypot(1.5, 4.0), rtol=1e-5)  # x spacing declared 2 mm
+    r = rotation_zyx(10.0, -20.0, 35.0)
+    assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+    assert_allclose(np.linalg.det(r), 1.0, atol=1e-12)
+    assert_allclose(rotation_zyx(0.0, 0.0, 90.0) @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-12)
