@@ -30,7 +30,7 @@ def build_train_config(*, config_file: str | None = None, resume: bool = False, 
     ------
     click.UsageError : no store anywhere, or an unreadable / invalid configuration (the message names it).
     """
-    from train.trainer import TrainConfig
+    from train.train_config import TrainConfig
 
     base: dict[str, Any] = {}
     source = None

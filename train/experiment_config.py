@@ -286,7 +286,7 @@ def variant_train_config(config: ExperimentConfig, variant: Variant, store: Path
     """The :class:`train.trainer.TrainConfig` of one variant: only ``model.arch`` and the physics weight differ
     between variants."""
     from train.losses import LossConfig
-    from train.trainer import TrainConfig
+    from train.train_config import TrainConfig
 
     return TrainConfig(
         store=str(store), val_store=str(val_store), model=dataclasses.replace(config.model, arch=variant.arch),

@@ -13,7 +13,8 @@ import torch.multiprocessing as mp
 from model.config import ModelConfig
 from model.unet import build_model
 from train.checkpoint import load_checkpoint
-from train.trainer import TrainConfig, train, weights_digest
+from train.train_config import TrainConfig
+from train.trainer import train, weights_digest
 
 TINY = ModelConfig(base_channels=8, channel_mults=(1, 2), mid_blocks=1, groups=4, emb_dim=16, n_fourier=4)
 STEPS = 6

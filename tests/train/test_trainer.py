@@ -15,7 +15,8 @@ from model.config import ModelConfig
 from train.checkpoint import load_checkpoint, load_model
 from train.distributed import EpochBatchSampler
 from train.losses import LossConfig
-from train.trainer import SeededPatches, TrainConfig, masked_l1_normalised, train
+from train.train_config import TrainConfig
+from train.trainer import SeededPatches, masked_l1_normalised, train
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -144,6 +145,7 @@ def test_resume_equals_uninterrupted(train_store: Path, tmp_path: Path) -> None:
     whole = _config(train_store, tmp_path / "whole", steps=24, val_every=5, checkpoint_every=7, log_every=4)
     parts = dataclasses.replace(whole, out=str(tmp_path / "parts"))
     a = train(whole)
+    assert a["step"] == 24 and a["start_step"] == 0
     first = train(parts, stop_after=9)  # stops mid-epoch, between checkpoints
     assert first["step"] == 9
     b = train(parts, resume=True)
