@@ -15,7 +15,8 @@ Stages and the files that mark them done (under ``out/``; a stage whose output e
    :func:`~train.evaluate.run_evaluate`), when it evaluated the present checkpoints (same SHA-256).
 4. report: the results page, its JSON twin and the figures folder beside it, always rebuilt (seconds).
 
-``experiment.json`` holds the :class:`ExperimentConfig` of the folder; resuming with a different one is
+``stage_times.json`` keeps the wall time of each stage from the call that did it, so the page of a resumed run
+still gives the time of the whole experiment. ``experiment.json`` holds the :class:`ExperimentConfig` of the folder; resuming with a different one is
 refused, listing the fields that differ.
 
 The configuration (variants, scenarios, :class:`~train.experiment_config.ExperimentConfig`) is in
@@ -125,11 +126,21 @@ def _run_stages(config: ExperimentConfig, out: Path, results: Path, device: str,
     bar = tqdm(total=len(stores) + len(VARIANTS) + len(ready) + 1, desc="ablation", unit="stage",
                disable=not progress)
 
+    # Wall time of every stage when it was done, kept across calls so a resumed run still reports the whole.
+    times_path = out / "stage_times.json"
+    times: dict[str, Any] = json.loads(times_path.read_text()) if times_path.is_file() else {}
+
     def stage(name: str, done: bool, fn: Callable[[], Any]) -> Any:
         t0 = time.perf_counter()
         value = None if done else fn()
         stages[name] = {"status": "skipped (output exists)" if done else "done",
                         "seconds": time.perf_counter() - t0}
+        if done:
+            stages[name]["earlier_seconds"] = (times.get(name) or {}).get("seconds")
+        else:
+            times[name] = {"seconds": stages[name]["seconds"],
+                           "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            atomic_write_text(times_path, json.dumps(times, indent=1, sort_keys=True) + "\n")
         echo(f"{name}: {stages[name]['status']} ({stages[name]['seconds']:.1f} s)")
         bar.update(1)
         return value

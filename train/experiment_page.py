@@ -303,15 +303,24 @@ def render_page(report: Mapping[str, Any], figures: Mapping[str, Sequence[str]],
     for k, s in report["scenarios"].items():
         lines += _scenario_section(k, s, names, fig_names.get(k, []), fig_dir)
     lines += _paired_section(report, names)
-    lines += ["## Timing", "", "| stage | status | seconds |", "|---|---|---|"]
-    lines += [f"| {k} | {v['status']} | {v['seconds']:.1f} |" for k, v in report["stages"].items()]
+    lines += ["## Timing", "", "| stage | this call | seconds (this call) | seconds (when done) |", "|---|---|---|---|"]
+    for k, v in report["stages"].items():
+        when = v["seconds"] if v["status"] == "done" else v.get("earlier_seconds")
+        lines.append(f"| {k} | {v['status']} | {v['seconds']:.1f} | {_f(when, 1)} |")
     est = report["estimate_seconds"]
-    spent = {k: sum(v["seconds"] for name, v in report["stages"].items() if name.startswith(prefix)
-                    and v["status"] == "done") for k, prefix in (("stores", "store "), ("training", "train "),
-                                                                 ("evaluation", "evaluate "))}
-    lines += ["", "Skipped stages were finished by an earlier call (`--resume`); their times are not included. "
-              "This call / estimate for a whole run on a 2-core CPU: " + ", ".join(
-                  f"{k} {_hours(spent[k])} / {_hours(est.get(k))}" for k in spent) + ".",
+    groups = (("stores", "store "), ("training", "train "), ("evaluation", "evaluate "))
+
+    def total(prefix: str, this_call: bool) -> float | None:
+        vals = [v["seconds"] if v["status"] == "done" else (None if this_call else v.get("earlier_seconds"))
+                for name, v in report["stages"].items() if name.startswith(prefix)]
+        return None if (not this_call and any(x is None for x in vals)) else sum(x for x in vals if x is not None)
+
+    whole = {k: total(prefix, False) for k, prefix in groups}
+    lines += ["", "'When done' is the time of the call that did the stage (kept in the work folder's "
+              "`stage_times.json`, so a resumed run still reports the whole experiment; – where that record is "
+              "missing). Whole experiment / this call / estimate for a whole run on a 2-core CPU: " + ", ".join(
+                  f"{k} {_hours(whole[k])} / {_hours(total(prefix, True))} / {_hours(est.get(k))}"
+                  for k, prefix in groups) + ".",
               "", "## Reproduce", "", "```bash", report["command"], "```", ""]
     return "\n".join(lines)
 

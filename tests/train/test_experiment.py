@@ -144,6 +144,13 @@ def test_resume_skips_finished_stages(quick_run: dict[str, Any]) -> None:
     assert _mtimes(out) == before  # no store, checkpoint or evaluation rewritten
     n_scen = len([s for s in _SCENARIOS if (out / "stores" / f"{s}.h5").exists()])
     assert res.output.count("skipped (output exists)") == 2 + len(VARIANTS) + 2 * n_scen
+    # the page of a call that skipped everything still reports each stage's time from the call that did it
+    times = json.loads((out / "stage_times.json").read_text())
+    report = json.loads(quick_run["page"].with_suffix(".json").read_text())
+    assert set(times) == {k for k in report["stages"] if k != "report"}
+    for name, st in report["stages"].items():
+        if name != "report":
+            assert st["status"].startswith("skipped") and st["earlier_seconds"] == times[name]["seconds"] > 0
     # an evaluation removed (as if killed before its atomic rename) is redone, and only it
     import shutil
 
