@@ -30,6 +30,7 @@ import numpy as np
 from physics._checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
 from physics.tissues import TISSUES, label_lookup
 from synth.fields import smooth_noise, smooth_noise_mm
+from synth.geometry import rotation_zyx
 from synth.lesions import LesionConfig, insert_lesions
 from synth.maps import Maps
 from synth.texture import TEXTURE_CLIP, from_rates, scale_rates, smooth_factors, to_rates, truncated_normal
@@ -273,14 +274,6 @@ def warp_maps(
     return _from_rates(maps, *out, labels=lab, mask=msk, voxel_mm=vox_out.astype(np.float32))
 
 
-def _rotation(deg: Sequence[float]) -> np.ndarray:
-    cx, sx, cy, sy, cz, sz = (f(math.radians(a)) for a in deg for f in (math.cos, math.sin))
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
 def random_warp(maps: Maps, rng: np.random.Generator, config: AugmentConfig) -> Maps:
     """Random flip, rotation, scale, shift, slab choice and elastic deformation (one resampling).
 
@@ -288,7 +281,7 @@ def random_warp(maps: Maps, rng: np.random.Generator, config: AugmentConfig) -> 
     covers less z than the source, the slab centre is drawn inside the brain mask's z extent.
     """
     flips = rng.uniform(size=3) < np.asarray(config.flip_prob)
-    rot = _rotation([rng.uniform(-m, m) for m in config.rotate_deg])
+    rot = rotation_zyx(*(rng.uniform(-m, m) for m in config.rotate_deg))
     scale = rng.uniform(*config.scale) * (1.0 + config.aspect_sd * truncated_normal(rng, 3, 2.5))
     shape = tuple(config.shape or maps.shape)
     vox_out = np.asarray(config.voxel_mm or maps.voxel_mm, np.float64)
