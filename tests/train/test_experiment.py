@@ -256,6 +256,26 @@ def test_check_targets_thresholds() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ configs
+def test_missed_target_reasons_state_measured_facts() -> None:
+    from train.experiment_page import _specific_reason
+
+    def summ(psnr: float, mpe: float = 9.0) -> dict[str, Any]:
+        return {mp: {"psnr_db": {"mean": psnr}, "mpe_pct": {"mean": mpe}, "mpe_no_csf_pct": {"mean": mpe - 1}}
+                for mp in ("t1", "t2", "pd")}
+
+    scen = {"internal_test": {"summary": {v.name: summ(29.0) for v in VARIANTS}},
+            "out_of_range": {"summary": {**{v.name: summ(25.0) for v in VARIANTS}, "channels": summ(26.5)}}}
+    report = {"scenarios": scen}
+    row = {"kind": "psnr", "scenario": "internal_test", "map": "t1", "value": 29.0, "threshold": 38.0}
+    text = _specific_reason(row, report)
+    # PSNR = 20 log10(peak / RMSE): 38 dB is an RMS error of 1.26 % of the peak, 29 dB one of 3.5 %
+    assert f"{100 * 10 ** (-38 / 20):.2f} %" == "1.26 %" and "1.26 % of the brain's peak" in text
+    assert "this run's is 3.5 %" in text and "9.0 % of the truth, 8.0 % without CSF" in text
+    row = {"kind": "oor", "scenario": "out_of_range", "map": "t2", "value": 0.0, "threshold": 3.0}
+    text = _specific_reason(row, report)
+    assert "falls 4.0 dB (29.0 → 25.0)" in text and "best here: `channels` (26.5 dB)" in text
+
+
 def test_best_by_validation_skips_failed_and_non_finite() -> None:
     variants = {"a": {"best_val": 0.12}, "b": {"best_val": 0.10, "error": "diverged"},
                 "c": {"best_val": float("nan")}, "d": {"best_val": 0.11}, "e": {"best_val": None}}
