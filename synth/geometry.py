@@ -8,12 +8,13 @@ times per head.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numba
 import numpy as np
 
-__all__ = ["ramp", "smoothstep", "ellipsoid_depth", "capsule_depth", "index_box", "grad_norm", "rotation_zyx"]
+__all__ = ["ramp", "smoothstep", "ellipsoid_depth", "capsule_depth", "index_box", "grad_norm", "rotation_zyx",
+           "union_depth", "intersection_depth", "ramp_of_union"]
 
 
 def ramp(d: np.ndarray, w: float) -> np.ndarray:
@@ -198,3 +199,49 @@ def rotation_zyx(pitch: float, roll: float, yaw: float) -> np.ndarray:
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
     return rz @ ry @ rx
+
+
+def union_depth(depths: list[np.ndarray]) -> np.ndarray:
+    """Element-wise maximum of signed depths (the union of the shapes): equal to ``np.maximum.reduce(depths)``
+    but accumulated in place, without first stacking the arrays into one (n, ...) copy."""
+    out = np.array(depths[0], dtype=np.result_type(*depths), copy=True)
+    for d in depths[1:]:
+        np.maximum(out, d, out=out)
+    return out
+
+
+def intersection_depth(depths: list[np.ndarray]) -> np.ndarray:
+    """Element-wise minimum of signed depths (the intersection of the shapes), like :func:`union_depth`."""
+    out = np.array(depths[0], dtype=np.result_type(*depths), copy=True)
+    for d in depths[1:]:
+        np.minimum(out, d, out=out)
+    return out
+
+
+def ramp_of_union(q: tuple[np.ndarray, ...], parts: list[tuple[Any, Any, Callable[..., np.ndarray]]],
+                  w: float) -> np.ndarray:
+    """``ramp(max_i depth_i, w)`` of small shapes, each evaluated only in the index box around it.
+
+    Parameters
+    ----------
+    q : canonical coordinates [mm] of the grid, 3 arrays of one 3-D shape.
+    parts : per shape ``(lo, hi, depth_fn)``: its axis-aligned bounding box ``[lo, hi]`` (3,) [mm] in the
+        canonical frame and a function of the sub-box coordinates ``(x, y, z)`` returning its depth [mm]
+        (positive inside).
+    w : ramp width [mm] (voxel size).
+
+    Returns
+    -------
+    float32 array of ``q[0].shape``, identical to ``ramp(union_depth([fn(*q) for ...]), w)``: a voxel farther
+    than ``w`` outside a box is at least ``w`` from the shape, so its depth (measured along the ray from the
+    centre, which is at least the distance to the shape) is <= -w and its ramp 0; and the ramp is monotone, so
+    the maximum of the ramps is the ramp of the maximum.
+    """
+    out = np.zeros(q[0].shape, np.float32)
+    for lo, hi, depth_fn in parts:
+        box = index_box(q, tuple(np.asarray(lo, np.float64) - w), tuple(np.asarray(hi, np.float64) + w))
+        if box is None:
+            continue
+        view = out[box]
+        np.maximum(view, ramp(depth_fn(*(c[box] for c in q)), w), out=view)
+    return out

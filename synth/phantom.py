@@ -37,7 +37,18 @@ import numpy as np
 from physics._checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
 from physics.tissues import TISSUES
 from synth.fields import sample_trilinear, smooth_noise, smooth_noise_mm
-from synth.geometry import capsule_depth, ellipsoid_depth, grad_norm, index_box, ramp, rotation_zyx, smoothstep
+from synth.geometry import (
+    capsule_depth,
+    ellipsoid_depth,
+    grad_norm,
+    index_box,
+    intersection_depth,
+    ramp,
+    ramp_of_union,
+    rotation_zyx,
+    smoothstep,
+    union_depth,
+)
 from synth.lesions import LesionConfig, insert_lesions
 from synth.maps import Maps
 from synth.texture import TEXTURE_CLIP, draw_tissue_values, from_rates, mix_fractions, smooth_factors
@@ -238,15 +249,15 @@ def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[f
     x_insula = 0.55 * a * rng.uniform(0.92, 1.08)
     wobble = 3.0 * smooth_noise(rng, shape, 15.0 / np.asarray(spacing))
     z_sylvian = -6.0 - 0.4 * (qy - 10.0) + rng.uniform(-4, 4) + wobble  # rises posteriorly
-    sylvian = np.maximum.reduce([np.abs(qz - z_sylvian) - (0.5 + 1.0 * atrophy), x_insula - np.abs(qx),
+    sylvian = union_depth([np.abs(qz - z_sylvian) - (0.5 + 1.0 * atrophy), x_insula - np.abs(qx),
                                  np.abs(qy - 12.0) - 27.0])
-    rho = np.minimum.reduce([rho, fissure.astype(np.float32), sylvian.astype(np.float32)])
+    rho = intersection_depth([rho, fissure.astype(np.float32), sylvian.astype(np.float32)])
     hull = hull_c.copy()
     # Cerebellum (folia: sheets of a field stretched along x) and brainstem / cord, in the posterior fossa.
     box = index_box(q, (-70.0, -100.0, -150.0), (70.0, 5.0, -15.0))
     if box is not None:
         bx, by, bz = qx[box], qy[box], qz[box]
-        cb = np.maximum.reduce([
+        cb = union_depth([
             ellipsoid_depth(bx - 24.0, by + 52.0, bz + 52.0, 26.0, 24.0, 25.0),
             ellipsoid_depth(bx + 24.0, by + 52.0, bz + 52.0, 26.0, 24.0, 25.0),
             ellipsoid_depth(bx, by + 55.0, bz + 48.0, 10.0, 20.0, 27.0),
@@ -279,15 +290,15 @@ def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atroph
     bx, by, bz = (c[box] for c in q)
     jit = lambda: rng.uniform(-2.0, 2.0, 3)  # noqa: E731  (position jitter of one structure [mm])
     size = lambda: rng.uniform(0.85, 1.15)  # noqa: E731
-    nuclei = []
+    nuclei, caudates = [], []  # thalamus, putamen, pallidum (ellipsoids, evaluated around themselves); caudate
     for side in (-1.0, 1.0):
         for centre, axes in (((11, 0, -3), (8, 15, 9)), ((25, 21, -10), (6, 15, 10)), ((19, 15, -12), (4, 9, 6))):
             c = np.array(centre, float) * (side, 1, 1) + jit()
             s = np.array(axes, float) * size()
-            nuclei.append(ellipsoid_depth(bx - c[0], by - c[1], bz - c[2], *s))
+            nuclei.append((c - s, c + s, lambda x, y, z, c=c, s=s: ellipsoid_depth(x - c[0], y - c[1], z - c[2], *s)))
         caudate = np.array([[15, 33, 0], [17, 20, 7], [18, 5, 11]], float) * (side, 1, 1) + jit()
-        nuclei.append(capsule_depth(bx, by, bz, caudate, np.array([5.5, 4.0, 2.5]) * size(), cut=w))
-    alpha = ramp(np.maximum.reduce(nuclei), w)
+        caudates.append(capsule_depth(bx, by, bz, caudate, np.array([5.5, 4.0, 2.5]) * size(), cut=w))
+    alpha = np.maximum(ramp_of_union((bx, by, bz), nuclei, w), ramp(union_depth(caudates), w))
     sub = frac[:, box[0], box[1], box[2]]
     sub[_DGM] += alpha * (sub[_GM] + sub[_WM])
     sub[_GM] *= 1.0 - alpha
@@ -305,7 +316,7 @@ def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atroph
         lateral.append(capsule_depth(bx, by, bz, temporal, np.array([5.0, 3.5, 2.0]) * vscale, cut=w))
     third = capsule_depth(bx, by, bz / 3.0, np.array([[0, 18, -3.5], [0, 4, -1.5], [0, -8, -1.5]]),
                            np.array([1.5, 2.0, 2.0]) * vscale, cut=w)
-    alpha = np.maximum(ramp(np.maximum.reduce(lateral), w) * ramp(np.abs(bx) - 1.2, w), ramp(third, w))
+    alpha = np.maximum(ramp(union_depth(lateral), w) * ramp(np.abs(bx) - 1.2, w), ramp(third, w))
     moved = alpha * (sub[_GM] + sub[_WM] + sub[_DGM])
     for s in (_GM, _WM, _DGM):
         sub[s] *= 1.0 - alpha
@@ -331,23 +342,28 @@ def _face(q: tuple[np.ndarray, ...], rng: np.random.Generator, brain: dict, sub:
     sub[_SKIN] += weight * (f0 - f1)
     sub[_FAT] += weight * (f1 - f2)
     deep = weight * f2
+    # Small shapes (sinuses, eyes, orbits) are evaluated only around themselves (synth.geometry.ramp_of_union).
     air = []
     for centre, axes in (((24, 55, -68), (12, 16, 16)), ((-24, 55, -68), (12, 16, 16)), ((0, 60, -66), (7, 25, 13)),
                          ((0, 30, -52), (10, 10, 8))):
         c = np.array(centre, float) + rng.uniform(-2, 2, 3)
-        air.append(ellipsoid_depth(bx - c[0], by - c[1], bz - c[2], *(np.array(axes) * rng.uniform(0.8, 1.2))))
-    air.append(capsule_depth(bx, by, bz, np.array([[0, 40, -80], [0, 12, -95], [0, 10, -200]], float),
-                              np.array([7.0, 8.0, 7.0]) * rng.uniform(0.7, 1.2), cut=w))
-    deep *= 1.0 - ramp(np.maximum.reduce(air), w)
+        ax = np.array(axes) * rng.uniform(0.8, 1.2)
+        air.append((c - ax, c + ax, lambda x, y, z, c=c, ax=ax: ellipsoid_depth(x - c[0], y - c[1], z - c[2], *ax)))
+    airway = capsule_depth(bx, by, bz, np.array([[0, 40, -80], [0, 12, -95], [0, 10, -200]], float),
+                           np.array([7.0, 8.0, 7.0]) * rng.uniform(0.7, 1.2), cut=w)
+    deep *= 1.0 - np.maximum(ramp_of_union(q, air, w), ramp(airway, w))
     eyes, orbits = [], []
     for side in (-1.0, 1.0):
         c = np.array([31.0 * side, 70.0, -47.0]) + rng.uniform(-2, 2, 3)
-        eyes.append(ellipsoid_depth(bx - c[0], by - c[1], bz - c[2], 12.0, 12.0, 12.0))
-        orbits.append(ellipsoid_depth(bx - c[0], by - c[1] + 8.0, bz - c[2], 17.0, 22.0, 15.0))
-    eye = deep * ramp(np.maximum(*eyes), w)
+        eyes.append((c - 12.0, c + 12.0,
+                     lambda x, y, z, c=c: ellipsoid_depth(x - c[0], y - c[1], z - c[2], 12.0, 12.0, 12.0)))
+        oc = c - (0.0, 8.0, 0.0)  # orbit centre
+        orbits.append((oc - (17.0, 22.0, 15.0), oc + (17.0, 22.0, 15.0),
+                       lambda x, y, z, c=c: ellipsoid_depth(x - c[0], y - c[1] + 8.0, z - c[2], 17.0, 22.0, 15.0)))
+    eye = deep * ramp_of_union(q, eyes, w)
     rest = deep - eye
     islands = smooth_noise(rng, bx.shape, 12.0 / np.asarray(spacing))
-    fatty = np.maximum(np.clip(0.5 + (islands - 0.4) / 0.2, 0.0, 1.0), ramp(np.maximum(*orbits), w))
+    fatty = np.maximum(np.clip(0.5 + (islands - 0.4) / 0.2, 0.0, 1.0), ramp_of_union(q, orbits, w))
     sub[_EYE] += eye
     sub[_FAT] += rest * fatty
     sub[_MUS] += rest * (1.0 - fatty)

@@ -4,7 +4,18 @@ from __future__ import annotations
 import numpy as np
 from numpy.testing import assert_allclose
 
-from synth.geometry import capsule_depth, ellipsoid_depth, grad_norm, index_box, ramp, rotation_zyx, smoothstep
+from synth.geometry import (
+    capsule_depth,
+    ellipsoid_depth,
+    grad_norm,
+    index_box,
+    intersection_depth,
+    ramp,
+    ramp_of_union,
+    rotation_zyx,
+    smoothstep,
+    union_depth,
+)
 
 
 def _grid(n: int = 21, half: float = 10.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,3 +84,27 @@ def test_grad_norm_of_a_linear_field_and_rotation_is_orthonormal() -> None:
     assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
     assert_allclose(np.linalg.det(r), 1.0, atol=1e-12)
     assert_allclose(rotation_zyx(0.0, 0.0, 90.0) @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-12)
+
+
+def test_union_and_intersection_equal_numpy_reduce() -> None:
+    rng = np.random.default_rng(3)
+    parts = [rng.standard_normal((4, 5, 6)).astype(np.float32) for _ in range(4)]
+    assert np.array_equal(union_depth(parts), np.maximum.reduce(parts))
+    assert np.array_equal(intersection_depth(parts), np.minimum.reduce(parts))
+    assert union_depth(parts).dtype == np.float32 and parts[0] is not union_depth(parts)
+
+
+def test_ramp_of_union_equals_evaluating_everywhere() -> None:
+    # a rotated, deformed grid (as in the phantom): boxes are found from the coordinates, not the indices
+    x, y, z = _grid(41, 20.0)
+    r = rotation_zyx(12.0, -7.0, 25.0).astype(np.float32)
+    q = tuple((r[i, 0] * x + r[i, 1] * y + r[i, 2] * z + 0.3 * np.sin(x / 5.0)).astype(np.float32) for i in range(3))
+    shapes = [(np.array([5.0, -3.0, 2.0]), np.array([4.0, 6.0, 3.0])),
+              (np.array([-8.0, 9.0, -4.0]), np.array([2.5, 2.5, 5.0])),
+              (np.array([30.0, 30.0, 30.0]), np.array([2.0, 2.0, 2.0]))]  # outside the grid: no box
+    parts = [(c - a, c + a, lambda xx, yy, zz, c=c, a=a: ellipsoid_depth(xx - c[0], yy - c[1], zz - c[2], *a))
+             for c, a in shapes]
+    everywhere = ramp(union_depth([fn(*q) for _, _, fn in parts]), 1.0)
+    local = ramp_of_union(q, parts, 1.0)
+    assert everywhere.max() == 1.0 and (everywhere > 0).sum() > 100  # the shapes are on the grid
+    assert np.array_equal(local, everywhere)
