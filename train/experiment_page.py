@@ -334,26 +334,24 @@ def render_page(report: Mapping[str, Any], figures: Mapping[str, Sequence[str]],
     est = report["estimate_seconds"]
     groups = (("stores", "store "), ("training", "train "), ("evaluation", "evaluate "))
 
-    def total(prefix: str, this_call: bool) -> float | None:
-        vals = [v["seconds"] if v["status"] == "done" else (None if this_call else v.get("earlier_seconds"))
-                for name, v in report["stages"].items() if name.startswith(prefix)]
-        return None if (not this_call and any(x is None for x in vals)) else sum(x for x in vals if x is not None)
-
-    whole = {k: total(prefix, False) for k, prefix in groups}
+    whole = {k: _stage_seconds(report, prefix) for k, prefix in groups}
     lines += ["", "'When done' is the time of the call that did the stage (kept in the work folder's "
               "`stage_times.json`, so a resumed run still reports the whole experiment; – where that record is "
               "missing). Whole experiment / this call / estimate for a whole run on a 2-core CPU: " + ", ".join(
-                  f"{k} {_hours(whole[k])} / {_hours(total(prefix, True))} / {_hours(est.get(k))}"
+                  f"{k} {_hours(whole[k])} / {_hours(_stage_seconds(report, prefix, this_call=True))} / {_hours(est.get(k))}"
                   for k, prefix in groups) + ".",
               "", "## Reproduce", "", "From nothing (add `--resume` to continue an interrupted run):", "",
               "```bash", " ".join(w for w in report["command"].split() if w != "--resume"), "```", ""]
     return "\n".join(lines)
 
 
-def _stage_seconds(report: Mapping[str, Any]) -> float | None:
-    """Wall time [s] of every pipeline stage from the call that did it, summed; None if one is unknown."""
-    vals = [v["seconds"] if v["status"] == "done" else v.get("earlier_seconds")
-            for k, v in report["stages"].items() if k != "report"]
+def _stage_seconds(report: Mapping[str, Any], prefix: str = "", this_call: bool = False) -> float | None:
+    """Summed wall time [s] of the pipeline stages named ``prefix...``: each from the call that did it (None if
+    one is unknown) or, with ``this_call``, only the stages this call did."""
+    vals = [v["seconds"] if v["status"] == "done" else (None if this_call else v.get("earlier_seconds"))
+            for k, v in report["stages"].items() if k != "report" and k.startswith(prefix)]
+    if this_call:
+        return float(sum(x for x in vals if x is not None))
     return None if any(x is None for x in vals) else float(sum(vals))
 
 
