@@ -119,8 +119,10 @@ def synth_group(ctx: click.Context, out: str | None, n_samples: int | None, conf
                                 healthy_only=healthy_only, size=size, slices=slices)
     from tqdm import tqdm
 
+    from synth._alloc import keep_freed_memory
     from synth.store import write_store
 
+    keep_freed_memory()  # this process only generates (synth._alloc)
     t0 = time.perf_counter()
     total = n_samples
     if shard_t is not None:  # this shard's share of the samples
@@ -170,15 +172,21 @@ def inspect_command(store: str, png: str | None, samples: int, seed: int, json_p
 
 @synth_group.command("merge")
 @click.argument("store", type=click.Path(dir_okay=False))
-def merge_command(store: str) -> None:
-    """Join the parts written by `synth --shard i/n` jobs into STORE (all shards must be done)."""
-    from synth.store import merge_parts
+@click.option("--self-contained", is_flag=True, help="Copy the parts into one movable file (and remove STORE.parts/) "
+              "instead of a view over them; also converts an existing view store.")
+def merge_command(store: str, self_contained: bool) -> None:
+    """Join the parts written by `synth --shard i/n` jobs into STORE (all shards must be done).
+
+    By default STORE is a view (HDF5 virtual datasets) over STORE.parts/, which must stay beside it.
+    """
+    from synth.store import merge_parts, store_bytes
 
     try:
-        path = merge_parts(store)
+        path = merge_parts(store, self_contained=self_contained)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
-    click.echo(f"merged into {path} ({Path(path).stat().st_size / 1e6:.1f} MB)")
+    kind = "one self-contained file" if self_contained else f"a view over {Path(str(path) + '.parts')}/"
+    click.echo(f"merged into {path}, {kind} ({store_bytes(path) / 1e6:.1f} MB)")
 
 
 @click.command("synth")
@@ -193,8 +201,10 @@ def merge_command(store: str) -> None:
 def bench_synth_command(n_samples: int, n_epg: int, size: int | None, config_file: str | None,
                         folder: str | None, json_path: str | None) -> None:
     """Samples/s into HDF5 (closed form, EPG; 1 and 2 workers) and Dataset reads; ratios between them."""
+    from synth._alloc import keep_freed_memory
     from synth.bench import run_bench
 
+    keep_freed_memory()  # as `relaxomap synth` does (synth._alloc)
     config = build_synth_config(config_file, size=size)
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)

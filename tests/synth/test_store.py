@@ -19,7 +19,16 @@ from synth.generate import SynthConfig, generate_subject, render_signal
 from synth.normalize import normalize_intensity
 from synth.phantom import PhantomConfig
 from synth.sources import SourceConfig
-from synth.store import SCHEMA_VERSION, check_store, merge_parts, parts_dir, store_fields, write_store
+from synth.store import (
+    SCHEMA_VERSION,
+    check_store,
+    is_view,
+    merge_parts,
+    parts_dir,
+    store_bytes,
+    store_fields,
+    write_store,
+)
 from tests.conftest import REPO
 
 SIZE = 64
@@ -54,6 +63,16 @@ def reference(tmp_path_factory) -> Path:
     """One uninterrupted single-process run."""
     out = tmp_path_factory.mktemp("ref") / "ref.h5"
     write_store(small_config(), out, N, workers=1, part_subjects=PART_SUBJECTS)
+    return out
+
+
+@pytest.fixture(scope="module")
+def single_file(reference: Path, tmp_path_factory) -> Path:
+    """The reference view converted into one self-contained file (a copy: the reference stays a view)."""
+    out = tmp_path_factory.mktemp("single") / reference.name
+    shutil.copy(reference, out)
+    shutil.copytree(parts_dir(reference), parts_dir(out))
+    merge_parts(out, self_contained=True)
     return out
 
 
@@ -158,6 +177,7 @@ def test_store_schema_and_attrs(reference: Path) -> None:
         assert json.loads(f.attrs["contrasts"]) == ["t1w", "t2w", "flair"]
         assert "T1 [ms]" in json.loads(f.attrs["units"])["targets"]
         assert f.attrs["package_version"] and f.attrs["created"]
+    with h5py.File(parts_dir(reference) / "part-000000.h5", "r") as f:
         assert f["inputs"].chunks == (1, 3, SIZE, SIZE)
     data = read_all(reference)
     # samples ordered by subject: SLICES per subject, the last subject cut short
@@ -166,7 +186,9 @@ def test_store_schema_and_attrs(reference: Path) -> None:
     assert len(set(data["seed"].tolist())) == N  # no duplicate sample
     first = generate_subject(small_config(), 4)
     assert np.array_equal(data["inputs"][12], first[0]["inputs"])
-    assert not parts_dir(reference).exists()
+    with h5py.File(reference, "r") as f:  # a view: image datasets are virtual over the parts, which stay
+        assert f["inputs"].is_virtual and not f["seed"].is_virtual and f.attrs["layout"] == "view"
+    assert is_view(reference) and len(list(parts_dir(reference).glob("part-*.h5"))) == 5
 
 
 def test_two_workers_give_identical_arrays(reference: Path, tmp_path: Path) -> None:
@@ -185,7 +207,25 @@ def test_shards_merged_give_identical_arrays(reference: Path, tmp_path: Path) ->
     write_store(small_config(), out, N, shard=(1, 2), part_subjects=PART_SUBJECTS)
     merge_parts(out)
     assert_same_store(read_all(out), read_all(reference))
-    assert not parts_dir(out).exists()
+    assert parts_dir(out).is_dir()
+
+
+def test_self_contained_merge_and_moved_view(reference: Path, single_file: Path, tmp_path: Path) -> None:
+    """A view converted into one file reads the same and drops the parts; a view moved with its parts reads the
+    same from anywhere; a view without its parts is refused with the folder named."""
+    assert not is_view(single_file) and not parts_dir(single_file).exists()
+    with h5py.File(single_file, "r") as f:
+        assert f.attrs["layout"] == "self-contained" and f["inputs"].chunks == (1, 3, SIZE, SIZE)
+    assert_same_store(read_all(single_file), read_all(reference))
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    shutil.copy(reference, moved / reference.name)
+    shutil.copytree(parts_dir(reference), parts_dir(moved / reference.name))
+    assert_same_store(read_all(moved / reference.name), read_all(reference))
+    assert store_bytes(moved / reference.name) > (moved / reference.name).stat().st_size  # parts counted
+    parts_dir(moved / reference.name).rename(moved / "renamed.parts")
+    with pytest.raises(ValueError, match=r"ref\.h5\.parts.*5 part file\(s\) are missing"):
+        check_store(moved / reference.name)
 
 
 def test_resume_after_partial_run(reference: Path, tmp_path: Path) -> None:
@@ -225,9 +265,9 @@ def test_kill_minus_9_and_resume(reference: Path, tmp_path: Path) -> None:
     assert_same_store(read_all(out), read_all(reference))
 
 
-def test_existing_store_and_parts_with_other_settings(reference: Path, tmp_path: Path) -> None:
+def test_existing_store_and_parts_with_other_settings(single_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "copy.h5"
-    shutil.copy(reference, out)
+    shutil.copy(single_file, out)
     assert write_store(small_config(), out, N, part_subjects=PART_SUBJECTS).generated == 0  # already complete
     with pytest.raises(ValueError, match="already exists with other settings"):
         write_store(small_config(), out, N + 1, part_subjects=PART_SUBJECTS)
@@ -247,7 +287,8 @@ def test_map_errors_name_file_and_field(tmp_path: Path, shared_data: Path) -> No
         generate_subject(cfg, 0)
 
 
-def test_store_errors_name_the_file(reference: Path, tmp_path: Path) -> None:
+def test_store_errors_name_the_file(single_file: Path, tmp_path: Path) -> None:
+    reference = single_file
     with pytest.raises(ValueError, match="not found"):
         check_store(tmp_path / "nothing.h5")
     corrupt = tmp_path / "corrupt.h5"
