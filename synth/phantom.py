@@ -31,18 +31,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 
 from physics._checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
 from physics.tissues import TISSUES
+from synth._phantom_kernel import carve_fissures, cerebrum_shell, exp_field, layers, sulcal_depth
 from synth.fields import sample_trilinear, smooth_noise, smooth_noise_mm
 from synth.geometry import (
     capsule_depth,
     ellipsoid_depth,
-    grad_norm,
     index_box,
-    intersection_depth,
     ramp,
     ramp_of_union,
     rotation_zyx,
@@ -188,23 +186,10 @@ def _canonical_coords(
 def _field(rng: np.random.Generator, shape: tuple[int, ...], spacing: tuple[float, ...], scale_mm: float,
            mean: float, rel_sd: float) -> np.ndarray:
     """A positive smooth field ``mean · exp(rel_sd · N(0,1) field)`` (thicknesses, widths) on the grid."""
-    f = smooth_noise(rng, shape, scale_mm / np.asarray(spacing))
-    return (np.float32(mean) * np.exp(np.float32(rel_sd) * np.clip(f, -TEXTURE_CLIP, TEXTURE_CLIP))).astype(
-        np.float32
-    )
+    return exp_field(smooth_noise(rng, shape, scale_mm / np.asarray(spacing)), mean, rel_sd, TEXTURE_CLIP)
 
 
 # ----------------------------------------------------------------------------- anatomy
-def _sulcal_distance(g: np.ndarray, spacing: tuple[float, float, float], hull_depth: np.ndarray,
-                     half_width: np.ndarray | float, depth: np.ndarray | float) -> np.ndarray:
-    """Signed distance [mm] to the CSF of sulci (zero sheets of ``g``) reaching ``depth`` below the hull."""
-    e = np.abs(g) / np.maximum(grad_norm(g, spacing), np.float32(0.02))  # ≈ distance to the sheet [mm]
-    inner = e - half_width
-    below = hull_depth - depth
-    deep = np.sqrt(np.maximum(inner, 0.0) ** 2 + np.maximum(below, 0.0) ** 2)
-    return np.where(below < 0, inner, deep).astype(np.float32)
-
-
 def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[float, float, float],
            atrophy: float) -> dict[str, np.ndarray]:
     """Hull depth of the brain (``hull``), parenchymal depth (``rho``), GM thickness (``tgm``), floor level."""
@@ -214,44 +199,30 @@ def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[f
     c_up, c_lo = 66.0 * rng.uniform(0.93, 1.07), 54.0 * rng.uniform(0.9, 1.1)
     egg = rng.uniform(0.02, 0.10)
     floor0, drop = -30.0 * rng.uniform(0.9, 1.1), 20.0 * rng.uniform(0.8, 1.2)
-    ax = (a * (1.0 - egg * qy / b)).astype(np.float32)  # narrower frontally, wider parietally
-    cz = np.where(qz > 0, np.float32(c_up), np.float32(c_lo))
-    hull_c = ellipsoid_depth(qx, qy, qz, ax, b, cz)
-    # Convex envelope of the cerebrum down to the middle fossae, laterally: the temporal fossa between the
-    # frontal and temporal lobes is filled by temporalis muscle, so the head surface does not dip there.
-    envelope = hull_c + (np.minimum(hull_c, qz - (floor0 - drop)) - hull_c) * smoothstep(np.abs(qx) / a, 0.35, 0.55)
-    lateral = smoothstep(qx, 14.0, 34.0, absolute=True)
-    middle = smoothstep(qy, -48.0, -30.0) * (1.0 - smoothstep(qy, 18.0, 38.0))
-    # Floor: anterior fossa, temporal lobes in the middle fossae, tentorium rising towards the midline.
-    tent = 8.0 * (1.0 - smoothstep(qx, 5.0, 50.0, absolute=True)) * (1.0 - smoothstep(qy, -40.0, -25.0))
-    orbits = 7.0 * smoothstep(qx, 8.0, 30.0, absolute=True) * smoothstep(qy, 25.0, 45.0)  # orbital roofs bulge up
-    bumps = 4.5 * smooth_noise(rng, shape, 25.0 / np.asarray(spacing))
-    floor = floor0 - drop * lateral * middle + tent + orbits + bumps
-    hull_c = np.minimum(hull_c, qz - floor)
+    # Cerebrum: egg-shaped ellipsoid (narrower frontally, wider parietally), its convex envelope down to the
+    # middle fossae laterally (the temporal fossa between frontal and temporal lobes is filled by temporalis
+    # muscle, so the head surface does not dip there), cut by a floor: anterior fossa, temporal lobes in the
+    # middle fossae, tentorium rising towards the midline, orbital roofs bulging up, random bumps.
+    bumps = smooth_noise(rng, shape, 25.0 / np.asarray(spacing))
     # Cortical folding: zero sheets of a smooth field sampled at radially compressed coordinates, so the
     # field barely changes along the radius and its zero sheets (sulci) run perpendicular to the surface.
     step_s = rng.uniform(3.5, 5.0)
     lo, grid_mm = np.array([-105.0, -120.0, -85.0]), 1.5
-    noise = smooth_noise(rng, (141, 161, 131), step_s / grid_mm)[None]
-    r = np.sqrt((qx / ax) ** 2 + (qy / b) ** 2 + (qz / cz) ** 2)
-    k = (0.25 + 0.75 / np.maximum(r, 0.35)).astype(np.float32)
-    g = sample_trilinear(noise, lo, grid_mm, qx * k, qy * k, qz * k)[0]
+    noise = smooth_noise(rng, (141, 161, 131), step_s / grid_mm)
+    hull_c, envelope, floor, g = cerebrum_shell(q, bumps, noise, lo, grid_mm, a, b, c_up, c_lo, egg, floor0, drop)
+    del bumps, noise
     half_width = _field(rng, shape, spacing, 30.0, 0.15 + 0.55 * atrophy, 0.4)
     depth = _field(rng, shape, spacing, 35.0, 15.0 * rng.uniform(0.8, 1.25), 0.3)
     tgm = _field(rng, shape, spacing, 40.0, 2.8 * rng.uniform(0.85, 1.15), 0.12)
-    rho = np.minimum(hull_c, _sulcal_distance(g, spacing, hull_c, half_width, depth))
+    rho = sulcal_depth(g, spacing, hull_c, half_width, depth)
+    del g, half_width, depth
     # Interhemispheric fissure (down to the corpus callosum in the middle, through the whole brain in front
     # of the genu and behind the splenium) and Sylvian fissures ending at the insula.
-    mid = 1.5 * smooth_noise(rng, shape, 40.0 / np.asarray(spacing))
-    z_cc = 16.0 - 8.0 * ((qy - 13.0) / 35.0) ** 2
-    fissure = np.maximum(np.abs(qx - mid) - (0.8 + 1.2 * atrophy),
-                         np.minimum(z_cc - qz, 35.0 - np.abs(qy - 13.0)))
+    mid = smooth_noise(rng, shape, 40.0 / np.asarray(spacing))
     x_insula = 0.55 * a * rng.uniform(0.92, 1.08)
-    wobble = 3.0 * smooth_noise(rng, shape, 15.0 / np.asarray(spacing))
-    z_sylvian = -6.0 - 0.4 * (qy - 10.0) + rng.uniform(-4, 4) + wobble  # rises posteriorly
-    sylvian = union_depth([np.abs(qz - z_sylvian) - (0.5 + 1.0 * atrophy), x_insula - np.abs(qx),
-                                 np.abs(qy - 12.0) - 27.0])
-    rho = intersection_depth([rho, fissure.astype(np.float32), sylvian.astype(np.float32)])
+    wobble = smooth_noise(rng, shape, 15.0 / np.asarray(spacing))
+    carve_fissures(rho, q, mid, wobble, 0.8 + 1.2 * atrophy, x_insula, rng.uniform(-4, 4), 0.5 + 1.0 * atrophy)
+    del mid, wobble
     hull = hull_c.copy()
     # Cerebellum (folia: sheets of a field stretched along x) and brainstem / cord, in the posterior fossa.
     box = index_box(q, (-70.0, -100.0, -150.0), (70.0, 5.0, -15.0))
@@ -265,7 +236,7 @@ def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[f
         cb = np.minimum(cb, (floor[box] - 2.5) - bz)  # below the tentorium
         folia = smooth_noise(rng, (121, 86, 71), (12.0, 3.0, 3.0))[None]
         g2 = sample_trilinear(folia, (-60.0, -95.0, -90.0), 1.0, bx, by, bz)[0]
-        rho_cb = np.minimum(cb, _sulcal_distance(g2, spacing, cb, 0.3, 9.0 * rng.uniform(0.8, 1.2)))
+        rho_cb = sulcal_depth(g2, spacing, cb, 0.3, 9.0 * rng.uniform(0.8, 1.2))
         pts = np.array([[0, -12, -22], [0, -18, -42], [0, -22, -60], [0, -27, -78], [0, -29, -160]], float)
         bs = capsule_depth(bx, by, bz, pts, np.array([12.0, 13.0, 10.0, 8.0, 7.0]) * rng.uniform(0.9, 1.1))
         sub_rho, sub_tgm, sub_hull = rho[box], tgm[box], hull[box]
@@ -369,47 +340,6 @@ def _face(q: tuple[np.ndarray, ...], rng: np.random.Generator, brain: dict, sub:
     sub[_MUS] += rest * (1.0 - fatty)
 
 
-@numba.njit(cache=True, fastmath=True)
-def _layers_kernel(cavity, envelope, rho, tgm, t_skull, t_muscle, t_fat, lower, t_dura, t_skin, w,
-                   frac):  # pragma: no cover
-    # Nested surfaces offset from the cavity surface: each layer is the difference of two "inside" ramps.
-    n0, n1, n2 = cavity.shape
-    inv = 1.0 / w
-    for i in range(n0):
-        for j in range(n1):
-            for k in range(n2):
-                c = cavity[i, j, k]
-                inside = min(max(0.5 + c * inv, 0.0), 1.0)
-                paren = min(max(0.5 + rho[i, j, k] * inv, 0.0), 1.0)
-                white = min(max(0.5 + (rho[i, j, k] - tgm[i, j, k]) * inv, 0.0), 1.0)
-                frac[_GM, i, j, k] = inside * (paren - white)
-                frac[_WM, i, j, k] = inside * white
-                frac[_CSF, i, j, k] = inside * (1.0 - paren)
-                e_dura = c + t_dura
-                e_skull = e_dura + t_skull[i, j, k]
-                in_dura = min(max(0.5 + e_dura * inv, 0.0), 1.0)
-                in_skull = min(max(0.5 + e_skull * inv, 0.0), 1.0)
-                frac[_DURA, i, j, k] = in_dura - inside
-                m0 = min(max(0.5 + (e_dura + 1.6) * inv, 0.0), 1.0)  # inner table 1.6 mm
-                m1 = min(max(0.5 + (e_skull - 2.0) * inv, 0.0), 1.0)  # outer table 2 mm
-                marrow = max(m1 - m0, 0.0)
-                frac[_MARROW, i, j, k] = marrow
-                frac[_SKULL, i, j, k] = in_skull - in_dura - marrow
-                scalp = 1.0 - lower[i, j, k]
-                e1 = e_skull + 0.8  # galea
-                e2 = max(e1 + t_muscle[i, j, k], envelope[i, j, k] + 9.0)  # muscle fills the temporal fossa
-                e3 = e2 + t_fat[i, j, k]
-                e4 = e3 + t_skin
-                i1 = min(max(0.5 + e1 * inv, 0.0), 1.0)
-                i2 = min(max(0.5 + e2 * inv, 0.0), 1.0)
-                i3 = min(max(0.5 + e3 * inv, 0.0), 1.0)
-                i4 = min(max(0.5 + e4 * inv, 0.0), 1.0)
-                frac[_CON, i, j, k] = scalp * (i1 - in_skull)
-                frac[_MUS, i, j, k] = scalp * (i2 - i1)
-                frac[_FAT, i, j, k] = scalp * (i3 - i2)
-                frac[_SKIN, i, j, k] = scalp * (i4 - i3)
-
-
 def _fractions(q: tuple[np.ndarray, ...], rng: np.random.Generator, cfg: PhantomConfig,
                spacing: tuple[float, float, float]) -> np.ndarray:
     """Tissue fractions (n_slots, X, Y, Z·n_sub) float32, summing to ≤ 1 per voxel."""
@@ -436,8 +366,8 @@ def _fractions(q: tuple[np.ndarray, ...], rng: np.random.Generator, cfg: Phantom
     frac[_DGM] = 0.0
     frac[_VES] = 0.0
     frac[_EYE] = 0.0
-    _layers_kernel(cavity, brain["envelope"], brain["rho"], brain["tgm"], t_skull, t_muscle, t_fat, lower, t_dura,
-                   t_skin, w, frac)
+    layers(cavity, brain["envelope"], brain["rho"], brain["tgm"], t_skull, t_muscle, t_fat, lower, t_dura, t_skin, w,
+           (_CSF, _GM, _WM, _DURA, _SKULL, _MARROW, _CON, _MUS, _FAT, _SKIN), frac)
     _deep_structures(q, rng, atrophy, frac, w)
     box = index_box(q, (-200.0, -200.0, -400.0), (200.0, 200.0, -36.0))
     if box is not None:

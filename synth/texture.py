@@ -190,6 +190,7 @@ def _mix_kernel(frac, slot_label, slot_brain, values, tex, tex_w, n_sub, pd, a1,
                     pd_t = values[lab, 0]
                     if pd_t <= 0.0:
                         continue
+                    # float32 exponents (|e| <= 2 · 0.3 · TEXTURE_CLIP): expf is ~2x cheaper than exp here
                     e1 = tex_w[lab, 0, 0] * tex[0, i, j, k] + tex_w[lab, 0, 1] * tex[1, i, j, k]
                     e2 = tex_w[lab, 1, 0] * tex[2, i, j, k] + tex_w[lab, 1, 1] * tex[3, i, j, k]
                     e3 = tex_w[lab, 2, 0] * tex[4, i, j, k] + tex_w[lab, 2, 1] * tex[5, i, j, k]
@@ -248,7 +249,7 @@ def mix_fractions(
     vals[: len(t)][ok, 0] = t[ok, 2]
     vals[: len(t)][ok, 1] = 1.0 / t[ok, 0]
     vals[: len(t)][ok, 2] = 1.0 / t[ok, 1]
-    w = np.zeros((_N_LABELS, 3, 2), np.float64)
+    w = np.zeros((_N_LABELS, 3, 2), np.float32)
     w[: len(tex_w)] = tex_w
     pd, a1, a2 = (np.empty(shape, np.float32) for _ in range(3))
     labels = np.empty(shape, np.uint8)

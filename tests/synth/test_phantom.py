@@ -159,8 +159,10 @@ def test_field_strength_and_thick_slices() -> None:
 
 # ------------------------------------------------------------------------------------------- lesions
 def test_lesions_have_their_labels_and_values(mid_flat: list) -> None:
+    # a tumour large enough for a necrotic core with interior voxels; three infarcts, so that the interior
+    # check does not hang on one wedge that may land where the cortex is thin
     cfg = LesionConfig(p_ms=1.0, ms_count=(8, 8), p_tumour=1.0, tumour_radius_mm=(14.0, 18.0), p_necrosis=1.0,
-                       p_infarct=1.0)  # a tumour large enough for a necrotic core with interior voxels
+                       p_infarct=1.0, infarct_count=(3, 3))
     base = mid_flat[0]
     maps = insert_lesions(base, np.random.default_rng(11), cfg)
     assert_array_equal(base.labels, mid_flat[0].labels)  # input untouched

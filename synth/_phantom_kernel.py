@@ -1,0 +1,246 @@
+"""Fused per-voxel Numba kernels of the procedural phantom (:mod:`synth.phantom`).
+
+Each kernel replaces a chain of array-wide NumPy expressions over the full 224 × 256 × 48 grid (one
+temporary array per operation) by one pass that keeps every intermediate in registers. The formulas are
+those documented in :mod:`synth.phantom`; distances are in mm, arrays are 3-D float32 ``(X, Y, Z)`` grids,
+serial kernels (generation runs in several worker processes).
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["cerebrum_shell", "sulcal_depth", "carve_fissures", "exp_field", "layers"]
+
+_F0 = np.float32(0.0)
+_F1 = np.float32(1.0)
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _step(u, lo, hi):  # pragma: no cover - numba
+    # cubic smoothstep from 0 at u = lo to 1 at u = hi (as synth.geometry.smoothstep)
+    t = min(max((u - lo) / (hi - lo), 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _trilinear(vol, ox, oy, oz, inv_step, px, py, pz):  # pragma: no cover - numba
+    # as synth.fields.sample_trilinear for one volume, fill 0 outside the grid
+    nx, ny, nz = vol.shape
+    fx = (px - ox) * inv_step
+    fy = (py - oy) * inv_step
+    fz = (pz - oz) * inv_step
+    if not (fx >= 0.0 and fy >= 0.0 and fz >= 0.0 and fx <= nx - 1 and fy <= ny - 1 and fz <= nz - 1):
+        return 0.0
+    ix = min(int(fx), nx - 2)
+    iy = min(int(fy), ny - 2)
+    iz = min(int(fz), nz - 2)
+    tx, ty, tz = fx - ix, fy - iy, fz - iz
+    c00 = vol[ix, iy, iz] * (1 - tx) + vol[ix + 1, iy, iz] * tx
+    c10 = vol[ix, iy + 1, iz] * (1 - tx) + vol[ix + 1, iy + 1, iz] * tx
+    c01 = vol[ix, iy, iz + 1] * (1 - tx) + vol[ix + 1, iy, iz + 1] * tx
+    c11 = vol[ix, iy + 1, iz + 1] * (1 - tx) + vol[ix + 1, iy + 1, iz + 1] * tx
+    return (c00 * (1 - ty) + c10 * ty) * (1 - tz) + (c01 * (1 - ty) + c11 * ty) * tz
+
+
+@numba.njit(cache=True, fastmath=True)
+def _cerebrum_shell_kernel(qx, qy, qz, bumps, noise, geo, hull, envelope, floor, g):  # pragma: no cover
+    a, b, c_up, c_lo, egg, floor0, drop, ox, oy, oz, inv_step = (geo[0], geo[1], geo[2], geo[3], geo[4], geo[5],
+                                                                 geo[6], geo[7], geo[8], geo[9], geo[10])
+    n0, n1, n2 = qx.shape
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                x, y, z = qx[i, j, k], qy[i, j, k], qz[i, j, k]
+                ax = a * (1.0 - egg * y / b)  # narrower frontally, wider parietally
+                cz = c_up if z > 0 else c_lo
+                r = math.sqrt((x / ax) ** 2 + (y / b) ** 2 + (z / cz) ** 2)
+                rc = max(r, 1e-3)
+                h = math.sqrt(x * x + y * y + z * z) * (1.0 - rc) / rc  # ellipsoid depth
+                ox_ = abs(x)
+                envelope[i, j, k] = h + (min(h, z - (floor0 - drop)) - h) * _step(ox_ / a, 0.35, 0.55)
+                lateral = _step(ox_, 14.0, 34.0)
+                middle = _step(y, -48.0, -30.0) * (1.0 - _step(y, 18.0, 38.0))
+                tent = 8.0 * (1.0 - _step(ox_, 5.0, 50.0)) * (1.0 - _step(y, -40.0, -25.0))
+                orbit = 7.0 * _step(ox_, 8.0, 30.0) * _step(y, 25.0, 45.0)
+                f = floor0 - drop * lateral * middle + tent + orbit + 4.5 * bumps[i, j, k]
+                floor[i, j, k] = f
+                hull[i, j, k] = min(h, z - f)
+                s = 0.25 + 0.75 / max(r, 0.35)  # radial compression of the folding field's coordinates
+                g[i, j, k] = _trilinear(noise, ox, oy, oz, inv_step, x * s, y * s, z * s)
+
+
+def cerebrum_shell(q: tuple[np.ndarray, ...], bumps: np.ndarray, noise: np.ndarray, noise_origin_mm: np.ndarray,
+                   noise_step_mm: float, a: float, b: float, c_up: float, c_lo: float, egg: float, floor0: float,
+                   drop: float) -> tuple[np.ndarray, ...]:
+    """Cerebral hull depth, its convex envelope, the floor height and the folding field, in one pass.
+
+    Parameters
+    ----------
+    q : canonical coordinates [mm], 3 float32 arrays (X, Y, Z).
+    bumps : (X, Y, Z) float32 unit-variance field; the floor gets ``4.5 mm ·`` it.
+    noise : (nx, ny, nz) float32 folding field on a grid at ``noise_origin_mm + noise_step_mm · index``.
+    a, b, c_up, c_lo : semi-axes [mm] (x, y, z above / below the centre); ``egg`` narrows x frontally.
+    floor0, drop : floor height [mm] and its drop in the middle fossae [mm].
+
+    Returns
+    -------
+    ``(hull, envelope, floor, g)`` float32 (X, Y, Z): depth [mm] below the cerebral surface cut by the floor,
+    the envelope depth [mm] (cerebrum filled down to the middle fossae laterally), the floor height [mm] and
+    the folding field sampled at radially compressed coordinates.
+    """
+    shape = q[0].shape
+    hull, envelope, floor, g = (np.empty(shape, np.float32) for _ in range(4))
+    geo = np.array([a, b, c_up, c_lo, egg, floor0, drop, *noise_origin_mm, 1.0 / noise_step_mm], np.float32)
+    _cerebrum_shell_kernel(*q, bumps, np.ascontiguousarray(noise, np.float32), geo, hull, envelope, floor, g)
+    return hull, envelope, floor, g
+
+
+@numba.njit(cache=True, fastmath=True)
+def _sulcal_kernel(g, h, hull, half_width, depth, out):  # pragma: no cover - numba
+    n0, n1, n2 = g.shape
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                # |grad g| [1/mm]: central differences, one-sided at the edges (as synth.geometry.grad_norm)
+                acc = 0.0
+                if n0 > 1:
+                    lo, hi = max(i - 1, 0), min(i + 1, n0 - 1)
+                    d = (g[hi, j, k] - g[lo, j, k]) / ((hi - lo) * h[0])
+                    acc += d * d
+                if n1 > 1:
+                    lo, hi = max(j - 1, 0), min(j + 1, n1 - 1)
+                    d = (g[i, hi, k] - g[i, lo, k]) / ((hi - lo) * h[1])
+                    acc += d * d
+                if n2 > 1:
+                    lo, hi = max(k - 1, 0), min(k + 1, n2 - 1)
+                    d = (g[i, j, hi] - g[i, j, lo]) / ((hi - lo) * h[2])
+                    acc += d * d
+                e = abs(g[i, j, k]) / max(math.sqrt(acc), 0.02)  # ≈ distance to the zero sheet [mm]
+                inner = e - half_width[i, j, k]
+                below = hull[i, j, k] - depth[i, j, k]
+                if below < 0:
+                    s = inner
+                else:
+                    s = math.sqrt(max(inner, 0.0) ** 2 + max(below, 0.0) ** 2)
+                out[i, j, k] = min(hull[i, j, k], s)
+
+
+def sulcal_depth(g: np.ndarray, spacing: tuple[float, float, float], hull: np.ndarray,
+                 half_width: np.ndarray | float, depth: np.ndarray | float) -> np.ndarray:
+    """Parenchymal depth [mm]: ``min(hull, distance to the CSF of sulci)``.
+
+    Sulci are the zero sheets of ``g`` (distance ≈ |g| / |∇g|), ``half_width`` [mm] wide on each side,
+    reaching ``depth`` [mm] below the hull (deeper they end in a rounded fundus). Arrays are (X, Y, Z)
+    float32; ``half_width`` and ``depth`` may be scalars.
+    """
+    shape = g.shape
+    hw, dp = (np.broadcast_to(np.asarray(v, np.float32), shape) for v in (half_width, depth))
+    out = np.empty(shape, np.float32)
+    _sulcal_kernel(np.ascontiguousarray(g, np.float32), np.asarray(spacing, np.float32),
+                   np.ascontiguousarray(hull, np.float32), hw, dp, out)
+    return out
+
+
+@numba.njit(cache=True, fastmath=True)
+def _fissure_kernel(rho, qx, qy, qz, mid, wobble, p):  # pragma: no cover - numba
+    fis_half, x_insula, syl_off, syl_half = p[0], p[1], p[2], p[3]
+    n0, n1, n2 = rho.shape
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                x, y, z = qx[i, j, k], qy[i, j, k], qz[i, j, k]
+                z_cc = 16.0 - 8.0 * ((y - 13.0) / 35.0) ** 2  # corpus callosum top
+                fissure = max(abs(x - 1.5 * mid[i, j, k]) - fis_half, min(z_cc - z, 35.0 - abs(y - 13.0)))
+                z_syl = -6.0 - 0.4 * (y - 10.0) + syl_off + 3.0 * wobble[i, j, k]  # rises posteriorly
+                sylvian = max(abs(z - z_syl) - syl_half, x_insula - abs(x), abs(y - 12.0) - 27.0)
+                rho[i, j, k] = min(rho[i, j, k], fissure, sylvian)
+
+
+def carve_fissures(rho: np.ndarray, q: tuple[np.ndarray, ...], mid: np.ndarray, wobble: np.ndarray,
+                   fissure_half_mm: float, x_insula_mm: float, sylvian_offset_mm: float,
+                   sylvian_half_mm: float) -> None:
+    """Cut the interhemispheric and Sylvian fissures into the parenchymal depth ``rho`` (in place).
+
+    Interhemispheric: ``|x − 1.5 · mid| < fissure_half_mm`` above the corpus callosum (z_cc = 16 − 8 ((y −
+    13) / 35)² mm) and through the whole brain 35 mm in front of / behind y = 13 mm. Sylvian: a sheet at
+    z = −6 − 0.4 (y − 10) + offset + 3 · wobble [mm], ``sylvian_half_mm`` thick, lateral to the insula
+    (|x| > ``x_insula_mm``), |y − 12| < 27 mm. ``mid`` and ``wobble`` are unit-variance fields.
+    """
+    p = np.array([fissure_half_mm, x_insula_mm, sylvian_offset_mm, sylvian_half_mm], np.float32)
+    _fissure_kernel(rho, *q, mid, wobble, p)
+
+
+def exp_field(f: np.ndarray, mean: float, rel_sd: float, clip: float) -> np.ndarray:
+    """``mean · exp(rel_sd · clip(f, ±clip))`` computed in place on the float32 array ``f``; returns it.
+
+    NumPy in-place passes, not a Numba loop: NumPy's exp is SIMD-vectorised, Numba's (without SVML) calls
+    the scalar libm exp and is ~2x slower here.
+    """
+    if f.dtype != np.float32:
+        raise ValueError(f"exp_field: f must be float32; got {f.dtype}")
+    np.clip(f, -clip, clip, out=f)
+    f *= np.float32(rel_sd)
+    np.exp(f, out=f)
+    f *= np.float32(mean)
+    return f
+
+
+@numba.njit(cache=True, fastmath=True)
+def _layers_kernel(cavity, envelope, rho, tgm, t_skull, t_muscle, t_fat, lower, t_dura, t_skin, w, slots,
+                   frac):  # pragma: no cover
+    # Nested surfaces offset from the cavity surface: each layer is the difference of two "inside" ramps.
+    s_csf, s_gm, s_wm, s_dura, s_skull, s_marrow, s_con, s_mus, s_fat, s_skin = (
+        slots[0], slots[1], slots[2], slots[3], slots[4], slots[5], slots[6], slots[7], slots[8], slots[9])
+    n0, n1, n2 = cavity.shape
+    inv = 1.0 / w
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                c = cavity[i, j, k]
+                inside = min(max(0.5 + c * inv, 0.0), 1.0)
+                paren = min(max(0.5 + rho[i, j, k] * inv, 0.0), 1.0)
+                white = min(max(0.5 + (rho[i, j, k] - tgm[i, j, k]) * inv, 0.0), 1.0)
+                frac[s_gm, i, j, k] = inside * (paren - white)
+                frac[s_wm, i, j, k] = inside * white
+                frac[s_csf, i, j, k] = inside * (1.0 - paren)
+                e_dura = c + t_dura
+                e_skull = e_dura + t_skull[i, j, k]
+                in_dura = min(max(0.5 + e_dura * inv, 0.0), 1.0)
+                in_skull = min(max(0.5 + e_skull * inv, 0.0), 1.0)
+                frac[s_dura, i, j, k] = in_dura - inside
+                m0 = min(max(0.5 + (e_dura + 1.6) * inv, 0.0), 1.0)  # inner table 1.6 mm
+                m1 = min(max(0.5 + (e_skull - 2.0) * inv, 0.0), 1.0)  # outer table 2 mm
+                marrow = max(m1 - m0, 0.0)
+                frac[s_marrow, i, j, k] = marrow
+                frac[s_skull, i, j, k] = in_skull - in_dura - marrow
+                scalp = 1.0 - lower[i, j, k]
+                e1 = e_skull + 0.8  # galea
+                e2 = max(e1 + t_muscle[i, j, k], envelope[i, j, k] + 9.0)  # muscle fills the temporal fossa
+                e3 = e2 + t_fat[i, j, k]
+                e4 = e3 + t_skin
+                i1 = min(max(0.5 + e1 * inv, 0.0), 1.0)
+                i2 = min(max(0.5 + e2 * inv, 0.0), 1.0)
+                i3 = min(max(0.5 + e3 * inv, 0.0), 1.0)
+                i4 = min(max(0.5 + e4 * inv, 0.0), 1.0)
+                frac[s_con, i, j, k] = scalp * (i1 - in_skull)
+                frac[s_mus, i, j, k] = scalp * (i2 - i1)
+                frac[s_fat, i, j, k] = scalp * (i3 - i2)
+                frac[s_skin, i, j, k] = scalp * (i4 - i3)
+
+
+def layers(cavity: np.ndarray, envelope: np.ndarray, rho: np.ndarray, tgm: np.ndarray, t_skull: np.ndarray,
+           t_muscle: np.ndarray, t_fat: np.ndarray, lower: np.ndarray, t_dura: float, t_skin: float, w: float,
+           slots: tuple[int, ...], frac: np.ndarray) -> None:
+    """Fractions of the nested layers around the cranial cavity, written into ``frac`` (S, X, Y, Z) in place.
+
+    Inside the cavity (depth ``cavity`` [mm]): CSF, grey matter (parenchymal depth ``rho`` within ``tgm`` mm)
+    and white matter. Outwards: dura (``t_dura`` mm), skull (``t_skull``; 1.6 mm inner and 2 mm outer table
+    around marrow), galea (0.8 mm), muscle (``t_muscle``, at least to ``envelope`` + 9 mm), fat (``t_fat``)
+    and skin (``t_skin``), the scalp layers weighted by ``1 − lower`` (face and neck take the rest).
+    ``slots`` gives the frac slot of (CSF, GM, WM, dura, skull, marrow, connective, muscle, fat, skin).
+    """
+    _layers_kernel(cavity, envelope, rho, tgm, t_skull, t_muscle, t_fat, lower, np.float32(t_dura),
+                   np.float32(t_skin), np.float32(w), np.asarray(slots, np.int64), frac)

@@ -1,0 +1,81 @@
+"""synth._phantom_kernel: each fused kernel equals the array-wide NumPy formula it replaces (float64 reference)."""
+from __future__ import annotations
+
+import numpy as np
+from numpy.testing import assert_allclose
+
+from synth._phantom_kernel import carve_fissures, cerebrum_shell, exp_field, sulcal_depth
+from synth.fields import sample_trilinear, smooth_noise
+from synth.geometry import ellipsoid_depth, grad_norm, smoothstep
+
+SHAPE = (40, 48, 12)
+SPACING = (1.0, 1.2, 2.0)
+
+
+def coords(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Canonical coordinates [mm] spanning the whole head (±110 mm in plane, −90..90 mm in z), jittered."""
+    axes = [np.linspace(-110, 110, SHAPE[0]), np.linspace(-120, 120, SHAPE[1]), np.linspace(-90, 90, SHAPE[2])]
+    q = np.meshgrid(*axes, indexing="ij")
+    return tuple((c + rng.uniform(-2, 2, SHAPE)).astype(np.float32) for c in q)
+
+
+def test_cerebrum_shell_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    qx, qy, qz = coords(rng)
+    bumps = smooth_noise(rng, SHAPE, 6.0)
+    noise = smooth_noise(rng, (141, 161, 131), 3.0)
+    lo, step = np.array([-105.0, -120.0, -85.0]), 1.5
+    a, b, c_up, c_lo, egg, floor0, drop = 68.0, 86.0, 64.0, 55.0, 0.06, -31.0, 21.0
+    hull, env, floor, g = cerebrum_shell((qx, qy, qz), bumps, noise, lo, step, a, b, c_up, c_lo, egg, floor0, drop)
+    x, y, z = (v.astype(np.float64) for v in (qx, qy, qz))
+    ax = a * (1 - egg * y / b)
+    cz = np.where(z > 0, c_up, c_lo)
+    h = ellipsoid_depth(x, y, z, ax, b, cz).astype(np.float64)
+    env_ref = h + (np.minimum(h, z - (floor0 - drop)) - h) * smoothstep(np.abs(x) / a, 0.35, 0.55)
+    floor_ref = (floor0 - drop * smoothstep(x, 14, 34, absolute=True) * smoothstep(y, -48, -30)
+                 * (1 - smoothstep(y, 18, 38))
+                 + 8 * (1 - smoothstep(x, 5, 50, absolute=True)) * (1 - smoothstep(y, -40, -25))
+                 + 7 * smoothstep(x, 8, 30, absolute=True) * smoothstep(y, 25, 45) + 4.5 * bumps)
+    r = np.sqrt((x / ax) ** 2 + (y / b) ** 2 + (z / cz) ** 2)
+    k = 0.25 + 0.75 / np.maximum(r, 0.35)
+    g_ref = sample_trilinear(noise[None], lo, step, x * k, y * k, z * k)[0]
+    # float32 kernels against float64 formulas: depths up to ~150 mm carry ~1e-5 relative rounding
+    assert_allclose(floor, floor_ref, atol=2e-4)
+    assert_allclose(hull, np.minimum(h, z - floor_ref), atol=2e-3)
+    assert_allclose(env, env_ref, atol=2e-3)
+    assert_allclose(g, g_ref, atol=1e-4)  # the folding field is unit variance: 1e-4 is far below its features
+    assert (g != 0).mean() > 0.5  # the sample points fall inside the field's grid
+
+
+def test_sulcal_depth_and_fissures_match_numpy() -> None:
+    rng = np.random.default_rng(1)
+    q = coords(rng)
+    g = smooth_noise(rng, SHAPE, 4.0)
+    hull = (60.0 - np.sqrt(sum(c.astype(np.float64) ** 2 for c in q))).astype(np.float32)
+    half_width = 0.2 + 0.5 * rng.uniform(size=SHAPE).astype(np.float32)
+    depth = (15.0 * np.exp(0.3 * smooth_noise(rng, SHAPE, 5.0))).astype(np.float32)
+    rho = sulcal_depth(g, SPACING, hull, half_width, depth)
+    e = np.abs(g) / np.maximum(grad_norm(g.astype(np.float64), SPACING), 0.02)
+    inner, below = e - half_width, hull - depth
+    ref = np.minimum(hull, np.where(below < 0, inner, np.hypot(np.maximum(inner, 0), np.maximum(below, 0))))
+    assert_allclose(rho, ref, rtol=1e-4, atol=1e-3)  # float32 |g| / |grad g| near the sheets
+    assert (below < 0).any() and (below >= 0).any()  # both branches exercised
+    assert_allclose(sulcal_depth(g, SPACING, hull, 0.3, 9.0),  # scalar width and depth broadcast
+                    sulcal_depth(g, SPACING, hull, np.full(SHAPE, 0.3, np.float32), np.full(SHAPE, 9.0, np.float32)))
+    mid, wobble = smooth_noise(rng, SHAPE, 8.0), smooth_noise(rng, SHAPE, 3.0)
+    carved = rho.copy()
+    carve_fissures(carved, q, mid, wobble, 1.4, 36.0, 2.5, 0.9)
+    x, y, z = (c.astype(np.float64) for c in q)
+    fissure = np.maximum(np.abs(x - 1.5 * mid) - 1.4, np.minimum(16 - 8 * ((y - 13) / 35) ** 2 - z, 35 - np.abs(y - 13)))
+    z_syl = -6 - 0.4 * (y - 10) + 2.5 + 3 * wobble
+    sylvian = np.maximum.reduce([np.abs(z - z_syl) - 0.9, 36.0 - np.abs(x), np.abs(y - 12) - 27])
+    assert_allclose(carved, np.minimum.reduce([rho, fissure, sylvian]), atol=1e-3)
+    assert (carved < rho).any()
+
+
+def test_exp_field_in_place() -> None:
+    f = np.random.default_rng(2).standard_normal(1000).astype(np.float32) * 2
+    ref = 4.5 * np.exp(0.35 * np.clip(f.astype(np.float64), -3, 3))
+    out = exp_field(f, 4.5, 0.35, 3.0)
+    assert out is f
+    assert_allclose(out, ref, rtol=1e-6)  # float32 exp
