@@ -114,7 +114,10 @@ class _Canvas:
         # Depth below the brain surface [mm] on a ~2 mm grid: placement and inward directions.
         self.stride = np.maximum(1, np.round(2.0 / self.voxel)).astype(int)
         coarse = maps.mask[:: self.stride[0], :: self.stride[1], :: self.stride[2]]
-        self.depth = ndimage.distance_transform_edt(coarse, sampling=self.voxel * self.stride).astype(np.float32)
+        self.depth = np.zeros(coarse.shape, np.float32)
+        box = _bounding_box(coarse, margin=1)
+        if box is not None:  # exact: every voxel outside the brain's box (+1 background layer) is background
+            self.depth[box] = ndimage.distance_transform_edt(coarse[box], sampling=self.voxel * self.stride)
 
     # -------------------------------------------------------------- placement
     def depth_at(self, idx: np.ndarray) -> np.ndarray:
@@ -127,7 +130,9 @@ class _Canvas:
 
         ``candidates`` is a bool volume or an (n, 3) array of voxel indices.
         """
-        idx = np.argwhere(candidates) if candidates.dtype == bool else candidates
+        if candidates.dtype == bool:
+            return self.pick_flat(np.flatnonzero(candidates), min_depth_mm, max_depth_mm)
+        idx = candidates
         if len(idx) == 0:
             return None
         d = self.depth_at(idx)
@@ -135,6 +140,21 @@ class _Canvas:
         if len(idx) == 0:
             return None
         return idx[self.rng.integers(len(idx))]
+
+    def pick_flat(self, flat: np.ndarray, min_depth_mm: float = 0.0, max_depth_mm: float = np.inf) -> np.ndarray | None:
+        """:meth:`pick` among the voxels with flat (C-order) indices ``flat`` of the maps' grid."""
+        if flat.size == 0:
+            return None
+        shape = self.labels.shape
+        if min_depth_mm <= 0 and max_depth_mm == np.inf:
+            return np.array(np.unravel_index(flat[self.rng.integers(flat.size)], shape))
+        # Rejection sampling: a uniform draw among the candidates, kept if its depth is in range, is a uniform
+        # draw among the eligible ones, without looking up the depth of every candidate.
+        for f in flat[self.rng.integers(flat.size, size=64)]:
+            i = np.array(np.unravel_index(f, shape))
+            if min_depth_mm <= self.depth_at(i) <= max_depth_mm:
+                return i
+        return self.pick(np.stack(np.unravel_index(flat, shape), axis=1), min_depth_mm, max_depth_mm)  # rare ones
 
     def inward(self, idx: np.ndarray) -> np.ndarray:
         """Unit vector (3,) pointing into the brain at voxel ``idx`` (gradient of the depth map)."""
@@ -205,6 +225,17 @@ class _Canvas:
                     subject_id=maps.subject_id, source=maps.source)
 
 
+def _bounding_box(a: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
+    """Index box of the non-zero voxels of ``a`` grown by ``margin`` voxels (clipped); None if all zero."""
+    box = []
+    for axis in range(a.ndim):
+        hit = np.flatnonzero(a.any(axis=tuple(i for i in range(a.ndim) if i != axis)))
+        if hit.size == 0:
+            return None
+        box.append(slice(max(int(hit[0]) - margin, 0), min(int(hit[-1]) + 1 + margin, a.shape[axis])))
+    return tuple(box)
+
+
 def _random_unit(rng: np.random.Generator) -> np.ndarray:
     v = rng.standard_normal(3)
     return v / np.linalg.norm(v)
@@ -225,20 +256,22 @@ def _frame(axis: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _ms_plaques(cv: _Canvas) -> None:
     cfg, rng = cv.config, cv.rng
     wm = cv.labels == _WM
-    deep_csf = (cv.labels == _CSF) & cv.mask
-    if deep_csf.any():
-        far = cv.depth_at(np.argwhere(deep_csf)) > 12.0  # ventricles, not the subarachnoid space
-        vent = np.zeros_like(deep_csf)
-        vent[tuple(np.argwhere(deep_csf)[far].T)] = True
-        wall = wm & ndimage.binary_dilation(vent, iterations=1)
-    else:
-        vent, wall = deep_csf, deep_csf
-    wall_idx, wm_idx = np.argwhere(wall), np.argwhere(wm)
+    wm_flat = np.flatnonzero(wm)
+    csf_idx = np.argwhere((cv.labels == _CSF) & cv.mask)
+    vent = np.zeros_like(wm)
+    wall_idx = csf_idx[:0]
+    if len(csf_idx):
+        vent_idx = csf_idx[cv.depth_at(csf_idx) > 12.0]  # ventricles, not the subarachnoid space
+        vent[tuple(vent_idx.T)] = True
+        box = _bounding_box(vent, margin=1)
+        if box is not None:  # the ventricles' wall: white matter next to them (dilation in their box only)
+            wall = wm[box] & ndimage.binary_dilation(vent[box], iterations=1)
+            wall_idx = np.argwhere(wall) + np.array([b.start for b in box])
     for _ in range(int(rng.integers(cfg.ms_count[0], cfg.ms_count[1] + 1))):
         length = rng.uniform(*cfg.ms_length_mm)
         radii = np.array([length / 2, length / 2 * rng.uniform(0.4, 0.8), length / 2 * rng.uniform(0.4, 0.8)])
         at_wall = len(wall_idx) > 0 and rng.uniform() < cfg.ms_periventricular
-        idx = cv.pick(wall_idx) if at_wall else cv.pick(wm_idx, min_depth_mm=3.0)
+        idx = cv.pick(wall_idx) if at_wall else cv.pick_flat(wm_flat, min_depth_mm=3.0)
         if idx is None:
             continue
         pos = idx * cv.voxel
