@@ -18,14 +18,14 @@ _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
 
 
-@numba.njit(cache=True, fastmath=True, inline="always")
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def _step(u, lo, hi):  # pragma: no cover - numba
     # cubic smoothstep from 0 at u = lo to 1 at u = hi (as synth.geometry.smoothstep)
     t = min(max((u - lo) / (hi - lo), 0.0), 1.0)
     return t * t * (3.0 - 2.0 * t)
 
 
-@numba.njit(cache=True, fastmath=True, inline="always")
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def _trilinear(vol, ox, oy, oz, inv_step, px, py, pz):  # pragma: no cover - numba
     # as synth.fields.sample_trilinear for one volume, fill 0 outside the grid
     nx, ny, nz = vol.shape
@@ -45,31 +45,35 @@ def _trilinear(vol, ox, oy, oz, inv_step, px, py, pz):  # pragma: no cover - num
     return (c00 * (1 - ty) + c10 * ty) * (1 - tz) + (c01 * (1 - ty) + c11 * ty) * tz
 
 
-@numba.njit(cache=True, fastmath=True)
-def _cerebrum_shell_kernel(qx, qy, qz, bumps, noise, geo, hull, envelope, floor, g):  # pragma: no cover
-    a, b, c_up, c_lo, egg, floor0, drop, ox, oy, oz, inv_step = (geo[0], geo[1], geo[2], geo[3], geo[4], geo[5],
-                                                                 geo[6], geo[7], geo[8], geo[9], geo[10])
-    n0, n1, n2 = qx.shape
-    for i in range(n0):
-        for j in range(n1):
-            for k in range(n2):
-                x, y, z = qx[i, j, k], qy[i, j, k], qz[i, j, k]
-                ax = a * (1.0 - egg * y / b)  # narrower frontally, wider parietally
-                cz = c_up if z > 0 else c_lo
-                r = math.sqrt((x / ax) ** 2 + (y / b) ** 2 + (z / cz) ** 2)
-                rc = max(r, 1e-3)
-                h = math.sqrt(x * x + y * y + z * z) * (1.0 - rc) / rc  # ellipsoid depth
-                ox_ = abs(x)
-                envelope[i, j, k] = h + (min(h, z - (floor0 - drop)) - h) * _step(ox_ / a, 0.35, 0.55)
-                lateral = _step(ox_, 14.0, 34.0)
-                middle = _step(y, -48.0, -30.0) * (1.0 - _step(y, 18.0, 38.0))
-                tent = 8.0 * (1.0 - _step(ox_, 5.0, 50.0)) * (1.0 - _step(y, -40.0, -25.0))
-                orbit = 7.0 * _step(ox_, 8.0, 30.0) * _step(y, 25.0, 45.0)
-                f = floor0 - drop * lateral * middle + tent + orbit + 4.5 * bumps[i, j, k]
-                floor[i, j, k] = f
-                hull[i, j, k] = min(h, z - f)
-                s = 0.25 + 0.75 / max(r, 0.35)  # radial compression of the folding field's coordinates
-                g[i, j, k] = _trilinear(noise, ox, oy, oz, inv_step, x * s, y * s, z * s)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _cerebrum_shell_kernel(qx, qy, qz, bumps, geo, hull, envelope, floor, scale):  # pragma: no cover
+    # flat arrays, no gathers: the loop vectorises (the folding field is sampled by _folding_kernel)
+    a, b, c_up, c_lo, egg, floor0, drop = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+    for n in range(qx.size):
+        x, y, z = qx[n], qy[n], qz[n]
+        ax = a * (1.0 - egg * y / b)  # narrower frontally, wider parietally
+        cz = c_up if z > 0 else c_lo
+        r = math.sqrt((x / ax) ** 2 + (y / b) ** 2 + (z / cz) ** 2)
+        rc = max(r, 1e-3)
+        h = math.sqrt(x * x + y * y + z * z) * (1.0 - rc) / rc  # ellipsoid depth
+        ox_ = abs(x)
+        envelope[n] = h + (min(h, z - (floor0 - drop)) - h) * _step(ox_ / a, 0.35, 0.55)
+        lateral = _step(ox_, 14.0, 34.0)
+        middle = _step(y, -48.0, -30.0) * (1.0 - _step(y, 18.0, 38.0))
+        tent = 8.0 * (1.0 - _step(ox_, 5.0, 50.0)) * (1.0 - _step(y, -40.0, -25.0))
+        orbit = 7.0 * _step(ox_, 8.0, 30.0) * _step(y, 25.0, 45.0)
+        f = floor0 - drop * lateral * middle + tent + orbit + 4.5 * bumps[n]
+        floor[n] = f
+        hull[n] = min(h, z - f)
+        scale[n] = 0.25 + 0.75 / max(r, 0.35)  # radial compression of the folding field's coordinates
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _folding_kernel(qx, qy, qz, noise, ox, oy, oz, inv_step, g):  # pragma: no cover - numba
+    # g holds the radial scale on entry and the sampled field on exit
+    for n in range(qx.size):
+        s = g[n]
+        g[n] = _trilinear(noise, ox, oy, oz, inv_step, qx[n] * s, qy[n] * s, qz[n] * s)
 
 
 def cerebrum_shell(q: tuple[np.ndarray, ...], bumps: np.ndarray, noise: np.ndarray, noise_origin_mm: np.ndarray,
@@ -93,12 +97,17 @@ def cerebrum_shell(q: tuple[np.ndarray, ...], bumps: np.ndarray, noise: np.ndarr
     """
     shape = q[0].shape
     hull, envelope, floor, g = (np.empty(shape, np.float32) for _ in range(4))
-    geo = np.array([a, b, c_up, c_lo, egg, floor0, drop, *noise_origin_mm, 1.0 / noise_step_mm], np.float32)
-    _cerebrum_shell_kernel(*q, bumps, np.ascontiguousarray(noise, np.float32), geo, hull, envelope, floor, g)
+    flat = [np.ascontiguousarray(c, np.float32).reshape(-1) for c in q]
+    geo = np.array([a, b, c_up, c_lo, egg, floor0, drop], np.float32)
+    _cerebrum_shell_kernel(*flat, np.ascontiguousarray(bumps, np.float32).reshape(-1), geo, hull.reshape(-1),
+                           envelope.reshape(-1), floor.reshape(-1), g.reshape(-1))
+    o = np.asarray(noise_origin_mm, np.float32)
+    _folding_kernel(*flat, np.ascontiguousarray(noise, np.float32), o[0], o[1], o[2], np.float32(1.0 / noise_step_mm),
+                    g.reshape(-1))
     return hull, envelope, floor, g
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _sulcal_kernel(g, h, hull, half_width, depth, out):  # pragma: no cover - numba
     n0, n1, n2 = g.shape
     for i in range(n0):
@@ -144,7 +153,7 @@ def sulcal_depth(g: np.ndarray, spacing: tuple[float, float, float], hull: np.nd
     return out
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _fissure_kernel(rho, qx, qy, qz, mid, wobble, p):  # pragma: no cover - numba
     fis_half, x_insula, syl_off, syl_half = p[0], p[1], p[2], p[3]
     n0, n1, n2 = rho.shape
@@ -188,7 +197,7 @@ def exp_field(f: np.ndarray, mean: float, rel_sd: float, clip: float) -> np.ndar
     return f
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _layers_kernel(cavity, envelope, rho, tgm, t_skull, t_muscle, t_fat, lower, t_dura, t_skin, w, slots,
                    frac):  # pragma: no cover
     # Nested surfaces offset from the cavity surface: each layer is the difference of two "inside" ramps.

@@ -155,7 +155,7 @@ def random_flip(maps: Maps, rng: np.random.Generator, prob: Sequence[float] = (0
 
 
 # ----------------------------------------------------------------------------- resampling
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _trilinear_zero(vol, x, y, z):  # pragma: no cover - numba
     """Trilinear sample of ``vol`` at index coordinates, zero outside."""
     nx, ny, nz = vol.shape
@@ -183,7 +183,7 @@ def _trilinear_zero(vol, x, y, z):  # pragma: no cover - numba
     return acc
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _warp_kernel(pd, a1, a2, labels, mask, mat, off, disp, use_disp, vox, n_sub,
                  o_pd, o_a1, o_a2, o_lab, o_mask):  # pragma: no cover - numba
     nx, ny, nz = o_pd.shape
@@ -333,7 +333,7 @@ def tissue_references(maps: Maps, max_samples: int = 200_000) -> np.ndarray:
     return ref
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _remap_kernel(pd, a1, a2, labels, ref, new_ref, cand, tol, o_pd, o_a1, o_a2):  # pragma: no cover - numba
     n = pd.size
     v = np.empty(3)

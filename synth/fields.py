@@ -124,7 +124,7 @@ def smooth_noise_mm(
     return smooth_noise(rng, shape, scale_mm / vox)
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _four_tap_last(src, base, taps, out):  # pragma: no cover - numba
     # out[r, k] = sum_t taps[k, t] * src[r, base[k] + t]   (src (R, n_src), out (R, n_out))
     n_src = src.shape[1]
@@ -138,7 +138,7 @@ def _four_tap_last(src, base, taps, out):  # pragma: no cover - numba
             out[r, k] = acc
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _four_tap_first(src, base, taps, out):  # pragma: no cover - numba
     # out[i, :] = sum_t taps[i, t] * src[base[i] + t, :]   (src (n_src, R), out (n_out, R)); rows contiguous
     n_src = src.shape[0]
@@ -167,7 +167,7 @@ def _four_tap(src: np.ndarray, base: np.ndarray, taps: np.ndarray, axis: int, ou
         _four_tap_first(s3[p], base, taps, o3[p])
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _trilinear_kernel(stack, px, py, pz, ox, oy, oz, inv_step, fill, out):  # pragma: no cover - numba
     n_f, nx, ny, nz = stack.shape
     n = px.size

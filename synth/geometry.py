@@ -13,8 +13,8 @@ from typing import Any, Callable
 import numba
 import numpy as np
 
-__all__ = ["ramp", "smoothstep", "ellipsoid_depth", "capsule_depth", "index_box", "grad_norm", "rotation_zyx",
-           "union_depth", "intersection_depth", "ramp_of_union"]
+__all__ = ["ramp", "smoothstep", "ellipsoid_depth", "capsule_depth", "index_box", "index_boxes", "grad_norm",
+           "rotation_zyx", "union_depth", "intersection_depth", "ramp_of_union"]
 
 
 def ramp(d: np.ndarray, w: float) -> np.ndarray:
@@ -40,7 +40,7 @@ def smoothstep(x: np.ndarray | float, lo: float, hi: float, sign: float = 1.0, a
     return out
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _smoothstep_kernel(x, lo, hi, sign, absolute, out):  # pragma: no cover - numba
     inv = np.float32(1.0 / (hi - lo))
     lo32, s32 = np.float32(lo), np.float32(sign)
@@ -73,7 +73,7 @@ def ellipsoid_depth(x: np.ndarray, y: np.ndarray, z: np.ndarray, a: Any, b: Any,
     return (dist * (1.0 - r) / r).astype(np.float32)
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _ellipsoid_kernel(x, y, z, a, b, c, out):  # pragma: no cover - numba
     ia, ib, ic = 1.0 / a, 1.0 / b, 1.0 / c
     n0, n1, n2 = out.shape
@@ -86,7 +86,7 @@ def _ellipsoid_kernel(x, y, z, a, b, c, out):  # pragma: no cover - numba
                 out[i, j, k] = math.sqrt(px * px + py * py + pz * pz) * (1.0 - r) / r
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _ellipsoid_kernel_arr(x, y, z, a, b, c, out):  # pragma: no cover - numba
     n0, n1, n2 = out.shape
     for i in range(n0):
@@ -98,7 +98,7 @@ def _ellipsoid_kernel_arr(x, y, z, a, b, c, out):  # pragma: no cover - numba
                 out[i, j, k] = math.sqrt(px * px + py * py + pz * pz) * (np.float32(1.0) - r) / r
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _capsule_kernel(x, y, z, pts, radii, cut, out):  # pragma: no cover - numba
     n_seg = pts.shape[0] - 1
     n0, n1, n2 = out.shape
@@ -146,29 +146,44 @@ def capsule_depth(x: np.ndarray, y: np.ndarray, z: np.ndarray, pts: np.ndarray, 
 
 def index_box(q: tuple[np.ndarray, ...], lo: tuple[float, ...], hi: tuple[float, ...]) -> tuple[slice, ...] | None:
     """Index box (slices) of the voxels whose canonical coordinates fall in ``[lo, hi]``; None if none do."""
-    any_axis = [np.zeros(n, np.bool_) for n in q[0].shape]
-    _box_kernel(q[0], q[1], q[2], np.asarray(lo, np.float64), np.asarray(hi, np.float64), *any_axis)
-    if not any_axis[0].any():
-        return None
-    out = []
-    for hit in any_axis:
-        idx = np.flatnonzero(hit)
-        out.append(slice(max(int(idx[0]) - 2, 0), int(idx[-1]) + 3))
-    return tuple(out)
+    return index_boxes(q, [lo], [hi])[0]
 
 
-@numba.njit(cache=True)
+def index_boxes(q: tuple[np.ndarray, ...], los: Any, his: Any) -> list[tuple[slice, ...] | None]:
+    """:func:`index_box` of several coordinate boxes ``[los[b], his[b]]`` (each (3,) [mm]) in one pass over q."""
+    lo = np.asarray(los, np.float64).reshape(-1, 3)
+    hi = np.asarray(his, np.float64).reshape(-1, 3)
+    shape = q[0].shape
+    hits = [np.zeros((len(lo), n), np.bool_) for n in shape]
+    _box_kernel(q[0], q[1], q[2], lo, hi, *hits)
+    out: list[tuple[slice, ...] | None] = []
+    for b in range(len(lo)):
+        if not hits[0][b].any():
+            out.append(None)
+            continue
+        box = []
+        for hit in hits:
+            idx = np.flatnonzero(hit[b])
+            box.append(slice(max(int(idx[0]) - 2, 0), int(idx[-1]) + 3))
+        out.append(tuple(box))
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _box_kernel(x, y, z, lo, hi, any_x, any_y, any_z):  # pragma: no cover - numba
-    # one pass: which x, y, z indices hold at least one voxel inside [lo, hi]
+    # one pass: for each box b, which x, y, z indices hold at least one voxel inside [lo[b], hi[b]]
     n0, n1, n2 = x.shape
+    n_box = lo.shape[0]
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
-                if (lo[0] <= x[i, j, k] <= hi[0] and lo[1] <= y[i, j, k] <= hi[1]
-                        and lo[2] <= z[i, j, k] <= hi[2]):
-                    any_x[i] = True
-                    any_y[j] = True
-                    any_z[k] = True
+                px, py, pz = x[i, j, k], y[i, j, k], z[i, j, k]
+                for b in range(n_box):
+                    if (lo[b, 0] <= px <= hi[b, 0] and lo[b, 1] <= py <= hi[b, 1]
+                            and lo[b, 2] <= pz <= hi[b, 2]):
+                        any_x[b, i] = True
+                        any_y[b, j] = True
+                        any_z[b, k] = True
 
 
 def grad_norm(g: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -238,8 +253,9 @@ def ramp_of_union(q: tuple[np.ndarray, ...], parts: list[tuple[Any, Any, Callabl
     the maximum of the ramps is the ramp of the maximum.
     """
     out = np.zeros(q[0].shape, np.float32)
-    for lo, hi, depth_fn in parts:
-        box = index_box(q, tuple(np.asarray(lo, np.float64) - w), tuple(np.asarray(hi, np.float64) + w))
+    boxes = index_boxes(q, [np.asarray(lo, np.float64) - w for lo, _, _ in parts],
+                        [np.asarray(hi, np.float64) + w for _, hi, _ in parts])
+    for (_, _, depth_fn), box in zip(parts, boxes):
         if box is None:
             continue
         view = out[box]

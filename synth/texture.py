@@ -149,7 +149,7 @@ def smooth_factors(
     return out[0], out[1], out[2]
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _mix_kernel(frac, slot_label, slot_brain, values, tex, tex_w, n_sub, pd, a1, a2, labels, mask):  # pragma: no cover
     n_slot = frac.shape[0]
     nx, ny, nz = pd.shape

@@ -9,6 +9,7 @@ from synth.geometry import (
     ellipsoid_depth,
     grad_norm,
     index_box,
+    index_boxes,
     intersection_depth,
     ramp,
     ramp_of_union,
@@ -73,6 +74,10 @@ def test_index_box_brackets_the_voxels_inside() -> None:
         assert sl.start <= inside[:, axis].min() and inside[:, axis].max() < sl.stop
         assert sl.start >= inside[:, axis].min() - 2 and sl.stop <= inside[:, axis].max() + 3  # 2-voxel margin
     assert index_box((x, y, z), (50.0, 50.0, 50.0), (60.0, 60.0, 60.0)) is None
+    # several boxes in one pass: each equal to its own index_box
+    los, his = [(-1.0, 2.0, -10.0), (50.0, 50.0, 50.0), (0.0, -3.0, -5.0)], [(1.0, 4.0, -9.0), (60.0, 60.0, 60.0),
+                                                                             (2.5, 0.0, 5.0)]
+    assert index_boxes((x, y, z), los, his) == [index_box((x, y, z), lo, hi) for lo, hi in zip(los, his)]
 
 
 def test_grad_norm_of_a_linear_field_and_rotation_is_orthonormal() -> None:
