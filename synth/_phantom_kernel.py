@@ -12,7 +12,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["cerebrum_shell", "sulcal_depth", "carve_fissures", "exp_field", "layers"]
+__all__ = ["cerebrum_shell", "folding_field", "sulcal_depth", "sulcal_skip_mm", "carve_fissures", "exp_field", "layers"]
 
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
@@ -69,50 +69,67 @@ def _cerebrum_shell_kernel(qx, qy, qz, bumps, geo, hull, envelope, floor, scale)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _folding_kernel(qx, qy, qz, noise, ox, oy, oz, inv_step, g):  # pragma: no cover - numba
-    # g holds the radial scale on entry and the sampled field on exit
+def _folding_kernel(qx, qy, qz, noise, ox, oy, oz, inv_step, hull, min_hull, g):  # pragma: no cover - numba
+    # g holds the radial scale on entry and the sampled field on exit (0 where hull < min_hull: not needed)
     for n in range(qx.size):
+        if hull[n] < min_hull:
+            g[n] = 0.0
+            continue
         s = g[n]
         g[n] = _trilinear(noise, ox, oy, oz, inv_step, qx[n] * s, qy[n] * s, qz[n] * s)
 
 
-def cerebrum_shell(q: tuple[np.ndarray, ...], bumps: np.ndarray, noise: np.ndarray, noise_origin_mm: np.ndarray,
-                   noise_step_mm: float, a: float, b: float, c_up: float, c_lo: float, egg: float, floor0: float,
-                   drop: float) -> tuple[np.ndarray, ...]:
-    """Cerebral hull depth, its convex envelope, the floor height and the folding field, in one pass.
+def cerebrum_shell(q: tuple[np.ndarray, ...], bumps: np.ndarray, a: float, b: float, c_up: float, c_lo: float,
+                   egg: float, floor0: float, drop: float) -> tuple[np.ndarray, ...]:
+    """Cerebral hull depth, its convex envelope, the floor height and the folding coordinates' scale, in one pass.
 
     Parameters
     ----------
     q : canonical coordinates [mm], 3 float32 arrays (X, Y, Z).
     bumps : (X, Y, Z) float32 unit-variance field; the floor gets ``4.5 mm ·`` it.
-    noise : (nx, ny, nz) float32 folding field on a grid at ``noise_origin_mm + noise_step_mm · index``.
     a, b, c_up, c_lo : semi-axes [mm] (x, y, z above / below the centre); ``egg`` narrows x frontally.
     floor0, drop : floor height [mm] and its drop in the middle fossae [mm].
 
     Returns
     -------
-    ``(hull, envelope, floor, g)`` float32 (X, Y, Z): depth [mm] below the cerebral surface cut by the floor,
-    the envelope depth [mm] (cerebrum filled down to the middle fossae laterally), the floor height [mm] and
-    the folding field sampled at radially compressed coordinates.
+    ``(hull, envelope, floor, scale)`` float32 (X, Y, Z): depth [mm] below the cerebral surface cut by the
+    floor, the envelope depth [mm] (cerebrum filled down to the middle fossae laterally), the floor height
+    [mm] and the radial compression ``0.25 + 0.75 / max(r, 0.35)`` of the folding field's sample points
+    (``r`` the ellipsoid radius), to be passed to :func:`folding_field`.
     """
     shape = q[0].shape
-    hull, envelope, floor, g = (np.empty(shape, np.float32) for _ in range(4))
+    hull, envelope, floor, scale = (np.empty(shape, np.float32) for _ in range(4))
     flat = [np.ascontiguousarray(c, np.float32).reshape(-1) for c in q]
     geo = np.array([a, b, c_up, c_lo, egg, floor0, drop], np.float32)
     _cerebrum_shell_kernel(*flat, np.ascontiguousarray(bumps, np.float32).reshape(-1), geo, hull.reshape(-1),
-                           envelope.reshape(-1), floor.reshape(-1), g.reshape(-1))
+                           envelope.reshape(-1), floor.reshape(-1), scale.reshape(-1))
+    return hull, envelope, floor, scale
+
+
+def folding_field(q: tuple[np.ndarray, ...], scale: np.ndarray, noise: np.ndarray, noise_origin_mm: np.ndarray,
+                  noise_step_mm: float, hull: np.ndarray, min_hull_mm: float = -np.inf) -> np.ndarray:
+    """The folding field ``noise`` sampled (trilinear, 0 outside its grid) at ``q · scale``, in place of ``scale``.
+
+    ``noise`` is (nx, ny, nz) float32 on a grid at ``noise_origin_mm + noise_step_mm · index`` [mm]. Voxels
+    with ``hull < min_hull_mm`` are set to 0 without sampling: the caller guarantees they are not used (see
+    :func:`sulcal_depth`). Returns ``scale``, overwritten.
+    """
     o = np.asarray(noise_origin_mm, np.float32)
-    _folding_kernel(*flat, np.ascontiguousarray(noise, np.float32), o[0], o[1], o[2], np.float32(1.0 / noise_step_mm),
-                    g.reshape(-1))
-    return hull, envelope, floor, g
+    _folding_kernel(*(np.ascontiguousarray(c, np.float32).reshape(-1) for c in q), np.ascontiguousarray(noise, np.float32),
+                    o[0], o[1], o[2], np.float32(1.0 / noise_step_mm), np.ascontiguousarray(hull).reshape(-1),
+                    np.float32(min_hull_mm), scale.reshape(-1))
+    return scale
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _sulcal_kernel(g, h, hull, half_width, depth, out):  # pragma: no cover - numba
+def _sulcal_kernel(g, h, hull, half_width, depth, skip_below, out):  # pragma: no cover - numba
     n0, n1, n2 = g.shape
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
+                if hull[i, j, k] < skip_below:  # the sulcal distance is >= -half_width > hull: rho = hull
+                    out[i, j, k] = hull[i, j, k]
+                    continue
                 # |grad g| [1/mm]: central differences, one-sided at the edges (as synth.geometry.grad_norm)
                 acc = 0.0
                 if n0 > 1:
@@ -144,13 +161,27 @@ def sulcal_depth(g: np.ndarray, spacing: tuple[float, float, float], hull: np.nd
     Sulci are the zero sheets of ``g`` (distance ≈ |g| / |∇g|), ``half_width`` [mm] wide on each side,
     reaching ``depth`` [mm] below the hull (deeper they end in a rounded fundus). Arrays are (X, Y, Z)
     float32; ``half_width`` and ``depth`` may be scalars.
+
+    The distance to a sulcus is at least ``−half_width``, so where ``hull < −max(half_width)`` the result is
+    ``hull`` and ``g`` is not read there (nor beyond the neighbours of the other voxels): ``g`` only needs to
+    be valid where ``hull >= sulcal_skip_mm(half_width, spacing)``.
     """
     shape = g.shape
     hw, dp = (np.broadcast_to(np.asarray(v, np.float32), shape) for v in (half_width, depth))
     out = np.empty(shape, np.float32)
     _sulcal_kernel(np.ascontiguousarray(g, np.float32), np.asarray(spacing, np.float32),
-                   np.ascontiguousarray(hull, np.float32), hw, dp, out)
+                   np.ascontiguousarray(hull, np.float32), hw, dp, np.float32(-float(np.max(hw)) - 1e-3), out)
     return out
+
+
+def sulcal_skip_mm(half_width: np.ndarray | float, spacing: tuple[float, float, float]) -> float:
+    """Hull depth [mm] above which :func:`sulcal_depth` may read the folding field (its voxels and neighbours).
+
+    ``−max(half_width)`` for the voxels themselves, minus 4 voxel widths + 4 mm for their neighbours: the hull
+    depth changes by at most ~3 mm per voxel (ray depth of an ellipsoid with axis ratio ≤ 1.6 plus the floor's
+    slopes), so this is a wide margin.
+    """
+    return -float(np.max(half_width)) - 1e-3 - 4.0 * float(max(spacing)) - 4.0
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")

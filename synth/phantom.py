@@ -35,7 +35,15 @@ import numpy as np
 
 from physics._checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
 from physics.tissues import TISSUES
-from synth._phantom_kernel import carve_fissures, cerebrum_shell, exp_field, layers, sulcal_depth
+from synth._phantom_kernel import (
+    carve_fissures,
+    cerebrum_shell,
+    exp_field,
+    folding_field,
+    layers,
+    sulcal_depth,
+    sulcal_skip_mm,
+)
 from synth.fields import sample_trilinear, smooth_noise, smooth_noise_mm
 from synth.geometry import (
     capsule_depth,
@@ -209,11 +217,14 @@ def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[f
     step_s = rng.uniform(3.5, 5.0)
     lo, grid_mm = np.array([-105.0, -120.0, -85.0]), 1.5
     noise = smooth_noise(rng, (141, 161, 131), step_s / grid_mm)
-    hull_c, envelope, floor, g = cerebrum_shell(q, bumps, noise, lo, grid_mm, a, b, c_up, c_lo, egg, floor0, drop)
-    del bumps, noise
+    hull_c, envelope, floor, g = cerebrum_shell(q, bumps, a, b, c_up, c_lo, egg, floor0, drop)
+    del bumps
     half_width = _field(rng, shape, spacing, 30.0, 0.15 + 0.55 * atrophy, 0.4)
     depth = _field(rng, shape, spacing, 35.0, 15.0 * rng.uniform(0.8, 1.25), 0.3)
     tgm = _field(rng, shape, spacing, 40.0, 2.8 * rng.uniform(0.85, 1.15), 0.12)
+    # sampled only where the sulci can reach (exact: sulcal_depth reads nothing else)
+    g = folding_field(q, g, noise, lo, grid_mm, hull_c, sulcal_skip_mm(half_width, spacing))
+    del noise
     rho = sulcal_depth(g, spacing, hull_c, half_width, depth)
     del g, half_width, depth
     # Interhemispheric fissure (down to the corpus callosum in the middle, through the whole brain in front

@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
-from synth._phantom_kernel import carve_fissures, cerebrum_shell, exp_field, sulcal_depth
+from synth._phantom_kernel import (
+    carve_fissures,
+    cerebrum_shell,
+    exp_field,
+    folding_field,
+    sulcal_depth,
+    sulcal_skip_mm,
+)
 from synth.fields import sample_trilinear, smooth_noise
 from synth.geometry import ellipsoid_depth, grad_norm, smoothstep
 
@@ -26,7 +33,8 @@ def test_cerebrum_shell_matches_numpy() -> None:
     noise = smooth_noise(rng, (141, 161, 131), 3.0)
     lo, step = np.array([-105.0, -120.0, -85.0]), 1.5
     a, b, c_up, c_lo, egg, floor0, drop = 68.0, 86.0, 64.0, 55.0, 0.06, -31.0, 21.0
-    hull, env, floor, g = cerebrum_shell((qx, qy, qz), bumps, noise, lo, step, a, b, c_up, c_lo, egg, floor0, drop)
+    hull, env, floor, scale = cerebrum_shell((qx, qy, qz), bumps, a, b, c_up, c_lo, egg, floor0, drop)
+    g = folding_field((qx, qy, qz), scale.copy(), noise, lo, step, hull)
     x, y, z = (v.astype(np.float64) for v in (qx, qy, qz))
     ax = a * (1 - egg * y / b)
     cz = np.where(z > 0, c_up, c_lo)
@@ -45,6 +53,25 @@ def test_cerebrum_shell_matches_numpy() -> None:
     assert_allclose(env, env_ref, atol=2e-3)
     assert_allclose(g, g_ref, atol=1e-4)  # the folding field is unit variance: 1e-4 is far below its features
     assert (g != 0).mean() > 0.5  # the sample points fall inside the field's grid
+
+
+def test_folding_field_skip_is_exact() -> None:
+    """Skipping the field where the sulci cannot reach changes nothing downstream, on a 1.5 x 1.5 x 2 mm grid
+    through the lateral cortex, skull base and outside the head (the phantom's geometry)."""
+    rng = np.random.default_rng(3)
+    spacing = (1.5, 1.5, 2.0)
+    axes = [np.arange(0, 110, spacing[0]), np.arange(-50, 40, spacing[1]), np.arange(-50, 40, spacing[2])]
+    q = tuple(c.astype(np.float32) for c in np.meshgrid(*axes, indexing="ij"))
+    shape = q[0].shape
+    hull, _, _, scale = cerebrum_shell(q, smooth_noise(rng, shape, 12.0), 68.0, 86.0, 64.0, 55.0, 0.06, -31.0, 21.0)
+    noise = smooth_noise(rng, (141, 161, 131), 3.0)
+    lo = np.array([-105.0, -120.0, -85.0])
+    half_width = (0.7 * np.exp(0.4 * np.clip(smooth_noise(rng, shape, 15.0), -3, 3))).astype(np.float32)
+    g = folding_field(q, scale.copy(), noise, lo, 1.5, hull)
+    g_skip = folding_field(q, scale.copy(), noise, lo, 1.5, hull, sulcal_skip_mm(half_width, spacing))
+    assert 0.2 < (g_skip == 0).mean() < 0.9  # both skipped and sampled voxels
+    assert_array_equal(sulcal_depth(g_skip, spacing, hull, half_width, 12.0),
+                       sulcal_depth(g, spacing, hull, half_width, 12.0))
 
 
 def test_sulcal_depth_and_fissures_match_numpy() -> None:
