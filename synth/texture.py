@@ -151,63 +151,75 @@ def smooth_factors(
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _mix_kernel(frac, slot_label, slot_brain, values, tex, tex_w, n_sub, pd, a1, a2, labels, mask):  # pragma: no cover
+    # Flat layout: frac (S, N·n_sub) with the sub-slices of output voxel n at n·n_sub + sub; tex (6, N); outputs (N,)
     n_slot = frac.shape[0]
-    nx, ny, nz = pd.shape
-    slot_sum = np.zeros(n_slot, np.float64)
-    lab_frac = np.zeros(_N_LABELS, np.float64)
-    for i in range(nx):
-        for j in range(ny):
-            for k in range(nz):
-                total = 0.0
-                for s in range(n_slot):
-                    acc = 0.0
-                    for sub in range(n_sub):
-                        acc += frac[s, i, j, k * n_sub + sub]
-                    slot_sum[s] = acc
-                    total += acc
-                if total <= 0.0:
-                    labels[i, j, k] = 0
-                    mask[i, j, k] = False
-                    pd[i, j, k] = 0.0
-                    a1[i, j, k] = 0.0
-                    a2[i, j, k] = 0.0
-                    continue
-                s_pd = 0.0
-                s_a1 = 0.0
-                s_a2 = 0.0
-                brain = 0.0
-                lab_frac[0] = max(n_sub - total, 0.0)  # air
-                for s in range(n_slot):
-                    lab_frac[slot_label[s]] = 0.0
-                for s in range(n_slot):
-                    f = slot_sum[s]
-                    if f <= 0.0:
-                        continue
-                    lab = slot_label[s]
-                    lab_frac[lab] += f
-                    if slot_brain[s]:
-                        brain += f
-                    pd_t = values[lab, 0]
-                    if pd_t <= 0.0:
-                        continue
-                    # float32 exponents (|e| <= 2 · 0.3 · TEXTURE_CLIP): expf is ~2x cheaper than exp here
-                    e1 = tex_w[lab, 0, 0] * tex[0, i, j, k] + tex_w[lab, 0, 1] * tex[1, i, j, k]
-                    e2 = tex_w[lab, 1, 0] * tex[2, i, j, k] + tex_w[lab, 1, 1] * tex[3, i, j, k]
-                    e3 = tex_w[lab, 2, 0] * tex[4, i, j, k] + tex_w[lab, 2, 1] * tex[5, i, j, k]
-                    p = f * pd_t * math.exp(e3)
-                    s_pd += p
-                    s_a1 += p * values[lab, 1] * math.exp(-e1)  # R1 = 1 / (T1 · factor)
-                    s_a2 += p * values[lab, 2] * math.exp(-e2)
-                best = 0
-                for s in range(n_slot):
-                    lab = slot_label[s]
-                    if lab_frac[lab] > lab_frac[best]:
-                        best = lab
-                labels[i, j, k] = best
-                mask[i, j, k] = brain >= 0.5 * n_sub
-                pd[i, j, k] = s_pd / n_sub
-                a1[i, j, k] = s_a1 / n_sub
-                a2[i, j, k] = s_a2 / n_sub
+    # per-slot copies of the per-label tables, and the first slot of each slot's label (labels may repeat)
+    sv = np.empty((n_slot, 3))
+    sw = np.empty((n_slot, 3, 2), np.float32)
+    first = np.empty(n_slot, np.int64)
+    for s in range(n_slot):
+        lab = slot_label[s]
+        for c in range(3):
+            sv[s, c] = values[lab, c]
+            sw[s, c, 0] = tex_w[lab, c, 0]
+            sw[s, c, 1] = tex_w[lab, c, 1]
+        first[s] = s
+        for r in range(s):
+            if slot_label[r] == lab:
+                first[s] = r
+                break
+    slot_sum = np.zeros(n_slot)
+    lab_frac = np.zeros(n_slot)  # fraction of each slot's label, kept at its first slot
+    for n in range(pd.size):
+        total = 0.0
+        for s in range(n_slot):
+            acc = 0.0
+            for sub in range(n_sub):
+                acc += frac[s, n * n_sub + sub]
+            slot_sum[s] = acc
+            total += acc
+        if total <= 0.0:
+            labels[n] = 0
+            mask[n] = False
+            pd[n] = 0.0
+            a1[n] = 0.0
+            a2[n] = 0.0
+            continue
+        s_pd = 0.0
+        s_a1 = 0.0
+        s_a2 = 0.0
+        brain = 0.0
+        for s in range(n_slot):
+            lab_frac[s] = 0.0
+        for s in range(n_slot):
+            f = slot_sum[s]
+            if f <= 0.0:
+                continue
+            lab_frac[first[s]] += f
+            if slot_brain[s]:
+                brain += f
+            pd_t = sv[s, 0]
+            if pd_t <= 0.0:
+                continue
+            # float32 exponents (|e| <= 2 · 0.3 · TEXTURE_CLIP): expf is ~2x cheaper than exp here
+            e1 = sw[s, 0, 0] * tex[0, n] + sw[s, 0, 1] * tex[1, n]
+            e2 = sw[s, 1, 0] * tex[2, n] + sw[s, 1, 1] * tex[3, n]
+            e3 = sw[s, 2, 0] * tex[4, n] + sw[s, 2, 1] * tex[5, n]
+            p = f * pd_t * math.exp(e3)
+            s_pd += p
+            s_a1 += p * sv[s, 1] * math.exp(-e1)  # R1 = 1 / (T1 · factor)
+            s_a2 += p * sv[s, 2] * math.exp(-e2)
+        best = 0  # air unless a tissue holds more than the air fraction n_sub - total
+        best_frac = max(n_sub - total, 0.0)
+        for s in range(n_slot):
+            if lab_frac[s] > best_frac:
+                best_frac = lab_frac[s]
+                best = slot_label[s]
+        labels[n] = best
+        mask[n] = brain >= 0.5 * n_sub
+        pd[n] = s_pd / n_sub
+        a1[n] = s_a1 / n_sub
+        a2[n] = s_a2 / n_sub
 
 
 def mix_fractions(
@@ -254,7 +266,7 @@ def mix_fractions(
     pd, a1, a2 = (np.empty(shape, np.float32) for _ in range(3))
     labels = np.empty(shape, np.uint8)
     mask = np.empty(shape, np.bool_)
-    _mix_kernel(np.ascontiguousarray(frac, np.float32), np.asarray(slot_labels, np.int64),
-                np.asarray(slot_brain, np.bool_), vals, np.ascontiguousarray(tex, np.float32), w, int(n_sub),
-                pd, a1, a2, labels, mask)
+    _mix_kernel(np.ascontiguousarray(frac, np.float32).reshape(n_slot, -1), np.asarray(slot_labels, np.int64),
+                np.asarray(slot_brain, np.bool_), vals, np.ascontiguousarray(tex, np.float32).reshape(6, -1), w,
+                int(n_sub), pd.reshape(-1), a1.reshape(-1), a2.reshape(-1), labels.reshape(-1), mask.reshape(-1))
     return pd, a1, a2, labels, mask
