@@ -12,7 +12,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["cerebrum_shell", "folding_field", "sulcal_depth", "sulcal_skip_mm", "carve_fissures", "exp_field", "layers"]
+__all__ = ["canonical_frame", "cerebrum_shell", "folding_field", "sulcal_depth", "sulcal_skip_mm", "carve_fissures", "exp_field", "layers"]
 
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
@@ -43,6 +43,44 @@ def _trilinear(vol, ox, oy, oz, inv_step, px, py, pz):  # pragma: no cover - num
     c01 = vol[ix, iy, iz + 1] * (1 - tx) + vol[ix + 1, iy, iz + 1] * tx
     c11 = vol[ix, iy + 1, iz + 1] * (1 - tx) + vol[ix + 1, iy + 1, iz + 1] * tx
     return (c00 * (1 - ty) + c10 * ty) * (1 - tz) + (c01 * (1 - ty) + c11 * ty) * tz
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _frame_kernel(gx, gy, gz, dx, dy, dz, amp, mat, offset, qx, qy, qz):  # pragma: no cover - numba
+    n0, n1, n2 = qx.shape
+    bx, by, bz = dx.shape[0] > 1, dx.shape[1] > 1, dx.shape[2] > 1  # displacement broadcast when (1, 1, 1)
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                ii, jj, kk = i if bx else 0, j if by else 0, k if bz else 0
+                wx = gx[i] + amp * dx[ii, jj, kk]
+                wy = gy[j] + amp * dy[ii, jj, kk]
+                wz = gz[k] + amp * dz[ii, jj, kk]
+                qx[i, j, k] = mat[0, 0] * wx + mat[0, 1] * wy + mat[0, 2] * wz + offset[0]
+                qy[i, j, k] = mat[1, 0] * wx + mat[1, 1] * wy + mat[1, 2] * wz + offset[1]
+                qz[i, j, k] = mat[2, 0] * wx + mat[2, 1] * wy + mat[2, 2] * wz + offset[2]
+
+
+def canonical_frame(grid: tuple[np.ndarray, ...], disp: list[np.ndarray], amp_mm: float, mat: np.ndarray,
+                    offset_mm: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Canonical coordinates ``q = mat · (grid + amp_mm · disp) + offset_mm`` [mm] of every voxel.
+
+    Parameters
+    ----------
+    grid : world coordinates [mm] of the voxel centres along x, y, z (1-D, or broadcastable 3-D views).
+    disp : 3 unit-variance displacement fields (X, Y, Z) float32, or 3 (1, 1, 1) zeros for none.
+    amp_mm : displacement amplitude [mm]. mat : (3, 3) world -> canonical. offset_mm : (3,).
+
+    Returns
+    -------
+    ``(qx, qy, qz)`` float32 (X, Y, Z).
+    """
+    g = [np.ascontiguousarray(np.ravel(v), np.float32) for v in grid]
+    shape = (g[0].size, g[1].size, g[2].size)
+    q = tuple(np.empty(shape, np.float32) for _ in range(3))
+    _frame_kernel(*g, *(np.ascontiguousarray(d, np.float32) for d in disp), np.float32(amp_mm),
+                  np.asarray(mat, np.float32), np.asarray(offset_mm, np.float32), *q)
+    return q
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")

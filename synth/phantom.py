@@ -37,6 +37,7 @@ from physics._checks import check_finite_range, check_int_range, check_range_pai
 from physics.tissues import TISSUES
 from synth._phantom_kernel import (
     carve_fissures,
+    canonical_frame,
     cerebrum_shell,
     exp_field,
     folding_field,
@@ -174,20 +175,12 @@ def _canonical_coords(
     )
     shape = (nx, ny, nzs)
     steps = cfg.deform_scale_mm / np.array([dx, dy, dzs])
-    world = []
-    for g in grid:
-        if cfg.deform_mm > 0:
-            world.append(g + np.float32(cfg.deform_mm) * smooth_noise(rng, shape, steps))
-        else:
-            world.append(np.broadcast_to(g, shape).astype(np.float32))
+    if cfg.deform_mm > 0:
+        disp = [smooth_noise(rng, shape, steps) for _ in range(3)]
+    else:
+        disp = [np.zeros((1, 1, 1), np.float32)] * 3  # broadcast: no displacement
     mat = (np.diag(1.0 / scale) @ rot.T).astype(np.float32)  # world -> canonical
-    offset = (0.0, 0.0, z_center)
-    q = tuple(
-        (mat[i, 0] * world[0] + mat[i, 1] * world[1] + mat[i, 2] * world[2] + np.float32(offset[i])).astype(
-            np.float32
-        )
-        for i in range(3)
-    )
+    q = canonical_frame(grid, disp, np.float32(cfg.deform_mm), mat, np.array([0.0, 0.0, z_center], np.float32))
     return q, float(size)
 
 
