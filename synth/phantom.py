@@ -256,6 +256,20 @@ def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[f
             "floor0": np.float32(floor0)}
 
 
+def _capsule_part(pts: np.ndarray, radii: np.ndarray, w: float, z_stretch: float = 1.0) -> tuple[Any, Any, Any]:
+    """A capsule chain as a :func:`synth.geometry.ramp_of_union` part: its bounding box [mm] and depth function.
+
+    With ``z_stretch`` the chain lives in ``(x, y, z / z_stretch)``: its box is stretched along z and grown by
+    ``z_stretch · w`` there, so that ramp_of_union's margin of ``w`` (in the stretched frame) still holds.
+    """
+    r = float(np.max(radii))
+    grow = np.array([0.0, 0.0, (z_stretch - 1.0) * w])
+    scale = np.array([1.0, 1.0, z_stretch])
+    lo, hi = (pts.min(axis=0) - r) * scale - grow, (pts.max(axis=0) + r) * scale + grow
+    return lo, hi, lambda x, y, z: capsule_depth(x, y, z / np.float32(z_stretch) if z_stretch != 1.0 else z, pts,
+                                                 radii, cut=w)
+
+
 def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atrophy: float,
                      frac: np.ndarray, w: float) -> None:
     """Paint deep grey nuclei and ventricles into ``frac`` (in place)."""
@@ -272,8 +286,8 @@ def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atroph
             s = np.array(axes, float) * size()
             nuclei.append((c - s, c + s, lambda x, y, z, c=c, s=s: ellipsoid_depth(x - c[0], y - c[1], z - c[2], *s)))
         caudate = np.array([[15, 33, 0], [17, 20, 7], [18, 5, 11]], float) * (side, 1, 1) + jit()
-        caudates.append(capsule_depth(bx, by, bz, caudate, np.array([5.5, 4.0, 2.5]) * size(), cut=w))
-    alpha = np.maximum(ramp_of_union((bx, by, bz), nuclei, w), ramp(union_depth(caudates), w))
+        caudates.append(_capsule_part(caudate, np.array([5.5, 4.0, 2.5]) * size(), w))
+    alpha = ramp_of_union((bx, by, bz), nuclei + caudates, w)
     sub = frac[:, box[0], box[1], box[2]]
     sub[_DGM] += alpha * (sub[_GM] + sub[_WM])
     sub[_GM] *= 1.0 - alpha
@@ -287,11 +301,13 @@ def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atroph
         shift = jit() * (0.5, 1.0, 1.0)
         main = main * (side, 1, 1) + shift
         temporal = temporal * (side, 1, 1) + shift
-        lateral.append(capsule_depth(bx, by, bz, main, np.array([5.5, 5.5, 4.5, 5.0, 7.0, 3.0]) * vscale, cut=w))
-        lateral.append(capsule_depth(bx, by, bz, temporal, np.array([5.0, 3.5, 2.0]) * vscale, cut=w))
-    third = capsule_depth(bx, by, bz / 3.0, np.array([[0, 18, -3.5], [0, 4, -1.5], [0, -8, -1.5]]),
-                           np.array([1.5, 2.0, 2.0]) * vscale, cut=w)
-    alpha = np.maximum(ramp(union_depth(lateral), w) * ramp(np.abs(bx) - 1.2, w), ramp(third, w))
+        lateral.append(_capsule_part(main, np.array([5.5, 5.5, 4.5, 5.0, 7.0, 3.0]) * vscale, w))
+        lateral.append(_capsule_part(temporal, np.array([5.0, 3.5, 2.0]) * vscale, w))
+    # third ventricle: a capsule chain in (x, y, z / 3), i.e. three times taller than its radii
+    third = _capsule_part(np.array([[0, 18, -3.5], [0, 4, -1.5], [0, -8, -1.5]]), np.array([1.5, 2.0, 2.0]) * vscale,
+                          w, z_stretch=3.0)
+    alpha = np.maximum(ramp_of_union((bx, by, bz), lateral, w) * ramp(np.abs(bx) - 1.2, w),
+                       ramp_of_union((bx, by, bz), [third], w))
     moved = alpha * (sub[_GM] + sub[_WM] + sub[_DGM])
     for s in (_GM, _WM, _DGM):
         sub[s] *= 1.0 - alpha
