@@ -12,7 +12,8 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["canonical_frame", "cerebrum_shell", "folding_field", "sulcal_depth", "sulcal_skip_mm", "carve_fissures", "exp_field", "layers"]
+__all__ = ["canonical_frame", "cerebrum_shell", "folding_field", "sulcal_depth", "sulcal_skip_mm", "carve_fissures",
+           "exp_field", "face_shell", "layers"]
 
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
@@ -81,6 +82,46 @@ def canonical_frame(grid: tuple[np.ndarray, ...], disp: list[np.ndarray], amp_mm
     _frame_kernel(*g, *(np.ascontiguousarray(d, np.float32) for d in disp), np.float32(amp_mm),
                   np.asarray(mat, np.float32), np.asarray(offset_mm, np.float32), *q)
     return q
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _face_kernel(qx, qy, qz, fat, weight, a_brain, b_brain, skin, w, out_skin, out_fat, deep):  # pragma: no cover
+    inv = 1.0 / w
+    n0, n1, n2 = qx.shape
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                x, z = qx[i, j, k], qz[i, j, k]
+                neck = _step(-z, 85.0, 115.0)
+                a_f = (a_brain + 14.0) * (0.95 - 0.3 * neck)
+                b_f = (b_brain + 14.0) * (1.0 - 0.35 * neck)
+                y = qy[i, j, k] - (5.0 - 20.0 * neck)
+                r = max(math.sqrt((x / a_f) ** 2 + (y / b_f) ** 2), 1e-3)
+                d = math.sqrt(x * x + y * y) * (1.0 - r) / r  # depth inside the elliptic cross-section
+                f0 = min(max(0.5 + d * inv, 0.0), 1.0)
+                f1 = min(max(0.5 + (d - skin) * inv, 0.0), 1.0)
+                f2 = min(max(0.5 + (d - skin - fat[i, j, k]) * inv, 0.0), 1.0)
+                wt = weight[i, j, k]
+                out_skin[i, j, k] += wt * (f0 - f1)
+                out_fat[i, j, k] += wt * (f1 - f2)
+                deep[i, j, k] = wt * f2
+
+
+def face_shell(q: tuple[np.ndarray, ...], fat_mm: np.ndarray, weight: np.ndarray, a_brain_mm: float,
+               b_brain_mm: float, skin_mm: float, w: float, skin_frac: np.ndarray,
+               fat_frac: np.ndarray) -> np.ndarray:
+    """Skin and fat of the face / neck added to ``skin_frac`` and ``fat_frac`` (in place); returns the rest.
+
+    The face / neck is the elliptic cylinder of semi-axes ``(a_brain + 14) (0.95 − 0.3 n)`` and
+    ``(b_brain + 14) (1 − 0.35 n)`` [mm] centred at y = 5 − 20 n [mm], n the neck weight (smoothstep from
+    z = −85 to −115 mm): skin ``skin_mm`` thick, then fat ``fat_mm`` (X, Y, Z), each weighted by ``weight``
+    (the share of the voxel left to the face). Returns ``weight ×`` the fraction deeper than the fat
+    (float32 (X, Y, Z)), to be shared among muscle, fat islands, eyes and air.
+    """
+    deep = np.empty(q[0].shape, np.float32)
+    _face_kernel(*q, fat_mm, weight, np.float32(a_brain_mm), np.float32(b_brain_mm), np.float32(skin_mm),
+                 np.float32(w), skin_frac, fat_frac, deep)
+    return deep
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")

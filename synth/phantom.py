@@ -40,6 +40,7 @@ from synth._phantom_kernel import (
     canonical_frame,
     cerebrum_shell,
     exp_field,
+    face_shell,
     folding_field,
     layers,
     sulcal_depth,
@@ -322,17 +323,10 @@ def _face(q: tuple[np.ndarray, ...], rng: np.random.Generator, brain: dict, sub:
     the skull, times the lower-head weight).
     """
     bx, by, bz = q
-    neck = smoothstep(bz, 85.0, 115.0, sign=-1.0)
-    a_f = (brain["a"] + 14.0) * (0.95 - 0.3 * neck)
-    b_f = (brain["b"] + 14.0) * (1.0 - 0.35 * neck)
-    y_f = 5.0 - 20.0 * neck
-    depth = ellipsoid_depth(bx, by - y_f, np.zeros_like(bx), a_f, b_f, 1.0)
     skin = 2.0 * rng.uniform(0.8, 1.2)
     fat = _field(rng, bx.shape, spacing, 30.0, 5.0 * rng.uniform(0.6, 1.4), 0.35)
-    f0, f1, f2 = ramp(depth, w), ramp(depth - skin, w), ramp(depth - skin - fat, w)
-    sub[_SKIN] += weight * (f0 - f1)
-    sub[_FAT] += weight * (f1 - f2)
-    deep = weight * f2
+    # face / neck cross-section (narrower and moving back down the neck), skin and fat layers inside it
+    deep = face_shell(q, fat, weight, float(brain["a"]), float(brain["b"]), skin, w, sub[_SKIN], sub[_FAT])
     # Small shapes (sinuses, eyes, orbits) are evaluated only around themselves (synth.geometry.ramp_of_union).
     air = []
     for centre, axes in (((24, 55, -68), (12, 16, 16)), ((-24, 55, -68), (12, 16, 16)), ((0, 60, -66), (7, 25, 13)),
