@@ -5,9 +5,11 @@ import numpy as np
 from numpy.testing import assert_allclose, assert_array_equal
 
 from synth._phantom_kernel import (
+    canonical_frame,
     carve_fissures,
     cerebrum_shell,
     exp_field,
+    face_shell,
     folding_field,
     sulcal_depth,
     sulcal_skip_mm,
@@ -106,3 +108,33 @@ def test_exp_field_in_place() -> None:
     out = exp_field(f, 4.5, 0.35, 3.0)
     assert out is f
     assert_allclose(out, ref, rtol=1e-6)  # float32 exp
+
+
+def test_face_shell_and_canonical_frame_match_numpy() -> None:
+    rng = np.random.default_rng(4)
+    q = coords(rng)
+    x, y, z = (c.astype(np.float64) for c in q)
+    fat = (5.0 * np.exp(0.35 * np.clip(smooth_noise(rng, SHAPE, 6.0), -3, 3))).astype(np.float32)
+    weight = rng.uniform(0, 1, SHAPE).astype(np.float32)
+    skin_frac, fat_frac = np.full(SHAPE, 0.1, np.float32), np.zeros(SHAPE, np.float32)
+    deep = face_shell(q, fat, weight, 68.0, 86.0, 2.1, 1.0, skin_frac, fat_frac)
+    neck = smoothstep(-z, 85.0, 115.0)
+    yf = y - (5 - 20 * neck)
+    d = ellipsoid_depth(x, yf, np.zeros_like(x), (68 + 14) * (0.95 - 0.3 * neck), (86 + 14) * (1 - 0.35 * neck), 1.0)
+    d = d.astype(np.float64)
+    f0, f1, f2 = (np.clip(0.5 + (d - t), 0, 1) for t in (0.0, 2.1, 2.1 + fat))
+    assert_allclose(skin_frac, 0.1 + weight * (f0 - f1), atol=2e-5)  # float32 depths of up to ~200 mm
+    assert_allclose(fat_frac, weight * (f1 - f2), atol=2e-5)
+    assert_allclose(deep, weight * f2, atol=2e-5)
+    assert 0 < (f2 > 0).mean() < 1  # inside and outside the face both present
+    # canonical frame: q = mat (grid + amp disp) + offset
+    grid = (np.arange(SHAPE[0]) - 20.0, np.arange(SHAPE[1]) * 1.5, np.arange(SHAPE[2]) * 2.0 - 7.0)
+    disp = [smooth_noise(rng, SHAPE, 5.0) for _ in range(3)]
+    mat = rng.standard_normal((3, 3))
+    off = np.array([1.0, -2.0, 30.0])
+    qq = canonical_frame(grid, disp, 3.0, mat, off)
+    world = np.stack(np.meshgrid(*grid, indexing="ij")) + 3.0 * np.stack(disp).astype(np.float64)
+    ref = np.einsum("ij,j...->i...", mat, world) + off[:, None, None, None]
+    assert_allclose(np.stack(qq), ref, atol=1e-4)  # float32 coordinates of ~100 mm
+    still = canonical_frame(grid, [np.zeros((1, 1, 1), np.float32)] * 3, 3.0, np.eye(3), np.zeros(3))
+    assert_allclose(np.stack(still), np.stack(np.meshgrid(*grid, indexing="ij")), atol=1e-5)
