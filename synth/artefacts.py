@@ -17,6 +17,14 @@
    σ = σ_final / sqrt(f_y f_x) so that the SNR above holds.
 4. **Arbitrary gain**: the image is multiplied by a per-contrast factor (clinical images have no absolute
    scale; the normalisation removes it).
+
+Noise generator
+---------------
+The normals are counter-based: the pair ``(n_re, n_im)`` of pixel ``i`` (row-major index in the (H, W)
+image) of contrast ``c`` is a pure function of ``(noise_seed, c, i)`` — SplitMix64 bits of the counter turned
+into two N(0, 1) by Box-Muller (details in :mod:`synth._artefact_kernel`) — so that a fused, SIMD-vectorised
+Numba kernel can draw them where it uses them. :func:`noise_normals` returns them; :func:`apply_artefacts_reference`
+is the plain float64 NumPy transcription of steps 1-4 on those normals, which the tests hold the kernel to.
 """
 from __future__ import annotations
 
@@ -30,7 +38,8 @@ import scipy.fft
 
 from physics._checks import check_bool, check_finite_range, check_int_range, check_range_pair, config_from_dict
 
-__all__ = ["ArtefactConfig", "ArtefactParams", "sample_artefacts", "apply_artefacts", "bias_field"]
+__all__ = ["ArtefactConfig", "ArtefactParams", "sample_artefacts", "apply_artefacts", "bias_field", "noise_normals",
+           "apply_artefacts_reference"]
 
 
 @dataclass(frozen=True)
@@ -122,8 +131,32 @@ def sample_artefacts(rng: np.random.Generator, config: ArtefactConfig, n_contras
                           kspace_fraction=frac, noise_seed=noise_seed)
 
 
+def _log_bias_matrix(coefs: np.ndarray, order: int) -> np.ndarray:
+    """``C`` (order+1, order+1) float64 with ``C[j, i] = c_ij`` (the coefficient of x^i y^j), C[0, 0] = 0."""
+    c = np.zeros((order + 1, order + 1))
+    t = 0
+    for deg in range(1, order + 1):
+        for i in range(deg, -1, -1):
+            c[deg - i, i] = coefs[t]
+            t += 1
+    return c
+
+
+def _log_bias(shape: tuple[int, int], coefs: np.ndarray, order: int) -> np.ndarray:
+    """(H, W) float64 ``Σ c_ij x^i y^j`` (see :func:`bias_field`)."""
+    h, w = shape
+    y = np.linspace(-1.0, 1.0, h)[:, None]
+    x = np.linspace(-1.0, 1.0, w)[None, :]
+    # Σ c_ij x^i y^j = Y C X^T with Y (H, order+1) powers of y, X (W, order+1) powers of x and C[j, i] = c_ij:
+    # two small matrix products instead of one full-image pass per term.
+    powers = np.arange(order + 1)
+    return (y ** powers) @ _log_bias_matrix(coefs, order) @ (x.T ** powers).T  # (H, W)
+
+
 def bias_field(shape: tuple[int, int], coefs: np.ndarray, order: int) -> np.ndarray:
     """Smooth positive field ``exp(Σ c_ij x^i y^j)`` on an (H, W) grid, x, y in [−1, 1].
+
+    :func:`apply_artefacts` evaluates the same field inside its kernel (float32, relative difference ~1e-7).
 
     Parameters
     ----------
@@ -135,40 +168,69 @@ def bias_field(shape: tuple[int, int], coefs: np.ndarray, order: int) -> np.ndar
     -------
     (H, W) float32 field.
     """
-    h, w = shape
-    y = np.linspace(-1.0, 1.0, h)[:, None]
-    x = np.linspace(-1.0, 1.0, w)[None, :]
-    # Σ c_ij x^i y^j = Y C X^T with Y (H, order+1) powers of y, X (W, order+1) powers of x and C[j, i] = c_ij:
-    # two small matrix products instead of one full-image pass per term.
-    c = np.zeros((order + 1, order + 1))
-    t = 0
-    for deg in range(1, order + 1):
-        for i in range(deg, -1, -1):
-            c[deg - i, i] = coefs[t]
-            t += 1
-    powers = np.arange(order + 1)
-    log_b = (y ** powers) @ c @ (x.T ** powers).T  # (H, W)
-    return np.exp(log_b.astype(np.float32))
+    return np.exp(_log_bias(shape, coefs, order).astype(np.float32))
+
+
+def noise_normals(noise_seed: int, contrast: int, shape: tuple[int, int]) -> np.ndarray:
+    """The normals :func:`apply_artefacts` adds to contrast ``contrast`` of an image of ``shape`` (H, W).
+
+    Returns
+    -------
+    (2, H, W) float32, the real- and imaginary-channel N(0, 1) draws (before scaling by σ).
+    """
+    from synth._artefact_kernel import normals
+
+    h, w = (int(n) for n in shape)
+    return normals(noise_seed, contrast, h * w).reshape(2, h, w)
+
+
+def _low_frequencies(n: int, keep: int) -> np.ndarray:
+    """Indices of the ``keep`` lowest |frequencies| of an unshifted length-``n`` DFT (0, 1, −1, 2, −2, ...)."""
+    return np.argsort(np.abs(np.fft.fftfreq(n) * n), kind="stable")[:keep]
 
 
 def _truncate_kspace(z: np.ndarray, frac: np.ndarray) -> np.ndarray:
-    """Keep the central ``frac[0] × frac[1]`` of the 2-D k-space of complex image ``z`` (H, W)."""
-    h, w = z.shape
-    k = scipy.fft.fft2(z)
-    keep_y = max(1, int(round(frac[0] * h)))
-    keep_x = max(1, int(round(frac[1] * w)))
-    # unshifted layout: low frequencies at both ends of each axis
-    fy = np.abs(np.fft.fftfreq(h) * h)
-    fx = np.abs(np.fft.fftfreq(w) * w)
-    my = np.argsort(fy, kind="stable")[:keep_y]
-    mx = np.argsort(fx, kind="stable")[:keep_x]
-    window = np.zeros((h, w), bool)
-    window[np.ix_(my, mx)] = True
-    return scipy.fft.ifft2(np.where(window, k, 0))
+    """Keep the central ``frac[0] × frac[1]`` of the 2-D k-space of complex image ``z`` (H, W).
+
+    The window is separable, so the 2-D DFT is done axis by axis: after the first axis' forward DFT only its
+    kept lines need the other axis' forward and inverse DFT (the first axis is the one keeping the smaller
+    fraction), ~20 % fewer operations than ``ifft2(window · fft2(z))``, which it equals.
+    """
+    keep = [max(1, int(round(frac[a] * z.shape[a]))) for a in (0, 1)]
+    a = 0 if keep[0] / z.shape[0] <= keep[1] / z.shape[1] else 1  # first axis
+    b = 1 - a
+    kept_a = _low_frequencies(z.shape[a], keep[a])
+    k = scipy.fft.fft(z, axis=a)
+    lines = scipy.fft.fft(np.take(k, kept_a, axis=a), axis=b)  # 2-D k-space on the kept lines
+    dropped_b = np.ones(z.shape[b], bool)
+    dropped_b[_low_frequencies(z.shape[b], keep[b])] = False
+    lines[(slice(None), dropped_b) if b == 1 else dropped_b] = 0
+    k[...] = 0
+    k[(slice(None), kept_a) if a == 1 else kept_a] = scipy.fft.ifft(lines, axis=b)
+    return scipy.fft.ifft(k, axis=a)
+
+
+def _check_inputs(images: np.ndarray, brain_mask: np.ndarray, params: ArtefactParams) -> tuple[np.ndarray, np.ndarray]:
+    imgs = np.ascontiguousarray(images, np.float32)
+    if imgs.ndim != 3 or imgs.shape[0] != len(params.snr):
+        raise ValueError(f"apply_artefacts: images must be (C={len(params.snr)}, H, W); got shape {imgs.shape}")
+    mask = np.ascontiguousarray(brain_mask, bool)
+    if mask.shape != imgs.shape[1:]:
+        raise ValueError(f"apply_artefacts: brain_mask shape {mask.shape} must equal image shape {imgs.shape[1:]}")
+    return imgs, mask
+
+
+def _sigma(mean: float, snr: float, kept: float) -> float:
+    """Per-channel σ before truncation: mean / SNR / sqrt(kept fraction) (0 without signal)."""
+    return mean / snr / math.sqrt(kept) if mean > 0 else 0.0
 
 
 def apply_artefacts(images: np.ndarray, brain_mask: np.ndarray, params: ArtefactParams) -> np.ndarray:
     """Turn noise-free signals into clinical-looking magnitude images (deterministic given ``params``).
+
+    Without k-space truncation one fused float32 Numba pass per contrast does steps 2 and 4 (after a pass
+    for the bias field and the SNR mean); truncated contrasts go through a complex64 FFT. Equals
+    :func:`apply_artefacts_reference` to float32 rounding.
 
     Parameters
     ----------
@@ -181,35 +243,44 @@ def apply_artefacts(images: np.ndarray, brain_mask: np.ndarray, params: Artefact
     -------
     (C, H, W) float32 magnitude images, >= 0.
     """
-    imgs = np.asarray(images, np.float32)
-    if imgs.ndim != 3 or imgs.shape[0] != len(params.snr):
-        raise ValueError(f"apply_artefacts: images must be (C={len(params.snr)}, H, W); got shape {imgs.shape}")
-    mask = np.asarray(brain_mask, bool)
-    if mask.shape != imgs.shape[1:]:
-        raise ValueError(f"apply_artefacts: brain_mask shape {mask.shape} must equal image shape {imgs.shape[1:]}")
-    rng = np.random.default_rng(params.noise_seed)
+    from synth._artefact_kernel import biased_signal, noisy_complex, noisy_magnitude, stream_key
+
+    imgs, mask = _check_inputs(images, brain_mask, params)
+    n_c, h, w = imgs.shape
     out = np.empty_like(imgs)
-    shape = imgs.shape[1:]
-    fields: dict[bytes, np.ndarray] = {}
-    for c in range(imgs.shape[0]):
-        key = params.bias_coefs[c].tobytes()
-        if key not in fields:
-            fields[key] = bias_field(shape, params.bias_coefs[c], params.bias_order)
-        s = imgs[c] * fields[key]
-        region = np.abs(s[mask]) if mask.any() else np.abs(s[s != 0])
-        mean = float(region.mean()) if region.size else 0.0
+    use_mask = bool(mask.any())
+    for c in range(n_c):
+        mean = biased_signal(imgs[c], _log_bias_matrix(params.bias_coefs[c], params.bias_order), mask, use_mask,
+                             out[c])  # out[c] = s·b
         frac = params.kspace_fraction[c]
         kept = float(frac[0] * frac[1])
-        sigma = np.float32(mean / params.snr[c] / math.sqrt(kept)) if mean > 0 else np.float32(0.0)
-        noise = rng.standard_normal((2, *shape), dtype=np.float32)
-        noise *= sigma
-        noise[0] += s
+        sigma = np.float32(_sigma(mean, float(params.snr[c]), kept))
+        key = np.uint64(stream_key(params.noise_seed, c))
+        flat = out[c].reshape(-1)  # (H·W,) view; pixel index = row-major index
         if kept < 1.0:
-            z = np.empty(shape, np.complex64)
-            z.real, z.imag = noise[0], noise[1]
-            mag = np.abs(_truncate_kspace(z, frac)).astype(np.float32)
+            z = np.empty(h * w, np.complex64)
+            noisy_complex(key, sigma, flat, z)
+            np.multiply(np.abs(_truncate_kspace(z.reshape(h, w), frac)), np.float32(params.gain[c]), out=out[c])
         else:
-            mag = np.hypot(noise[0], noise[1])
-        mag *= np.float32(params.gain[c])
-        out[c] = mag
+            noisy_magnitude(key, sigma, np.float32(params.gain[c]), flat)
+    return out
+
+
+def apply_artefacts_reference(images: np.ndarray, brain_mask: np.ndarray, params: ArtefactParams) -> np.ndarray:
+    """Float64 NumPy transcription of steps 1-4 with the normals of :func:`noise_normals` (slow, plain).
+
+    Same parameters as :func:`apply_artefacts`; returns (C, H, W) float64.
+    """
+    imgs, mask = _check_inputs(images, brain_mask, params)
+    out = np.empty(imgs.shape)
+    for c in range(imgs.shape[0]):
+        s = imgs[c].astype(np.float64) * np.exp(_log_bias(imgs.shape[1:], params.bias_coefs[c], params.bias_order))
+        region = np.abs(s[mask]) if mask.any() else np.abs(s[s != 0])
+        frac = params.kspace_fraction[c]
+        kept = float(frac[0] * frac[1])
+        sigma = _sigma(float(region.mean()) if region.size else 0.0, float(params.snr[c]), kept)
+        n_re, n_im = noise_normals(params.noise_seed, c, imgs.shape[1:]).astype(np.float64)
+        z = (s + sigma * n_re) + 1j * (sigma * n_im)
+        mag = np.abs(_truncate_kspace(z, frac)) if kept < 1.0 else np.abs(z)
+        out[c] = params.gain[c] * mag
     return out

@@ -56,8 +56,8 @@ def _best_ms(fn: Any, repeat: int) -> float:
 def bench_stages(config: SynthConfig, repeat: int = 30) -> dict[str, float]:
     """Milliseconds of each step of one sample on a drawn head (minimum of ``repeat`` timings).
 
-    Steps as in :func:`synth.generate.generate_subject`: slicing + pad/crop, protocol and artefact draws,
-    closed-form and EPG rendering, artefacts without and with k-space truncation, normalisation, and the
+    Steps as in :func:`synth.generate.generate_subject`: slicing + pad/crop (per slice, all of a subject's
+    slices at once), protocol and artefact draws, closed-form and EPG rendering, artefacts without and with k-space truncation, normalisation, and the
     HDF5 write of the image datasets (into a temporary in-memory file).
     """
     import h5py
@@ -65,7 +65,7 @@ def bench_stages(config: SynthConfig, repeat: int = 30) -> dict[str, float]:
 
     from synth import store
     from synth.artefacts import apply_artefacts, sample_artefacts
-    from synth.generate import _axial, derive_seed, fit_to_size, render_signal
+    from synth.generate import _axial_stack, derive_seed, render_signal
     from synth.normalize import normalize_intensity
     from synth.protocols import sample_protocols
     from synth.sources import draw_subject
@@ -75,12 +75,14 @@ def bench_stages(config: SynthConfig, repeat: int = 30) -> dict[str, float]:
     size = config.image_size
     rng = np.random.default_rng(0)
 
-    def slices() -> tuple:
-        planes = np.stack([maps.t1_ms[:, :, z], maps.t2_ms[:, :, z], maps.pd[:, :, z]])
-        maps3 = fit_to_size(planes.transpose(0, 2, 1)[:, ::-1, :], size)
-        return maps3, fit_to_size(_axial(maps.labels, z), size), fit_to_size(_axial(maps.mask, z), size)
+    zs = np.resize(np.flatnonzero(maps.mask.any(axis=(0, 1))), config.slices_per_subject)  # a subject's slices
 
-    (t1, t2, pd), labels, mask = slices()
+    def slices() -> tuple:
+        return _axial_stack(maps, zs, size)
+
+    targets, labels_all, masks = slices()
+    k = int(np.flatnonzero(zs == z)[0]) if (zs == z).any() else 0
+    (t1, t2, pd), labels, mask = targets[k], labels_all[k], masks[k]
     prots = sample_protocols(rng, config.protocols, maps.field_t)
     art = sample_artefacts(rng, config.artefacts)
     plain = dataclasses.replace(art, kspace_fraction=np.ones_like(art.kspace_fraction))
@@ -96,7 +98,7 @@ def bench_stages(config: SynthConfig, repeat: int = 30) -> dict[str, float]:
                 f[name][0] = value
 
     return {
-        "slices": _best_ms(slices, repeat),
+        "slices": _best_ms(slices, max(3, repeat // 10)) / len(zs),  # per slice, all of a subject's at once
         "draw protocols + artefacts": _best_ms(lambda: (sample_protocols(rng, config.protocols, maps.field_t),
                                                         sample_artefacts(rng, config.artefacts)), repeat),
         "render closed": _best_ms(lambda: render_signal(t1, t2, pd, prots, "closed"), repeat),

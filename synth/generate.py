@@ -113,11 +113,10 @@ class SynthConfig:
         return dataclasses.replace(self, **changes)
 
 
-def fit_to_size(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Centre-pad with zeros / centre-crop the last two axes of ``a`` to ``size`` (H, W)."""
-    out = np.zeros(a.shape[:-2] + tuple(size), a.dtype)
+def _fit_slices(shape: tuple[int, ...], size: tuple[int, int]) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """(source, destination) index of the centre pad / crop of the last two axes from ``shape`` to ``size``."""
     src, dst = [], []
-    for n_in, n_out in zip(a.shape[-2:], size):
+    for n_in, n_out in zip(shape[-2:], size):
         if n_in >= n_out:
             start = (n_in - n_out) // 2
             src.append(slice(start, start + n_out))
@@ -126,13 +125,53 @@ def fit_to_size(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
             start = (n_out - n_in) // 2
             src.append(slice(0, n_in))
             dst.append(slice(start, start + n_in))
-    out[(..., *dst)] = a[(..., *src)]
+    return (..., *src), (..., *dst)
+
+
+def fit_to_size(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Centre-pad with zeros / centre-crop the last two axes of ``a`` to ``size`` (H, W)."""
+    out = np.zeros(a.shape[:-2] + tuple(size), a.dtype)
+    src, dst = _fit_slices(a.shape, size)
+    out[dst] = a[src]
     return out
 
 
 def _axial(volume: np.ndarray, z: int) -> np.ndarray:
     """Axial slice (rows = y descending, columns = x ascending) of an (X, Y, Z) volume: (Y, X)."""
     return volume[:, :, z].T[::-1]
+
+
+#: Bytes of one gathered (x block, Y, slices) block in :func:`_axial_stack`: it is transposed in L2 cache.
+_BLOCK_BYTES = 1 << 18
+
+
+def _axial_stack(maps: Maps, zs: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Axial slices ``zs`` of the maps, labels and mask fitted to ``size``: ``fit_to_size(_axial(v, z), size)``.
+
+    Returns
+    -------
+    targets : (S, 3, H, W) float32 [T1 ms, T2 ms, PD]; labels : (S, H, W) uint8; mask : (S, H, W) bool.
+
+    One axial plane of an (X, Y, Z) volume with z fastest is a strided gather that touches a cache line per
+    voxel, so the volume is read once for all slices instead: in blocks of x whose gathered (bx, Y, S) block is
+    turned to image orientation in cache (32 slices of a 224 x 256 x 48 head to 256 x 256: 0.45 ms per slice,
+    against 0.68 ms slice by slice).
+    """
+    x_n, y_n = maps.t1_ms.shape[:2]
+    src, dst = _fit_slices((y_n, x_n), size)
+    n = len(zs)
+    targets = np.zeros((n, 3, *size), np.float32)
+    labels = np.zeros((n, *size), np.uint8)
+    mask = np.zeros((n, *size), bool)
+    every = (slice(None),)
+    for out, vol in zip((targets[:, 0], targets[:, 1], targets[:, 2], labels, mask),
+                        (maps.t1_ms, maps.t2_ms, maps.pd, maps.labels, maps.mask)):
+        stack = np.empty((n, y_n, x_n), vol.dtype)  # (S, Y, X), y ascending
+        bx = max(1, _BLOCK_BYTES // max(1, y_n * n * vol.itemsize))
+        for x0 in range(0, x_n, bx):
+            stack[:, :, x0:x0 + bx] = np.take(vol[x0:x0 + bx], zs, axis=2).transpose(2, 1, 0)  # (bx, Y, S)
+        out[every + dst[1:]] = stack[:, ::-1][every + src[1:]]  # rows = y descending
+    return targets, labels, mask
 
 
 def render_signal(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray, protocols: tuple[Protocol, ...],
@@ -199,7 +238,8 @@ def generate_subject(config: SynthConfig, subject_index: int, n_samples: int | N
         ``present`` (3,) uint8, ``mask`` (H, W) bool brain mask, ``labels`` (H, W) uint8,
         ``snr`` (3,) float32, ``scale`` (3,) float32 normalisation divisors (0 where absent),
         ``seed`` int, ``subject_index`` int, ``slice_index`` int, ``field_t`` float, ``subject_id`` str,
-        ``source`` str.
+        ``source`` str. ``targets``, ``mask`` and ``labels`` are views of one (n_samples, ...) array each, sliced
+        for all samples at once (copy them to keep a few samples without the rest).
     """
     s = config.slices_per_subject if n_samples is None else int(n_samples)
     if not 0 <= s <= config.slices_per_subject:
@@ -210,14 +250,12 @@ def generate_subject(config: SynthConfig, subject_index: int, n_samples: int | N
         raise ValueError(f"generate_subject: maps of subject {maps.subject_id!r} must be 3-D (X, Y, Z); "
                          f"got shape {maps.shape}")
     slices = _choose_slices(maps, config, np.random.default_rng(derive_seed(config.seed, 1, subject_index)))
-    size = config.image_size
+    all_targets, all_labels, all_masks = _axial_stack(maps, slices[:s], config.image_size)  # (s, 3, H, W), ...
     samples = []
     for slot in range(s):
         z = int(slices[slot])
-        planes = np.stack([maps.t1_ms[:, :, z], maps.t2_ms[:, :, z], maps.pd[:, :, z]])  # (3, X, Y)
-        targets = fit_to_size(planes.transpose(0, 2, 1)[:, ::-1, :], size).astype(np.float32, copy=False)
-        t1, t2, pd = targets  # (3, H, W) as _axial; views, read only below
-        labels, mask = (fit_to_size(_axial(v, z), size) for v in (maps.labels, maps.mask))
+        targets, labels, mask = all_targets[slot], all_labels[slot], all_masks[slot]
+        t1, t2, pd = targets  # (H, W) views, read only below
         seed = derive_seed(config.seed, 2, subject_index, slot)
         rng = np.random.default_rng(seed)
         protocols = sample_protocols(rng, config.protocols, maps.field_t)
@@ -240,8 +278,8 @@ def generate_subject(config: SynthConfig, subject_index: int, n_samples: int | N
             "params": np.array([[p.tr_ms, p.te_ms, p.ti_ms] for p in protocols], np.float32),
             "protocols": pack_protocols(protocols),
             "present": present.astype(np.uint8),
-            "mask": mask.astype(bool),
-            "labels": labels.astype(np.uint8),
+            "mask": mask,
+            "labels": labels,
             "snr": art.snr.astype(np.float32),
             "scale": scale,
             "seed": seed,

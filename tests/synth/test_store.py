@@ -77,6 +77,25 @@ def single_file(reference: Path, tmp_path_factory) -> Path:
 
 
 # --------------------------------------------------------------------------- generate
+@pytest.mark.parametrize("size", [(64, 64), (40, 90)])  # pad both axes; crop one and pad the other
+def test_axial_stack_equals_slice_by_slice(size) -> None:
+    from synth.generate import _axial, _axial_stack, fit_to_size
+    from synth.maps import Maps
+
+    rng = np.random.default_rng(0)
+    shape = (50, 70, 9)
+    t1, t2, pd = (rng.uniform(1, 5000, shape).astype(np.float32) for _ in range(3))
+    maps = Maps(t1, t2, pd, rng.integers(0, 14, shape).astype(np.uint8), rng.uniform(size=shape) > 0.5,
+                voxel_mm=np.ones(3, np.float32), field_t=3.0, source="phantom")
+    zs = np.array([4, 0, 8, 4])  # any order, repeats allowed
+    targets, labels, mask = _axial_stack(maps, zs, size)
+    for n, z in enumerate(zs):
+        for c, vol in enumerate((t1, t2, pd)):
+            assert np.array_equal(targets[n, c], fit_to_size(_axial(vol, z), size))
+        assert np.array_equal(labels[n], fit_to_size(_axial(maps.labels, z), size))
+        assert np.array_equal(mask[n], fit_to_size(_axial(maps.mask, z), size))
+
+
 def test_generate_subject_fields_and_units() -> None:
     cfg = small_config()
     samples = generate_subject(cfg, 0)
