@@ -6,8 +6,14 @@ the commands, so ``relaxomap --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import os
 
-import click
+# Before NumPy / SciPy load OpenBLAS: its worker threads busy-wait after every threaded call and take CPU from
+# Numba kernels and from `synth --workers` processes on small machines, while the products relaxomap computes
+# with NumPy are small (3 x 3 rotations, 3 x N lesion frames). An explicit setting by the user wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import click  # noqa: E402
 
 __all__ = ["main", "bench"]
 
