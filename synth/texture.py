@@ -150,8 +150,10 @@ def smooth_factors(
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _mix_kernel(frac, slot_label, slot_brain, values, tex, tex_w, n_sub, pd, a1, a2, labels, mask):  # pragma: no cover
-    # Flat layout: frac (S, N·n_sub) with the sub-slices of output voxel n at n·n_sub + sub; tex (6, N); outputs (N,)
+def _mix_kernel(frac, occupied, slot_label, slot_brain, values, tex, tex_w, n_sub, pd, a1, a2, labels,
+                mask):  # pragma: no cover
+    # Flat layout: frac (S, N·n_sub) with the sub-slices of output voxel n at n·n_sub + sub; tex (6, N); outputs
+    # (N,); occupied (N,) False where every fraction is 0 (air: found by a vectorised pass before this one)
     n_slot = frac.shape[0]
     # per-slot copies of the per-label tables, and the first slot of each slot's label (labels may repeat)
     sv = np.empty((n_slot, 3))
@@ -171,6 +173,13 @@ def _mix_kernel(frac, slot_label, slot_brain, values, tex, tex_w, n_sub, pd, a1,
     slot_sum = np.zeros(n_slot)
     lab_frac = np.zeros(n_slot)  # fraction of each slot's label, kept at its first slot
     for n in range(pd.size):
+        if not occupied[n]:
+            labels[n] = 0
+            mask[n] = False
+            pd[n] = 0.0
+            a1[n] = 0.0
+            a2[n] = 0.0
+            continue
         total = 0.0
         for s in range(n_slot):
             acc = 0.0
@@ -266,7 +275,9 @@ def mix_fractions(
     pd, a1, a2 = (np.empty(shape, np.float32) for _ in range(3))
     labels = np.empty(shape, np.uint8)
     mask = np.empty(shape, np.bool_)
-    _mix_kernel(np.ascontiguousarray(frac, np.float32).reshape(n_slot, -1), np.asarray(slot_labels, np.int64),
+    flat = np.ascontiguousarray(frac, np.float32).reshape(n_slot, -1)
+    occupied = flat.max(axis=0).reshape(-1, n_sub).max(axis=1) > 0  # (N,) any fraction > 0 in any sub-slice
+    _mix_kernel(flat, occupied, np.asarray(slot_labels, np.int64),
                 np.asarray(slot_brain, np.bool_), vals, np.ascontiguousarray(tex, np.float32).reshape(6, -1), w,
                 int(n_sub), pd.reshape(-1), a1.reshape(-1), a2.reshape(-1), labels.reshape(-1), mask.reshape(-1))
     return pd, a1, a2, labels, mask
