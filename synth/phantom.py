@@ -59,7 +59,7 @@ from synth.geometry import (
 )
 from synth.lesions import LesionConfig, insert_lesions
 from synth.maps import Maps
-from synth.texture import TEXTURE_CLIP, draw_tissue_values, from_rates, mix_fractions, smooth_factors
+from synth.texture import TEXTURE_CLIP, draw_tissue_values, mix_fractions, scaled_from_rates, smooth_factors
 
 __all__ = ["PhantomConfig", "make_phantom", "PHANTOM_LABELS"]
 
@@ -432,8 +432,7 @@ def make_phantom(config: PhantomConfig, rng: np.random.Generator) -> Maps:
     pd, a1, a2, labels, mask = mix_fractions(frac, _SLOT_LABELS, _SLOT_BRAIN, values, tex, tex_w, n_sub)
     del frac, tex
     k_t1, k_t2, k_pd = smooth_factors(rng, config.shape, config.voxel_mm, config.global_sd, config.global_scale_mm)
-    pd, a1, a2 = pd * k_pd, a1 * (k_pd / k_t1), a2 * (k_pd / k_t2)
-    t1, t2, pd = from_rates(pd, a1, a2)
+    t1, t2, pd = scaled_from_rates(pd, a1, a2, k_t1, k_t2, k_pd)
     maps = Maps(t1, t2, pd, labels, mask, voxel_mm=np.asarray(config.voxel_mm, np.float32),
                 field_t=config.field_t, source="phantom")
     if config.lesions is not None:

@@ -138,3 +138,17 @@ def test_face_shell_and_canonical_frame_match_numpy() -> None:
     assert_allclose(np.stack(qq), ref, atol=1e-4)  # float32 coordinates of ~100 mm
     still = canonical_frame(grid, [np.zeros((1, 1, 1), np.float32)] * 3, 3.0, np.eye(3), np.zeros(3))
     assert_allclose(np.stack(still), np.stack(np.meshgrid(*grid, indexing="ij")), atol=1e-5)
+
+
+def test_scaled_from_rates_is_the_two_step_formula_exactly() -> None:
+    from synth.texture import from_rates, scale_rates, scaled_from_rates
+
+    rng = np.random.default_rng(5)
+    pd = rng.uniform(0, 1, SHAPE).astype(np.float32)
+    pd[rng.uniform(size=SHAPE) < 0.3] = 0.0  # background
+    a1 = (pd / rng.uniform(300, 4000, SHAPE)).astype(np.float32)
+    a2 = (pd / rng.uniform(30, 2000, SHAPE)).astype(np.float32)
+    k = [np.exp(0.05 * rng.standard_normal(SHAPE)).astype(np.float32) for _ in range(3)]
+    fused = scaled_from_rates(pd, a1, a2, *k)
+    for got, ref in zip(fused, from_rates(*scale_rates(pd, a1, a2, *k))):
+        assert_array_equal(got, ref)  # same float32 operations in the same order
