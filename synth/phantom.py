@@ -334,9 +334,11 @@ def _face(q: tuple[np.ndarray, ...], rng: np.random.Generator, brain: dict, sub:
         c = np.array(centre, float) + rng.uniform(-2, 2, 3)
         ax = np.array(axes) * rng.uniform(0.8, 1.2)
         air.append((c - ax, c + ax, lambda x, y, z, c=c, ax=ax: ellipsoid_depth(x - c[0], y - c[1], z - c[2], *ax)))
-    airway = capsule_depth(bx, by, bz, np.array([[0, 40, -80], [0, 12, -95], [0, 10, -200]], float),
-                           np.array([7.0, 8.0, 7.0]) * rng.uniform(0.7, 1.2), cut=w)
-    deep *= 1.0 - np.maximum(ramp_of_union(q, air, w), ramp(airway, w))
+    air.append(_capsule_part(np.array([[0, 40, -80], [0, 12, -95], [0, 10, -200]], float),  # airway
+                             np.array([7.0, 8.0, 7.0]) * rng.uniform(0.7, 1.2), w))
+    kept = ramp_of_union(q, air, w)
+    np.subtract(1.0, kept, out=kept)
+    deep *= kept
     eyes, orbits = [], []
     for side in (-1.0, 1.0):
         c = np.array([31.0 * side, 70.0, -47.0]) + rng.uniform(-2, 2, 3)
@@ -346,12 +348,19 @@ def _face(q: tuple[np.ndarray, ...], rng: np.random.Generator, brain: dict, sub:
         orbits.append((oc - (17.0, 22.0, 15.0), oc + (17.0, 22.0, 15.0),
                        lambda x, y, z, c=c: ellipsoid_depth(x - c[0], y - c[1] + 8.0, z - c[2], 17.0, 22.0, 15.0)))
     eye = deep * ramp_of_union(q, eyes, w)
-    rest = deep - eye
-    islands = smooth_noise(rng, bx.shape, 12.0 / np.asarray(spacing))
-    fatty = np.maximum(np.clip(0.5 + (islands - 0.4) / 0.2, 0.0, 1.0), ramp_of_union(q, orbits, w))
+    rest = deep
+    rest -= eye
+    fatty = smooth_noise(rng, bx.shape, 12.0 / np.asarray(spacing))  # fat islands: ramp(islands - 0.4) over 0.2
+    fatty -= np.float32(0.4)
+    fatty *= np.float32(5.0)
+    fatty += np.float32(0.5)
+    np.clip(fatty, 0.0, 1.0, out=fatty)
+    np.maximum(fatty, ramp_of_union(q, orbits, w), out=fatty)  # orbits are fat around the eyes
     sub[_EYE] += eye
-    sub[_FAT] += rest * fatty
-    sub[_MUS] += rest * (1.0 - fatty)
+    fat = rest * fatty
+    sub[_FAT] += fat
+    rest -= fat
+    sub[_MUS] += rest
 
 
 def _fractions(q: tuple[np.ndarray, ...], rng: np.random.Generator, cfg: PhantomConfig,
