@@ -19,13 +19,13 @@ __all__ = ["bench_write", "bench_read", "bench_draw", "bench_stages", "run_bench
 
 
 def bench_write(config: SynthConfig, n_samples: int, workers: int, folder: str | Path) -> dict[str, Any]:
-    """Samples/s of :func:`synth.store.write_store` for a fresh store (parts, merge and all)."""
+    """Samples/s of :func:`synth.store.write_store` for a fresh store (parts, merge and all), with the default
+    part size, as ``relaxomap synth`` writes it."""
     from synth.store import write_store
 
     out = Path(folder) / f"bench-{config.forward}-{workers}w-{time.perf_counter_ns()}.h5"
-    part_subjects = max(1, -(-n_samples // (config.slices_per_subject * max(2, 2 * workers))))
     t0 = time.perf_counter()
-    report = write_store(config, out, n_samples, workers=workers, part_subjects=part_subjects)
+    report = write_store(config, out, n_samples, workers=workers)
     dt = time.perf_counter() - t0
     return {"forward": config.forward, "workers": workers, "n_samples": n_samples, "seconds": dt,
             "samples_per_s": n_samples / dt, "bytes_per_sample": report.bytes / n_samples, "path": str(out)}
@@ -125,7 +125,7 @@ def bench_read(path: str | Path, n_reads: int, patch: int | None = None) -> dict
     return {"patch": patch, "n_reads": n_reads, "seconds": dt, "samples_per_s": n_reads / dt}
 
 
-def run_bench(config: SynthConfig, n_samples: int = 512, n_samples_epg: int = 64,
+def run_bench(config: SynthConfig, n_samples: int = 2048, n_samples_epg: int = 192,
               workers: tuple[int, ...] = (1, 2), folder: str | Path | None = None) -> dict[str, Any]:
     """All rates of ``relaxomap bench synth`` and their ratios.
 

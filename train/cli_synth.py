@@ -190,8 +190,9 @@ def merge_command(store: str, self_contained: bool) -> None:
 
 
 @click.command("synth")
-@click.option("--n", "n_samples", type=int, default=512, show_default=True, help="Samples per closed-form run.")
-@click.option("--n-epg", type=int, default=64, show_default=True, help="Samples per EPG run.")
+@click.option("--n", "n_samples", type=int, default=2048, show_default=True,
+              help="Samples per closed-form run (enough that worker start-up and the last part are a small share).")
+@click.option("--n-epg", type=int, default=192, show_default=True, help="Samples per EPG run.")
 @click.option("--size", type=int, default=None, help="Image side [px] (SynthConfig.image_size).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="SynthConfig JSON.")
