@@ -107,7 +107,7 @@ _COMPRESSION: dict[str, dict[str, Any]] = {
     "labels": {"compression": "gzip", "compression_opts": 1},
 }
 _MANIFEST = "manifest.json"
-_PART_SAMPLES = 128  # default part size in samples (rounded to whole subjects)
+_PART_SAMPLES = 64  # default part size in samples (rounded down to whole subjects, at least one)
 
 
 def store_fields(h: int, w: int) -> dict[str, tuple[Any, tuple[int, ...]]]:
@@ -154,7 +154,10 @@ def _create_small_datasets(f: h5py.File, n: int, h: int, w: int) -> None:
 
 
 def default_part_subjects(config: SynthConfig) -> int:
-    """Subjects per part file: about 128 samples (at least one subject)."""
+    """Subjects per part file: about 64 samples (at least one subject; one 48-slice head by default).
+
+    Small parts keep the last part short (with two workers, 64- instead of 128-sample parts wrote 2048 samples
+    3-6 % faster in three alternating pairs of runs) and make a resume lose little."""
     return max(1, _PART_SAMPLES // config.slices_per_subject)
 
 
@@ -406,7 +409,7 @@ def write_store(config: SynthConfig, out: str | os.PathLike, n_samples: int, *, 
     workers : processes generating parts in parallel (1 = in this process).
     shard : ``(i, n)``: write only parts ``p % n == i`` and do not merge (run :func:`merge_parts` when all
         shards are done); ``None`` writes everything and merges.
-    part_subjects : subjects per part (default: about 128 samples per part). Must be the same for every
+    part_subjects : subjects per part (default: about 64 samples per part). Must be the same for every
         shard and resume of one store (it is recorded in the manifest).
     progress : called with the number of samples just generated.
 
