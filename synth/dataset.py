@@ -103,8 +103,7 @@ class SynthDataset(Dataset):
         else:
             self.indices = np.flatnonzero(self.sample_splits == split).astype(np.int64)
         self.subject_ids = subject_ids
-        self._h5: Any = None
-        self._ds: dict[str, Any] | None = None
+        self._h5: Any = None  # synth.store.ImageReader of this process
         self._pid = -1
         self._rng: np.random.Generator | None = None
 
@@ -145,24 +144,21 @@ class SynthDataset(Dataset):
         state["_h5"] = None  # never pickle an open file
         state["_pid"] = -1
         state["_rng"] = None
-        state["_ds"] = None
         return state
 
-    def _file(self) -> Any:
+    def _file(self) -> Any:  # the ImageReader, opened once per process
         if self._h5 is None or self._pid != os.getpid():
-            import h5py
+            from synth.store import ImageReader
 
-            self._h5 = h5py.File(self.path, "r")
+            self._h5 = ImageReader(self.path)  # a view's samples straight from its part files
             self._pid = os.getpid()
             self._rng = np.random.default_rng(torch.initial_seed())
-            self._ds = {name: self._h5[name] for name in ("inputs", "targets", "mask", "labels")}
-        return self._ds
+        return self._h5
 
     def close(self) -> None:
         if self._h5 is not None and self._pid == os.getpid():
             self._h5.close()
         self._h5 = None
-        self._ds = None
 
     def __del__(self) -> None:
         try:
@@ -174,14 +170,14 @@ class SynthDataset(Dataset):
         if not -len(self) <= item < len(self):
             raise IndexError(f"SynthDataset index {item} out of range for {len(self)} samples")
         i = int(self.indices[item])
-        f = self._file()
+        f, j = self._file().locate(i)  # the image datasets holding sample i, and its index j in them
         rng = self._rng
         h, w = self.image_size
         if self.patch is None:
             ys, xs = slice(0, h), slice(0, w)
-            mask = f["mask"][i]
+            mask = f["mask"][j]
         else:
-            mask_full = f["mask"][i]
+            mask_full = f["mask"][j]
             p = self.patch
             brain = np.flatnonzero(mask_full.ravel())
             if brain.size:
@@ -192,9 +188,9 @@ class SynthDataset(Dataset):
                 y0, x0 = int(rng.integers(h - p + 1)), int(rng.integers(w - p + 1))
             ys, xs = slice(y0, y0 + p), slice(x0, x0 + p)
             mask = mask_full[ys, xs]
-        inputs = f["inputs"][i, :, ys, xs]
-        targets = f["targets"][i, :, ys, xs]
-        labels = f["labels"][i, ys, xs]
+        inputs = f["inputs"][j, :, ys, xs]
+        targets = f["targets"][j, :, ys, xs]
+        labels = f["labels"][j, ys, xs]
         if self.augment and rng.random() < 0.5:  # left-right flip
             inputs, targets, mask, labels = (a[..., ::-1] for a in (inputs, targets, mask, labels))
         return {

@@ -80,6 +80,7 @@ __all__ = [
     "merge_parts",
     "is_view",
     "store_bytes",
+    "ImageReader",
     "store_fields",
     "parts_dir",
     "default_part_subjects",
@@ -577,6 +578,57 @@ def _check_view_sources(path: Path, f: h5py.File) -> None:
         raise ValueError(f"store {path} is a view over the parts folder {parts_dir(path)}, but {len(missing)} part "
                          f"file(s) are missing ({shown}); keep {parts_dir(path).name}/ beside {path.name} (move "
                          f"them together) or regenerate; `relaxomap synth merge --self-contained` makes one file")
+
+
+class ImageReader:
+    """Sample-by-sample access to a store's image datasets (``inputs``, ``targets``, ``mask``, ``labels``).
+
+    A self-contained store is read directly. For a view, each sample is read from its part file: an HDF5
+    virtual dataset resolves its mapping on every read, which made whole-slice reads of a 43-part store
+    ~3x slower (760-780 against 2330 samples/s). At most ``max_open`` part files are kept open (least
+    recently used closed first), so stores of thousands of parts stay within the open-file limit.
+
+    Open one per process (DataLoader workers included): h5py handles must not cross a fork.
+    """
+
+    def __init__(self, path: str | os.PathLike, max_open: int = 64) -> None:
+        self.path = Path(path)
+        self._file = h5py.File(self.path, "r")
+        self._max_open = int(max_open)
+        self._open: dict[int, tuple[h5py.File, dict[str, h5py.Dataset]]] = {}
+        d = self._file["inputs"]
+        if d.is_virtual:
+            bounds = sorted((int(v.vspace.get_select_bounds()[0][0]), int(v.vspace.get_select_bounds()[1][0]),
+                             v.file_name) for v in d.virtual_sources())
+            self._starts = np.array([b[0] for b in bounds], np.int64)
+            self._stops = np.array([b[1] + 1 for b in bounds], np.int64)
+            self._parts = [self.path.parent / b[2] for b in bounds]
+            self._direct = None
+        else:
+            self._direct = {name: self._file[name] for name in _IMAGE_FIELDS}
+
+    def locate(self, i: int) -> tuple[dict[str, h5py.Dataset], int]:
+        """The image datasets holding sample ``i`` (0-based, of the store) and its index in them."""
+        if self._direct is not None:
+            return self._direct, int(i)
+        k = int(np.searchsorted(self._starts, i, side="right")) - 1
+        if k < 0 or not self._starts[k] <= i < self._stops[k]:
+            raise IndexError(f"{self.path}: sample {i} is in none of its {len(self._parts)} parts")
+        got = self._open.pop(k, None)
+        if got is None:
+            if len(self._open) >= self._max_open:  # close the least recently used part
+                old = next(iter(self._open))
+                self._open.pop(old)[0].close()
+            f = h5py.File(self._parts[k], "r")
+            got = (f, {name: f[name] for name in _IMAGE_FIELDS})
+        self._open[k] = got  # most recently used last
+        return got[1], int(i - self._starts[k])
+
+    def close(self) -> None:
+        for f, _ in self._open.values():
+            f.close()
+        self._open.clear()
+        self._file.close()
 
 
 def check_store(path: str | os.PathLike) -> h5py.File:

@@ -217,7 +217,8 @@ def bench_synth_command(n_samples: int, n_epg: int, size: int | None, config_fil
                    f"({r['n_samples']} samples, {r['bytes_per_sample'] / 1e3:.0f} kB/sample)")
     for r in res["read"]:
         what = "whole slices" if r["patch"] is None else f"{r['patch']}x{r['patch']} patches"
-        click.echo(f"  read  {what:<16}: {r['samples_per_s']:8.1f} samples/s")
+        click.echo(f"  read  {what:<16}: {r['samples_per_s']:8.1f} samples/s (first pass after writing: "
+                   f"{r['first_pass_samples_per_s']:.1f})")
     click.echo(f"  draw_subject: {res['draw_s_per_subject']:.2f} s/subject "
                f"({res['slices_per_subject']} samples per subject)")
     click.echo("  one sample, step by step (min of repeats): " +

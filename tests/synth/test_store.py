@@ -332,3 +332,23 @@ def test_store_errors_name_the_file(single_file: Path, tmp_path: Path) -> None:
         merge_parts(tmp_path / "never.h5")
     with pytest.raises(ValueError, match="n_samples"):
         write_store(small_config(), tmp_path / "x.h5", 0)
+
+
+def test_image_reader_reads_views_from_their_parts(reference: Path, single_file: Path) -> None:
+    """Sample i read through the view's part files (at most 2 open at a time) equals the self-contained file."""
+    from synth.store import ImageReader
+
+    view, single = ImageReader(reference, max_open=2), ImageReader(single_file)
+    try:
+        for i in [0, 13, 3, 7, 1, 12, 5]:  # jumps between parts: files are opened and closed again
+            got, j = view.locate(i)
+            want, k = single.locate(i)
+            assert k == i and j < SLICES  # a view's local index lies inside one subject's part
+            for name in ("inputs", "targets", "mask", "labels"):
+                assert np.array_equal(got[name][j], want[name][k]), (i, name)
+            assert len(view._open) <= 2
+        with pytest.raises(IndexError, match="none of its 5 parts"):
+            view.locate(N)
+    finally:
+        view.close()
+        single.close()
