@@ -1,4 +1,4 @@
-"""Allocator setting for data-generation processes.
+"""Allocator and garbage-collector settings for data-generation processes.
 
 A procedural head allocates and frees ~100 arrays of 10-150 MB. glibc serves blocks this large with fresh
 ``mmap`` calls and returns them with ``munmap``, so every array is page-faulted in again (zeroed by the kernel
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import sys
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "prepare_generation_process"]
 
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -34,3 +35,12 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, _NEVER))
+
+
+def prepare_generation_process() -> None:
+    """Settings for a process that will mostly generate training data: :func:`keep_freed_memory`, and the
+    objects that exist now (imported modules, their functions and tables) moved out of the cyclic garbage
+    collector's reach (``gc.freeze``), so that its frequent collections during generation no longer walk them
+    (2.5 % of a generation run's CPU was ``gc_collect_main``)."""
+    keep_freed_memory()
+    gc.freeze()

@@ -326,9 +326,9 @@ def _init_worker(q: Any, n_threads: int) -> None:
     _QUEUE = q
     import numba
 
-    from synth._alloc import keep_freed_memory
+    from synth._alloc import prepare_generation_process
 
-    keep_freed_memory()  # a worker process only generates: reuse freed head-sized blocks (synth._alloc)
+    prepare_generation_process()  # a worker process only generates (synth._alloc)
 
     # the kernels are parallel: cores / workers threads each, or the workers oversubscribe the cores
     numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))

@@ -119,10 +119,10 @@ def synth_group(ctx: click.Context, out: str | None, n_samples: int | None, conf
                                 healthy_only=healthy_only, size=size, slices=slices)
     from tqdm import tqdm
 
-    from synth._alloc import keep_freed_memory
+    from synth._alloc import prepare_generation_process
     from synth.store import write_store
 
-    keep_freed_memory()  # this process only generates (synth._alloc)
+    prepare_generation_process()  # this process only generates (synth._alloc)
     t0 = time.perf_counter()
     total = n_samples
     if shard_t is not None:  # this shard's share of the samples
@@ -202,10 +202,10 @@ def merge_command(store: str, self_contained: bool) -> None:
 def bench_synth_command(n_samples: int, n_epg: int, size: int | None, config_file: str | None,
                         folder: str | None, json_path: str | None) -> None:
     """Samples/s into HDF5 (closed form, EPG; 1 and 2 workers) and Dataset reads; ratios between them."""
-    from synth._alloc import keep_freed_memory
+    from synth._alloc import prepare_generation_process
     from synth.bench import run_bench
 
-    keep_freed_memory()  # as `relaxomap synth` does (synth._alloc)
+    prepare_generation_process()  # as `relaxomap synth` does (synth._alloc)
     config = build_synth_config(config_file, size=size)
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)

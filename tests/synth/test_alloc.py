@@ -34,3 +34,11 @@ def test_freed_blocks_are_reused() -> None:
     # pages: here ~540 faults); with the setting the freed heap block is reused: almost no faults.
     assert faults["1"] < faults["0"]
     assert faults["1"] < 0.05 * pages
+
+
+def test_generation_process_freezes_what_exists() -> None:
+    probe = ("import gc; from synth._alloc import prepare_generation_process; n = len(gc.get_objects()); "
+             "prepare_generation_process(); print(n, gc.get_freeze_count(), len(gc.get_objects()))")
+    n, frozen, left = map(int, subprocess.run([sys.executable, "-c", probe], cwd=REPO, check=True,
+                                              capture_output=True, text=True).stdout.split())
+    assert frozen >= 0.9 * n and left < 0.1 * n  # the module objects left the collector's generations
