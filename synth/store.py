@@ -554,8 +554,11 @@ def merge_parts(out: str | os.PathLike, self_contained: bool = False) -> Path:
 
 def is_view(path: str | os.PathLike) -> bool:
     """Whether the store at ``path`` is a view over ``PATH.parts/`` (virtual image datasets)."""
-    with h5py.File(path, "r") as f:
-        return bool(f["inputs"].is_virtual) if "inputs" in f else False
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f["inputs"].is_virtual) if "inputs" in f else False
+    except OSError as err:
+        raise ValueError(f"store {path} is not a readable HDF5 file (corrupt or truncated?): {err}") from None
 
 
 def store_bytes(path: str | os.PathLike) -> int:

@@ -330,6 +330,8 @@ def test_store_errors_name_the_file(single_file: Path, tmp_path: Path) -> None:
         check_store(missing)
     with pytest.raises(ValueError, match="no parts to merge"):
         merge_parts(tmp_path / "never.h5")
+    with pytest.raises(ValueError, match="corrupt.h5.*not a readable HDF5"):
+        merge_parts(corrupt)
     with pytest.raises(ValueError, match="n_samples"):
         write_store(small_config(), tmp_path / "x.h5", 0)
 
