@@ -207,20 +207,14 @@ def _mix_kernel(frac, occupied, slot_label, slot_brain, values, tex, tex_w, n_su
     slot_sum = np.zeros(n_slot)
     lab_frac = np.zeros(n_slot)  # fraction of each slot's label, kept at its first slot
     for n in range(pd.size):
-        if not occupied[n]:
-            labels[n] = 0
-            mask[n] = False
-            pd[n] = 0.0
-            a1[n] = 0.0
-            a2[n] = 0.0
-            continue
         total = 0.0
-        for s in range(n_slot):
-            acc = 0.0
-            for sub in range(n_sub):
-                acc += frac[s, n * n_sub + sub]
-            slot_sum[s] = acc
-            total += acc
+        if occupied[n]:  # else air: skip the slots
+            for s in range(n_slot):
+                acc = 0.0
+                for sub in range(n_sub):
+                    acc += frac[s, n * n_sub + sub]
+                slot_sum[s] = acc
+                total += acc
         if total <= 0.0:
             labels[n] = 0
             mask[n] = False
