@@ -8,8 +8,8 @@ Samples are ordered by subject index (``slices_per_subject`` samples per subject
 cut short) and grouped into *parts* of ``part_subjects`` subjects. Each part is written to
 ``STORE.h5.parts/part-NNNNNN.h5.tmp`` and renamed to ``part-NNNNNN.h5`` once complete, so a run killed at
 any moment (even ``kill -9``) leaves only complete parts and discardable temporaries; the next run with the
-same options resumes with the missing parts. ``workers`` parts are generated in parallel (spawned
-processes); ``shard=(i, n)`` writes only parts ``p % n == i`` (one job of a cluster array). Sample content
+same options resumes with the missing parts. ``workers`` parts are generated in parallel (worker
+processes, forked where safe, else spawned: :func:`_start_method`); ``shard=(i, n)`` writes only parts ``p % n == i`` (one job of a cluster array). Sample content
 depends only on the configuration and the sample's position, so any number of workers or shards gives
 identical arrays.
 
@@ -283,11 +283,31 @@ def _worker(args: tuple[str, Layout, str, int]) -> int:
     return _write_part(config_json, layout, folder, part, progress=lambda k: _QUEUE.put(k))
 
 
+def _start_method() -> str:
+    """How worker processes start: ``fork`` on Linux while this process runs no thread pool that a forked
+    child could inherit half-locked (Numba's OpenMP layer, torch's), else ``spawn``.
+
+    A forked worker starts with this process's imports done; with two workers, 2048 samples were written
+    4-7 % faster than with spawned ones (three alternating pairs of runs).
+    """
+    import sys
+
+    import numba
+
+    if not sys.platform.startswith("linux") or "torch" in sys.modules:
+        return "spawn"
+    try:
+        numba.threading_layer()  # raises ValueError while no parallel kernel has run
+    except ValueError:
+        return "fork"
+    return "spawn"
+
+
 def _run_parallel(jobs: list[tuple[str, Layout, str, int]], workers: int, progress: Callable[[int], None]) -> None:
-    """Run part jobs in ``workers`` spawned processes; a failing or dying worker raises here (no hang)."""
+    """Run part jobs in ``workers`` worker processes; a failing or dying worker raises here (no hang)."""
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context(_start_method())
     q = ctx.Queue()
 
     def drain() -> None:

@@ -217,6 +217,20 @@ def test_two_workers_give_identical_arrays(reference: Path, tmp_path: Path) -> N
     assert_same_store(read_all(out), read_all(reference))
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers on Linux only")
+def test_forked_workers_give_identical_arrays(reference: Path, tmp_path: Path) -> None:
+    """A process without torch or a Numba thread pool forks its workers (the pytest process spawns them)."""
+    out = tmp_path / "forked.h5"
+    code = ("import sys; from synth.store import _start_method, write_store; from tests.synth.test_store import "
+            f"small_config; print(_start_method()); write_store(small_config(), sys.argv[1], {N}, workers=2, "
+            f"part_subjects={PART_SUBJECTS})")
+    run = subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split()[0] == "fork"
+    assert_same_store(read_all(out), read_all(reference))
+
+
 def test_shards_merged_give_identical_arrays(reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "sharded.h5"
     r0 = write_store(small_config(), out, N, shard=(0, 2), part_subjects=PART_SUBJECTS)
