@@ -288,7 +288,7 @@ def _start_method() -> str:
     child could inherit half-locked (Numba's OpenMP layer, torch's), else ``spawn``.
 
     A forked worker starts with this process's imports done; with two workers, 2048 samples were written
-    4-7 % faster than with spawned ones (three alternating pairs of runs).
+    4-20 % faster than with spawned ones (three alternating pairs of runs).
     """
     import sys
 
