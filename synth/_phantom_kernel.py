@@ -12,6 +12,8 @@ import math
 import numba
 import numpy as np
 
+from synth.fields import trilinear_at
+
 __all__ = ["canonical_frame", "cerebrum_shell", "folding_field", "sulcal_depth", "sulcal_skip_mm", "carve_fissures",
            "exp_field", "face_shell", "layers"]
 
@@ -24,26 +26,6 @@ def _step(u, lo, hi):  # pragma: no cover - numba
     # cubic smoothstep from 0 at u = lo to 1 at u = hi (as synth.geometry.smoothstep)
     t = min(max((u - lo) / (hi - lo), 0.0), 1.0)
     return t * t * (3.0 - 2.0 * t)
-
-
-@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def _trilinear(vol, ox, oy, oz, inv_step, px, py, pz):  # pragma: no cover - numba
-    # as synth.fields.sample_trilinear for one volume, fill 0 outside the grid
-    nx, ny, nz = vol.shape
-    fx = (px - ox) * inv_step
-    fy = (py - oy) * inv_step
-    fz = (pz - oz) * inv_step
-    if not (fx >= 0.0 and fy >= 0.0 and fz >= 0.0 and fx <= nx - 1 and fy <= ny - 1 and fz <= nz - 1):
-        return 0.0
-    ix = min(int(fx), nx - 2)
-    iy = min(int(fy), ny - 2)
-    iz = min(int(fz), nz - 2)
-    tx, ty, tz = fx - ix, fy - iy, fz - iz
-    c00 = vol[ix, iy, iz] * (1 - tx) + vol[ix + 1, iy, iz] * tx
-    c10 = vol[ix, iy + 1, iz] * (1 - tx) + vol[ix + 1, iy + 1, iz] * tx
-    c01 = vol[ix, iy, iz + 1] * (1 - tx) + vol[ix + 1, iy, iz + 1] * tx
-    c11 = vol[ix, iy + 1, iz + 1] * (1 - tx) + vol[ix + 1, iy + 1, iz + 1] * tx
-    return (c00 * (1 - ty) + c10 * ty) * (1 - tz) + (c01 * (1 - ty) + c11 * ty) * tz
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -155,7 +137,7 @@ def _folding_kernel(qx, qy, qz, noise, ox, oy, oz, inv_step, hull, min_hull, g):
             g[n] = 0.0
             continue
         s = g[n]
-        g[n] = _trilinear(noise, ox, oy, oz, inv_step, qx[n] * s, qy[n] * s, qz[n] * s)
+        g[n] = trilinear_at(noise, ox, oy, oz, inv_step, qx[n] * s, qy[n] * s, qz[n] * s, np.float32(0.0))
 
 
 def cerebrum_shell(q: tuple[np.ndarray, ...], bumps: np.ndarray, a: float, b: float, c_up: float, c_lo: float,

@@ -22,7 +22,7 @@ from typing import Sequence
 import numba
 import numpy as np
 
-__all__ = ["bspline_matrix", "smooth_noise", "smooth_noise_mm", "sample_trilinear"]
+__all__ = ["bspline_matrix", "smooth_noise", "smooth_noise_mm", "sample_trilinear", "trilinear_at"]
 
 
 def _bspline_weights(t: np.ndarray) -> np.ndarray:
@@ -167,32 +167,33 @@ def _four_tap(src: np.ndarray, base: np.ndarray, taps: np.ndarray, axis: int, ou
         _four_tap_first(s3[p], base, taps, o3[p])
 
 
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def trilinear_at(vol, ox, oy, oz, inv_step, px, py, pz, fill):  # pragma: no cover - numba
+    """Trilinear value of one (nx, ny, nz) volume at a point [mm] (grid origin ``ox, oy, oz`` [mm], ``inv_step``
+    [1/mm]); ``fill`` outside the grid. Numba-inlined: the one formula of :func:`sample_trilinear` and of the
+    phantom's folding field."""
+    nx, ny, nz = vol.shape
+    fx = (px - ox) * inv_step
+    fy = (py - oy) * inv_step
+    fz = (pz - oz) * inv_step
+    if not (fx >= 0.0 and fy >= 0.0 and fz >= 0.0 and fx <= nx - 1 and fy <= ny - 1 and fz <= nz - 1):
+        return fill
+    ix = min(int(fx), nx - 2)
+    iy = min(int(fy), ny - 2)
+    iz = min(int(fz), nz - 2)
+    tx, ty, tz = fx - ix, fy - iy, fz - iz
+    c00 = vol[ix, iy, iz] * (1 - tx) + vol[ix + 1, iy, iz] * tx
+    c10 = vol[ix, iy + 1, iz] * (1 - tx) + vol[ix + 1, iy + 1, iz] * tx
+    c01 = vol[ix, iy, iz + 1] * (1 - tx) + vol[ix + 1, iy, iz + 1] * tx
+    c11 = vol[ix, iy + 1, iz + 1] * (1 - tx) + vol[ix + 1, iy + 1, iz + 1] * tx
+    return (c00 * (1 - ty) + c10 * ty) * (1 - tz) + (c01 * (1 - ty) + c11 * ty) * tz
+
+
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _trilinear_kernel(stack, px, py, pz, ox, oy, oz, inv_step, fill, out):  # pragma: no cover - numba
-    n_f, nx, ny, nz = stack.shape
-    n = px.size
-    for i in range(n):
-        fx = (px[i] - ox) * inv_step
-        fy = (py[i] - oy) * inv_step
-        fz = (pz[i] - oz) * inv_step
-        if not (fx >= 0.0 and fy >= 0.0 and fz >= 0.0 and fx <= nx - 1 and fy <= ny - 1 and fz <= nz - 1):
-            for f in range(n_f):
-                out[f, i] = fill
-            continue
-        ix = min(int(fx), nx - 2)
-        iy = min(int(fy), ny - 2)
-        iz = min(int(fz), nz - 2)
-        tx = fx - ix
-        ty = fy - iy
-        tz = fz - iz
-        for f in range(n_f):
-            c00 = stack[f, ix, iy, iz] * (1 - tx) + stack[f, ix + 1, iy, iz] * tx
-            c10 = stack[f, ix, iy + 1, iz] * (1 - tx) + stack[f, ix + 1, iy + 1, iz] * tx
-            c01 = stack[f, ix, iy, iz + 1] * (1 - tx) + stack[f, ix + 1, iy, iz + 1] * tx
-            c11 = stack[f, ix, iy + 1, iz + 1] * (1 - tx) + stack[f, ix + 1, iy + 1, iz + 1] * tx
-            c0 = c00 * (1 - ty) + c10 * ty
-            c1 = c01 * (1 - ty) + c11 * ty
-            out[f, i] = c0 * (1 - tz) + c1 * tz
+    for i in range(px.size):
+        for f in range(stack.shape[0]):
+            out[f, i] = trilinear_at(stack[f], ox, oy, oz, inv_step, px[i], py[i], pz[i], fill)
 
 
 def sample_trilinear(
