@@ -275,6 +275,24 @@ def test_resume_after_partial_run(reference: Path, tmp_path: Path) -> None:
     assert_same_store(read_all(out), read_all(reference))
 
 
+def test_finisher_renames_flushed_parts_and_reports_failures(tmp_path: Path) -> None:
+    """Parts are written as ``.tmp`` and renamed by a background thread after the flush; a part that cannot be
+    finished (here: its file is gone) raises from ``close``, so a run never reports a part it does not have."""
+    from synth.store import _Finisher
+
+    payload = os.urandom(1 << 16)
+    (tmp_path / "part-000000.h5.tmp").write_bytes(payload)
+    finisher = _Finisher()
+    finisher.submit(tmp_path / "part-000000.h5")
+    finisher.close()
+    assert (tmp_path / "part-000000.h5").read_bytes() == payload
+    assert not (tmp_path / "part-000000.h5.tmp").exists()
+    finisher = _Finisher()
+    finisher.submit(tmp_path / "part-000001.h5")  # never written
+    with pytest.raises(FileNotFoundError, match="part-000001"):
+        finisher.close()
+
+
 def test_kill_minus_9_and_resume(reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed.h5"
     config = tmp_path / "config.json"
