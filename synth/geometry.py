@@ -99,7 +99,7 @@ def _ellipsoid_kernel_arr(x, y, z, a, b, c, out):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _capsule_kernel(x, y, z, pts, radii, cut, out):  # pragma: no cover - numba
+def _capsule_kernel(x, y, z, pts, radii, cut, floor, use_floor, out):  # pragma: no cover - numba
     n_seg = pts.shape[0] - 1
     n0, n1, n2 = out.shape
     # Bounding box of the chain's axis and the largest radius: depth <= r_max - (distance to the box).
@@ -115,8 +115,8 @@ def _capsule_kernel(x, y, z, pts, radii, cut, out):  # pragma: no cover - numba
                 ey = max(by0 - py, 0.0, py - by1)
                 ez = max(bz0 - pz, 0.0, pz - bz1)
                 e2 = ex * ex + ey * ey + ez * ez
-                if e2 > far2:  # deeper than `cut` outside: the bound is returned instead of the exact depth
-                    out[i, j, k] = r_max - math.sqrt(e2)
+                if e2 > far2 or (use_floor and r_max - math.sqrt(e2) < floor[i, j, k]):
+                    out[i, j, k] = r_max - math.sqrt(e2)  # the bound instead of the exact depth
                     continue
                 best = -1e30
                 for s in range(n_seg):
@@ -132,15 +132,22 @@ def _capsule_kernel(x, y, z, pts, radii, cut, out):  # pragma: no cover - numba
 
 
 def capsule_depth(x: np.ndarray, y: np.ndarray, z: np.ndarray, pts: np.ndarray, radii: np.ndarray,
-                   cut: float = math.inf) -> np.ndarray:
+                   cut: float = math.inf, floor: np.ndarray | None = None) -> np.ndarray:
     """Depth [mm] inside a chain of capsules through ``pts`` (n, 3) with radii (n,) interpolated along it.
 
     Exact where the depth is > ``-cut``; farther outside only an upper bound below ``-cut`` is returned
     (callers that only ramp the depth over one voxel pass ``cut = w``: the ramp is 0 there either way).
+    With ``floor`` (x's shape [mm]), voxels where a cheap upper bound of the depth (the largest radius minus the
+    distance to the chain's bounding box) is already below ``floor`` get that bound instead of the exact depth:
+    for callers that only compare the depth with ``floor`` or take ``max(depth, floor)``.
     """
     out = np.empty(np.shape(x), np.float32)
+    use_floor = floor is not None
+    fl = np.asarray(floor, np.float32) if use_floor else np.zeros((1, 1, 1), np.float32)
+    if use_floor and fl.shape != out.shape:
+        raise ValueError(f"capsule_depth: floor must have the points' shape {out.shape}; got {fl.shape}")
     _capsule_kernel(x, y, z, np.asarray(pts, np.float64), np.asarray(radii, np.float64),
-                    min(float(cut), 1e30), out)
+                    min(float(cut), 1e30), fl, use_floor, out)
     return out
 
 

@@ -243,7 +243,9 @@ def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[f
         g2 = sample_trilinear(folia, (-60.0, -95.0, -90.0), 1.0, bx, by, bz)[0]
         rho_cb = sulcal_depth(g2, spacing, cb, 0.3, 9.0 * rng.uniform(0.8, 1.2))
         pts = np.array([[0, -12, -22], [0, -18, -42], [0, -22, -60], [0, -27, -78], [0, -29, -160]], float)
-        bs = capsule_depth(bx, by, bz, pts, np.array([12.0, 13.0, 10.0, 8.0, 7.0]) * rng.uniform(0.9, 1.1))
+        # only compared with max(hull_c, cb) below (and maxed with it): exact only where it can exceed that
+        bs = capsule_depth(bx, by, bz, pts, np.array([12.0, 13.0, 10.0, 8.0, 7.0]) * rng.uniform(0.9, 1.1),
+                           floor=np.maximum(hull_c[box], cb))
         sub_rho, sub_tgm, sub_hull = rho[box], tgm[box], hull[box]
         use_cb = cb > np.maximum(hull_c[box], bs)
         use_bs = bs > np.maximum(hull_c[box], cb)

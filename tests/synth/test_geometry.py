@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from numpy.testing import assert_allclose
 
 from synth.geometry import (
@@ -54,6 +55,22 @@ def test_capsule_depth_of_one_segment_is_radius_minus_distance_to_it() -> None:
     near = (3.0 - dist) > -1.0
     assert_allclose(dc[near], (3.0 - dist)[near], atol=1e-5)
     assert np.all(dc[~near] < -1.0 + 1e-5) and np.all(dc[~near] >= (3.0 - dist)[~near] - 1e-5)
+
+
+def test_capsule_depth_with_floor_is_exact_where_it_can_exceed_the_floor() -> None:
+    x, y, z = _grid()
+    pts = np.array([[-5.0, 0.0, 0.0], [0.0, 2.0, 1.0], [5.0, 0.0, 0.0]])
+    radii = np.array([3.0, 4.0, 2.0])
+    exact = capsule_depth(x, y, z, pts, radii)
+    floor = (2.0 * np.sin(x) - 4.0).astype(np.float32)  # varies per voxel, above and below the depth
+    got = capsule_depth(x, y, z, pts, radii, floor=floor)
+    # every comparison and max with the floor is unchanged, and values are upper bounds of the depth
+    assert np.array_equal(np.maximum(got, floor), np.maximum(exact, floor))
+    assert np.array_equal(got > floor, exact > floor)
+    assert np.all(got >= exact - 1e-5)
+    assert 0 < np.mean(got != exact) < 1  # some voxels took the bound: the floor was used
+    with pytest.raises(ValueError, match="floor must have"):
+        capsule_depth(x, y, z, pts, radii, floor=floor[:-1])
 
 
 def test_ramp_and_smoothstep_closed_forms() -> None:
