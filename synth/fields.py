@@ -62,7 +62,8 @@ def bspline_matrix(n_out: int, step: float, offset: float = 0.0) -> np.ndarray:
     return mat
 
 
-def smooth_noise(rng: np.random.Generator, shape: Sequence[int], step: Sequence[float] | float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, shape: Sequence[int], step: Sequence[float] | float,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Smooth zero-mean, unit-variance Gaussian random field.
 
     Parameters
@@ -71,12 +72,16 @@ def smooth_noise(rng: np.random.Generator, shape: Sequence[int], step: Sequence[
     shape : output shape, any number of axes.
     step : control-point spacing per axis in voxels (scalar or one per axis); features are about ``step``
         voxels across.
+    out : optional C-contiguous float32 array of ``shape`` to write the field into (e.g. one slot of a stack).
 
     Returns
     -------
     ``shape`` float32 array; each voxel is exactly N(0, 1) marginally.
     """
     shape = tuple(int(s) for s in shape)
+    if out is not None and (out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous):
+        raise ValueError(f"smooth_noise: out must be a C-contiguous float32 array of shape {shape}; got "
+                         f"{out.dtype} {out.shape}")
     steps = np.broadcast_to(np.asarray(step, np.float64), (len(shape),))
     mats = [bspline_matrix(n, float(s), float(rng.uniform())) for n, s in zip(shape, steps)]
     ctrl = rng.standard_normal(tuple(m.shape[1] for m in mats)).astype(np.float32)
@@ -84,13 +89,16 @@ def smooth_noise(rng: np.random.Generator, shape: Sequence[int], step: Sequence[
     # the per-axis ones, so the result has unit variance everywhere.
     mats = [(m / np.sqrt((m * m).sum(axis=1, keepdims=True))).astype(np.float32) for m in mats]
     if len(shape) != 3:
-        out = ctrl
+        field = ctrl
         for axis, m in enumerate(mats):
-            out = np.moveaxis(np.tensordot(m, np.moveaxis(out, axis, 0), axes=(1, 0)), 0, axis)
-        return np.ascontiguousarray(out, np.float32)
+            field = np.moveaxis(np.tensordot(m, np.moveaxis(field, axis, 0), axes=(1, 0)), 0, axis)
+        if out is None:
+            return np.ascontiguousarray(field, np.float32)
+        out[...] = field
+        return out
     # One axis at a time, each output sample a 4-tap sum (dense BLAS products here are memory-bound and
     # thread-hungry). z first, x last: the passes grow the array in that order.
-    out = ctrl
+    field = ctrl
     for axis in (2, 1, 0):
         m = mats[axis]
         base = np.argmax(m > 0, axis=1).astype(np.int64)  # first non-zero tap of each row
@@ -99,16 +107,17 @@ def smooth_noise(rng: np.random.Generator, shape: Sequence[int], step: Sequence[
         for k in range(4):
             ok = base + k < m.shape[1]
             taps[ok, k] = m[rows[ok], (base + k)[ok]]
-        new_shape = list(out.shape)
+        new_shape = list(field.shape)
         new_shape[axis] = m.shape[0]
-        result = np.empty(tuple(new_shape), np.float32)
-        _four_tap(out, base, taps, axis, result)
-        out = result
-    return out
+        result = out if axis == 0 and out is not None else np.empty(tuple(new_shape), np.float32)
+        _four_tap(field, base, taps, axis, result)
+        field = result
+    return field
 
 
 def smooth_noise_mm(
-    rng: np.random.Generator, shape: Sequence[int], voxel_mm: Sequence[float], scale_mm: float
+    rng: np.random.Generator, shape: Sequence[int], voxel_mm: Sequence[float], scale_mm: float,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`smooth_noise` with the control spacing given in millimetres.
 
@@ -117,11 +126,12 @@ def smooth_noise_mm(
     shape : output shape (3 axes).
     voxel_mm : (3,) voxel size [mm].
     scale_mm : control-point spacing [mm] (feature size).
+    out : as in :func:`smooth_noise`.
     """
     if not scale_mm > 0:
         raise ValueError(f"smooth_noise_mm: scale_mm must be > 0 mm; got {scale_mm}")
     vox = np.asarray(voxel_mm, np.float64)
-    return smooth_noise(rng, shape, scale_mm / vox)
+    return smooth_noise(rng, shape, scale_mm / vox, out)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")

@@ -95,7 +95,7 @@ def format_summary(s: dict[str, Any]) -> str:
         f"relaxomap {s['package_version']}, created {s['created']})",
         f"samples        {s['n_samples']}  of {s['image_size'][0]}x{s['image_size'][1]}  from {s['n_subjects']} "
         f"subjects ({s['n_split_keys']} split keys)",
-        f"field [T]      " + ", ".join(f"{k}: {v}" for k, v in s["fields_t"].items()),
+        "field [T]      " + ", ".join(f"{k}: {v}" for k, v in s["fields_t"].items()),
         f"forward model  {s['config'].get('forward')}  seed {s['config'].get('seed')}",
     ]
     for role in ROLES:

@@ -178,8 +178,10 @@ def smooth_factors(
         if s == 0:
             out.append(np.ones(tuple(shape), np.float32))
             continue
-        f = np.clip(smooth_noise_mm(rng, shape, voxel_mm, scale_mm), -TEXTURE_CLIP, TEXTURE_CLIP)
-        out.append(np.exp(np.float32(s) * f).astype(np.float32))
+        f = smooth_noise_mm(rng, shape, voxel_mm, scale_mm)  # float32, then exp(s · clip(f)) in place
+        np.clip(f, -TEXTURE_CLIP, TEXTURE_CLIP, out=f)
+        np.multiply(f, np.float32(s), out=f)
+        out.append(np.exp(f, out=f))
     return out[0], out[1], out[2]
 
 

@@ -85,6 +85,18 @@ def test_smooth_noise_equals_dense_bspline_products(shape, step) -> None:
     assert_allclose(field, ref, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(30, 20, 10), (40, 25)])
+def test_smooth_noise_into_out_equals_a_new_array(shape) -> None:
+    ref = smooth_noise(np.random.default_rng(2), shape, 6.0)
+    buf = np.full((2, *shape), np.nan, np.float32)
+    got = smooth_noise(np.random.default_rng(2), shape, 6.0, out=buf[1])
+    assert got is buf[1] or np.shares_memory(got, buf[1])
+    assert_array_equal(buf[1], ref)
+    assert np.isnan(buf[0]).all()
+    with pytest.raises(ValueError, match="out must be a C-contiguous float32 array"):
+        smooth_noise(np.random.default_rng(2), shape, 6.0, out=np.empty(shape, np.float64))
+
+
 # ------------------------------------------------------------------------------------------- anatomy
 def test_every_tissue_present_in_a_mid_slab(mid_flat: list) -> None:
     for maps in mid_flat:
