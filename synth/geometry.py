@@ -8,13 +8,14 @@ times per head.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numba
 import numpy as np
 
 __all__ = ["ramp", "smoothstep", "ellipsoid_depth", "capsule_depth", "index_box", "index_boxes", "grad_norm",
-           "rotation_zyx", "union_depth", "intersection_depth", "ramp_of_union"]
+           "rotation_zyx", "union_depth", "intersection_depth", "ramp_of_union", "Ellipsoid", "CapsuleChain"]
 
 
 def ramp(d: np.ndarray, w: float) -> np.ndarray:
@@ -73,6 +74,14 @@ def ellipsoid_depth(x: np.ndarray, y: np.ndarray, z: np.ndarray, a: Any, b: Any,
     return (dist * (1.0 - r) / r).astype(np.float32)
 
 
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _ellipsoid_depth_at(px, py, pz, ia, ib, ic):  # pragma: no cover - numba
+    # depth [mm] of the point (px, py, pz) [mm from the centre] below the surface with semi-axes 1 / (ia, ib, ic)
+    r = math.sqrt((px * ia) ** 2 + (py * ib) ** 2 + (pz * ic) ** 2)
+    r = max(r, 1e-3)
+    return math.sqrt(px * px + py * py + pz * pz) * (1.0 - r) / r
+
+
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _ellipsoid_kernel(x, y, z, a, b, c, out):  # pragma: no cover - numba
     ia, ib, ic = 1.0 / a, 1.0 / b, 1.0 / c
@@ -80,10 +89,7 @@ def _ellipsoid_kernel(x, y, z, a, b, c, out):  # pragma: no cover - numba
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
-                px, py, pz = x[i, j, k], y[i, j, k], z[i, j, k]
-                r = math.sqrt((px * ia) ** 2 + (py * ib) ** 2 + (pz * ic) ** 2)
-                r = max(r, 1e-3)
-                out[i, j, k] = math.sqrt(px * px + py * py + pz * pz) * (1.0 - r) / r
+                out[i, j, k] = _ellipsoid_depth_at(x[i, j, k], y[i, j, k], z[i, j, k], ia, ib, ic)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -98,37 +104,48 @@ def _ellipsoid_kernel_arr(x, y, z, a, b, c, out):  # pragma: no cover - numba
                 out[i, j, k] = math.sqrt(px * px + py * py + pz * pz) * (np.float32(1.0) - r) / r
 
 
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _box_gap2(px, py, pz, lo, hi):  # pragma: no cover - numba
+    # squared distance [mm²] from the point to the box [lo, hi] ((3,) each)
+    ex = max(lo[0] - px, 0.0, px - hi[0])
+    ey = max(lo[1] - py, 0.0, py - hi[1])
+    ez = max(lo[2] - pz, 0.0, pz - hi[2])
+    return ex * ex + ey * ey + ez * ez
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _capsule_depth_at(px, py, pz, pts, radii):  # pragma: no cover - numba
+    # exact depth [mm] of the point below the surface of the capsule chain (radii interpolated along segments)
+    best = -1e30
+    for s in range(pts.shape[0] - 1):
+        sx = pts[s + 1, 0] - pts[s, 0]
+        sy = pts[s + 1, 1] - pts[s, 1]
+        sz = pts[s + 1, 2] - pts[s, 2]
+        dx, dy, dz = px - pts[s, 0], py - pts[s, 1], pz - pts[s, 2]
+        t = (dx * sx + dy * sy + dz * sz) / (sx * sx + sy * sy + sz * sz)
+        t = min(max(t, 0.0), 1.0)
+        d = math.sqrt((dx - t * sx) ** 2 + (dy - t * sy) ** 2 + (dz - t * sz) ** 2)
+        best = max(best, radii[s] + t * (radii[s + 1] - radii[s]) - d)
+    return best
+
+
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _capsule_kernel(x, y, z, pts, radii, cut, floor, use_floor, out):  # pragma: no cover - numba
-    n_seg = pts.shape[0] - 1
     n0, n1, n2 = out.shape
-    # Bounding box of the chain's axis and the largest radius: depth <= r_max - (distance to the box).
-    bx0, by0, bz0 = pts[:, 0].min(), pts[:, 1].min(), pts[:, 2].min()
-    bx1, by1, bz1 = pts[:, 0].max(), pts[:, 1].max(), pts[:, 2].max()
+    # depth <= r_max - (distance to the bounding box of the axis points): a cheap bound
     r_max = radii.max()
     far2 = (r_max + cut) ** 2 if cut < 1e29 else 1e300
+    lo = np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 2].min()])  # the axis points' bounding box
+    hi = np.array([pts[:, 0].max(), pts[:, 1].max(), pts[:, 2].max()])
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
                 px, py, pz = x[i, j, k], y[i, j, k], z[i, j, k]
-                ex = max(bx0 - px, 0.0, px - bx1)
-                ey = max(by0 - py, 0.0, py - by1)
-                ez = max(bz0 - pz, 0.0, pz - bz1)
-                e2 = ex * ex + ey * ey + ez * ez
+                e2 = _box_gap2(px, py, pz, lo, hi)
                 if e2 > far2 or (use_floor and r_max - math.sqrt(e2) < floor[i, j, k]):
                     out[i, j, k] = r_max - math.sqrt(e2)  # the bound instead of the exact depth
                     continue
-                best = -1e30
-                for s in range(n_seg):
-                    sx = pts[s + 1, 0] - pts[s, 0]
-                    sy = pts[s + 1, 1] - pts[s, 1]
-                    sz = pts[s + 1, 2] - pts[s, 2]
-                    dx, dy, dz = px - pts[s, 0], py - pts[s, 1], pz - pts[s, 2]
-                    t = (dx * sx + dy * sy + dz * sz) / (sx * sx + sy * sy + sz * sz)
-                    t = min(max(t, 0.0), 1.0)
-                    d = math.sqrt((dx - t * sx) ** 2 + (dy - t * sy) ** 2 + (dz - t * sz) ** 2)
-                    best = max(best, radii[s] + t * (radii[s + 1] - radii[s]) - d)
-                out[i, j, k] = best
+                out[i, j, k] = _capsule_depth_at(px, py, pz, pts, radii)
 
 
 def capsule_depth(x: np.ndarray, y: np.ndarray, z: np.ndarray, pts: np.ndarray, radii: np.ndarray,
@@ -178,9 +195,24 @@ def index_boxes(q: tuple[np.ndarray, ...], los: Any, his: Any) -> list[tuple[sli
 
 @numba.njit(cache=True, error_model="numpy")
 def _box_kernel(x, y, z, lo, hi, any_x, any_y, any_z):  # pragma: no cover - numba
-    # for each box b, which x, y, z indices hold at least one voxel inside [lo[b], hi[b]]; the inner loop is
-    # branch-free (bitwise tests, OR-accumulated) so that it vectorises
+    # for each box b, which x, y, z indices hold at least one voxel inside [lo[b], hi[b]].
+    # One pass finds each (i, j) column's coordinate ranges over k; a box then tests only the columns whose
+    # ranges overlap it, voxel by voxel (exact), in a branch-free inner loop (bitwise tests, OR-accumulated)
+    # that vectorises. Before this pre-filter every box read the whole grid.
     n0, n1, n2 = x.shape
+    rng = np.empty((n0, n1, 6), np.float32)  # per column: min x, max x, min y, max y, min z, max z
+    for i in range(n0):
+        for j in range(n1):
+            ax, bx_, ay, by_, az, bz_ = x[i, j, 0], x[i, j, 0], y[i, j, 0], y[i, j, 0], z[i, j, 0], z[i, j, 0]
+            for k in range(1, n2):
+                ax = min(ax, x[i, j, k])
+                bx_ = max(bx_, x[i, j, k])
+                ay = min(ay, y[i, j, k])
+                by_ = max(by_, y[i, j, k])
+                az = min(az, z[i, j, k])
+                bz_ = max(bz_, z[i, j, k])
+            rng[i, j, 0], rng[i, j, 1], rng[i, j, 2], rng[i, j, 3], rng[i, j, 4], rng[i, j, 5] = (
+                ax, bx_, ay, by_, az, bz_)
     zk = np.zeros(n2, np.uint8)
     for b in range(lo.shape[0]):
         lx, ly, lz = np.float32(lo[b, 0]), np.float32(lo[b, 1]), np.float32(lo[b, 2])
@@ -188,6 +220,9 @@ def _box_kernel(x, y, z, lo, hi, any_x, any_y, any_z):  # pragma: no cover - num
         zk[:] = 0
         for i in range(n0):
             for j in range(n1):
+                c = rng[i, j]
+                if c[1] < lx or c[0] > hx or c[3] < ly or c[2] > hy or c[5] < lz or c[4] > hz:
+                    continue  # the column's ranges miss the box: no voxel of it is inside
                 row = np.uint8(0)
                 for k in range(n2):
                     ins = (np.uint8(lx <= x[i, j, k]) & np.uint8(x[i, j, k] <= hx) & np.uint8(ly <= y[i, j, k])
@@ -248,6 +283,111 @@ def intersection_depth(depths: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class Ellipsoid:
+    """An axis-aligned ellipsoid as a shape of :func:`ramp_of_union` (which evaluates it in one fused pass).
+
+    Parameters
+    ----------
+    centre_mm : (3,) centre [mm].
+    axes_mm : (3,) semi-axes [mm].
+    """
+
+    centre_mm: np.ndarray
+    axes_mm: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "centre_mm", np.asarray(self.centre_mm, np.float64).reshape(3))
+        object.__setattr__(self, "axes_mm", np.asarray(self.axes_mm, np.float64).reshape(3))
+
+    def part(self) -> tuple[np.ndarray, np.ndarray, "Ellipsoid"]:
+        """``(lo, hi, self)``: its bounding box [mm] and itself, for :func:`ramp_of_union`."""
+        return self.centre_mm - self.axes_mm, self.centre_mm + self.axes_mm, self
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Depth [mm] at the points ``(x, y, z)`` [mm] (:func:`ellipsoid_depth`)."""
+        c = self.centre_mm
+        return ellipsoid_depth(x - c[0], y - c[1], z - c[2], *self.axes_mm)
+
+
+@dataclass(frozen=True, eq=False)
+class CapsuleChain:
+    """A chain of capsules (:func:`capsule_depth`) living in ``(x, y, z / z_stretch)``, as a shape of
+    :func:`ramp_of_union`.
+
+    Parameters
+    ----------
+    pts_mm : (n, 3) axis points [mm] (in the stretched frame).
+    radii_mm : (n,) radii [mm] at the points, interpolated along each segment.
+    z_stretch : the chain is ``z_stretch`` times taller than in its own frame.
+    cut_mm : depths below ``-cut_mm`` may be returned as an upper bound (see :func:`capsule_depth`).
+    """
+
+    pts_mm: np.ndarray
+    radii_mm: np.ndarray
+    z_stretch: float = 1.0
+    cut_mm: float = math.inf
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pts_mm", np.asarray(self.pts_mm, np.float64).reshape(-1, 3))
+        object.__setattr__(self, "radii_mm", np.asarray(self.radii_mm, np.float64).reshape(-1))
+        if len(self.pts_mm) < 2 or len(self.radii_mm) != len(self.pts_mm):
+            raise ValueError(f"CapsuleChain: needs >= 2 points and one radius per point; got {len(self.pts_mm)} "
+                             f"points and {len(self.radii_mm)} radii")
+        if not self.z_stretch > 0:
+            raise ValueError(f"CapsuleChain: z_stretch must be > 0; got {self.z_stretch}")
+
+    def part(self, margin_mm: float) -> tuple[np.ndarray, np.ndarray, "CapsuleChain"]:
+        """``(lo, hi, self)`` for :func:`ramp_of_union` with ramp width ``margin_mm``: the chain's bounding box
+        [mm], stretched along z and grown there by ``(z_stretch - 1) · margin_mm``, so that ramp_of_union's
+        margin (in the stretched frame) still holds."""
+        r = float(self.radii_mm.max())
+        grow = np.array([0.0, 0.0, (self.z_stretch - 1.0) * margin_mm])
+        scale = np.array([1.0, 1.0, self.z_stretch])
+        return (self.pts_mm.min(axis=0) - r) * scale - grow, (self.pts_mm.max(axis=0) + r) * scale + grow, self
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Depth [mm] at the points ``(x, y, z)`` [mm]."""
+        zz = z / np.float32(self.z_stretch) if self.z_stretch != 1.0 else z
+        return capsule_depth(x, y, zz, self.pts_mm, self.radii_mm, cut=self.cut_mm)
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _ramp_at(d, inv_w):  # pragma: no cover - numba
+    # float32 ramp(d, w) of one depth (as :func:`ramp`)
+    r = np.float32(d) * inv_w + np.float32(0.5)
+    return min(max(r, np.float32(0.0)), np.float32(1.0))
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _ramp_max_ellipsoid(x, y, z, lo, hi, centre, inv_axes, inv_w, out):  # pragma: no cover - numba
+    # out[box] = max(out[box], ramp(ellipsoid depth, w)); box = index ranges [lo, hi) per axis
+    cx, cy, cz = centre[0], centre[1], centre[2]
+    for i in range(lo[0], hi[0]):
+        for j in range(lo[1], hi[1]):
+            for k in range(lo[2], hi[2]):
+                d = _ellipsoid_depth_at(x[i, j, k] - cx, y[i, j, k] - cy, z[i, j, k] - cz,
+                                        inv_axes[0], inv_axes[1], inv_axes[2])
+                out[i, j, k] = max(out[i, j, k], _ramp_at(d, inv_w))
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _ramp_max_capsule(x, y, z, lo, hi, pts, radii, stretch, cut, inv_w, out):  # pragma: no cover - numba
+    # as _ramp_max_ellipsoid for a capsule chain in (x, y, z / stretch); points deeper than `cut` outside
+    # the chain's bounding box ramp to 0 and are skipped (out >= 0 already)
+    r_max = radii.max()
+    far2 = (r_max + cut) ** 2
+    plo = np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 2].min()])
+    phi = np.array([pts[:, 0].max(), pts[:, 1].max(), pts[:, 2].max()])
+    for i in range(lo[0], hi[0]):
+        for j in range(lo[1], hi[1]):
+            for k in range(lo[2], hi[2]):
+                px, py, pz = x[i, j, k], y[i, j, k], z[i, j, k] / stretch
+                if _box_gap2(px, py, pz, plo, phi) > far2:
+                    continue
+                out[i, j, k] = max(out[i, j, k], _ramp_at(_capsule_depth_at(px, py, pz, pts, radii), inv_w))
+
+
 def ramp_of_union(q: tuple[np.ndarray, ...], parts: list[tuple[Any, Any, Callable[..., np.ndarray]]],
                   w: float) -> np.ndarray:
     """``ramp(max_i depth_i, w)`` of small shapes, each evaluated only in the index box around it.
@@ -257,22 +397,32 @@ def ramp_of_union(q: tuple[np.ndarray, ...], parts: list[tuple[Any, Any, Callabl
     q : canonical coordinates [mm] of the grid, 3 arrays of one 3-D shape.
     parts : per shape ``(lo, hi, depth_fn)``: its axis-aligned bounding box ``[lo, hi]`` (3,) [mm] in the
         canonical frame and a function of the sub-box coordinates ``(x, y, z)`` returning its depth [mm]
-        (positive inside).
+        (positive inside). :class:`Ellipsoid` and :class:`CapsuleChain` shapes (``shape.part(...)``) are
+        evaluated, ramped and merged in one fused pass over their box; other callables through NumPy.
     w : ramp width [mm] (voxel size).
 
     Returns
     -------
-    float32 array of ``q[0].shape``, identical to ``ramp(union_depth([fn(*q) for ...]), w)``: a voxel farther
-    than ``w`` outside a box is at least ``w`` from the shape, so its depth (measured along the ray from the
-    centre, which is at least the distance to the shape) is <= -w and its ramp 0; and the ramp is monotone, so
-    the maximum of the ramps is the ramp of the maximum.
+    float32 array of ``q[0].shape``, equal to ``ramp(union_depth([fn(*q) for ...]), w)`` (to float32 rounding
+    for the fused shapes): a voxel farther than ``w`` outside a box is at least ``w`` from the shape, so its
+    depth (measured along the ray from the centre, which is at least the distance to the shape) is <= -w and
+    its ramp 0; and the ramp is monotone, so the maximum of the ramps is the ramp of the maximum.
     """
     out = np.zeros(q[0].shape, np.float32)
     boxes = index_boxes(q, [np.asarray(lo, np.float64) - w for lo, _, _ in parts],
                         [np.asarray(hi, np.float64) + w for _, hi, _ in parts])
+    inv_w = np.float32(1.0 / w)
     for (_, _, depth_fn), box in zip(parts, boxes):
         if box is None:
             continue
-        view = out[box]
-        np.maximum(view, ramp(depth_fn(*(c[box] for c in q)), w), out=view)
+        lo = np.array([b.start for b in box], np.int64)
+        hi = np.array([min(b.stop, n) for b, n in zip(box, out.shape)], np.int64)
+        if isinstance(depth_fn, Ellipsoid):
+            _ramp_max_ellipsoid(*q, lo, hi, depth_fn.centre_mm, 1.0 / depth_fn.axes_mm, inv_w, out)
+        elif isinstance(depth_fn, CapsuleChain):
+            _ramp_max_capsule(*q, lo, hi, depth_fn.pts_mm, depth_fn.radii_mm, np.float32(depth_fn.z_stretch),
+                              min(float(depth_fn.cut_mm), 1e30), inv_w, out)
+        else:
+            view = out[box]
+            np.maximum(view, ramp(depth_fn(*(c[box] for c in q)), w), out=view)
     return out

@@ -48,6 +48,8 @@ from synth._phantom_kernel import (
 )
 from synth.fields import sample_trilinear, smooth_noise, smooth_noise_mm
 from synth.geometry import (
+    CapsuleChain,
+    Ellipsoid,
     capsule_depth,
     ellipsoid_depth,
     index_box,
@@ -260,17 +262,9 @@ def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[f
 
 
 def _capsule_part(pts: np.ndarray, radii: np.ndarray, w: float, z_stretch: float = 1.0) -> tuple[Any, Any, Any]:
-    """A capsule chain as a :func:`synth.geometry.ramp_of_union` part: its bounding box [mm] and depth function.
-
-    With ``z_stretch`` the chain lives in ``(x, y, z / z_stretch)``: its box is stretched along z and grown by
-    ``z_stretch · w`` there, so that ramp_of_union's margin of ``w`` (in the stretched frame) still holds.
-    """
-    r = float(np.max(radii))
-    grow = np.array([0.0, 0.0, (z_stretch - 1.0) * w])
-    scale = np.array([1.0, 1.0, z_stretch])
-    lo, hi = (pts.min(axis=0) - r) * scale - grow, (pts.max(axis=0) + r) * scale + grow
-    return lo, hi, lambda x, y, z: capsule_depth(x, y, z / np.float32(z_stretch) if z_stretch != 1.0 else z, pts,
-                                                 radii, cut=w)
+    """A capsule chain (in ``(x, y, z / z_stretch)``) as a :func:`synth.geometry.ramp_of_union` part with ramp
+    width ``w`` [mm]."""
+    return CapsuleChain(pts, radii, z_stretch, cut_mm=w).part(w)
 
 
 def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atrophy: float,
@@ -287,7 +281,7 @@ def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atroph
         for centre, axes in (((11, 0, -3), (8, 15, 9)), ((25, 21, -10), (6, 15, 10)), ((19, 15, -12), (4, 9, 6))):
             c = np.array(centre, float) * (side, 1, 1) + jit()
             s = np.array(axes, float) * size()
-            nuclei.append((c - s, c + s, lambda x, y, z, c=c, s=s: ellipsoid_depth(x - c[0], y - c[1], z - c[2], *s)))
+            nuclei.append(Ellipsoid(c, s).part())
         caudate = np.array([[15, 33, 0], [17, 20, 7], [18, 5, 11]], float) * (side, 1, 1) + jit()
         caudates.append(_capsule_part(caudate, np.array([5.5, 4.0, 2.5]) * size(), w))
     alpha = ramp_of_union((bx, by, bz), nuclei + caudates, w)
@@ -335,7 +329,7 @@ def _face(q: tuple[np.ndarray, ...], rng: np.random.Generator, brain: dict, sub:
                          ((0, 30, -52), (10, 10, 8))):
         c = np.array(centre, float) + rng.uniform(-2, 2, 3)
         ax = np.array(axes) * rng.uniform(0.8, 1.2)
-        air.append((c - ax, c + ax, lambda x, y, z, c=c, ax=ax: ellipsoid_depth(x - c[0], y - c[1], z - c[2], *ax)))
+        air.append(Ellipsoid(c, ax).part())
     air.append(_capsule_part(np.array([[0, 40, -80], [0, 12, -95], [0, 10, -200]], float),  # airway
                              np.array([7.0, 8.0, 7.0]) * rng.uniform(0.7, 1.2), w))
     kept = ramp_of_union(q, air, w)
@@ -344,11 +338,8 @@ def _face(q: tuple[np.ndarray, ...], rng: np.random.Generator, brain: dict, sub:
     eyes, orbits = [], []
     for side in (-1.0, 1.0):
         c = np.array([31.0 * side, 70.0, -47.0]) + rng.uniform(-2, 2, 3)
-        eyes.append((c - 12.0, c + 12.0,
-                     lambda x, y, z, c=c: ellipsoid_depth(x - c[0], y - c[1], z - c[2], 12.0, 12.0, 12.0)))
-        oc = c - (0.0, 8.0, 0.0)  # orbit centre
-        orbits.append((oc - (17.0, 22.0, 15.0), oc + (17.0, 22.0, 15.0),
-                       lambda x, y, z, c=c: ellipsoid_depth(x - c[0], y - c[1] + 8.0, z - c[2], 17.0, 22.0, 15.0)))
+        eyes.append(Ellipsoid(c, (12.0, 12.0, 12.0)).part())
+        orbits.append(Ellipsoid(c - (0.0, 8.0, 0.0), (17.0, 22.0, 15.0)).part())  # around and behind the eye
     eye = deep * ramp_of_union(q, eyes, w)
     rest = deep
     rest -= eye
