@@ -109,15 +109,20 @@ def test_index_boxes_on_a_deformed_grid_match_brute_force() -> None:
     rng = np.random.default_rng(4)
     los = rng.uniform(-20.0, 12.0, (40, 3))
     his = los + rng.uniform(0.5, 12.0, (40, 3))
+    los[::8] += 40.0  # five boxes beyond the grid on one axis: None
+    his[::8] += 40.0
+    n_none = 0
     for (lo, hi), got in zip(zip(los, his), index_boxes(q, los, his)):
         inside = np.ones(q[0].shape, bool)
         for c, a, b in zip(q, lo.astype(np.float32), hi.astype(np.float32)):
             inside &= (c >= a) & (c <= b)
         if not inside.any():
             assert got is None
+            n_none += 1
             continue
         idx = np.argwhere(inside)
         assert got == tuple(slice(max(int(idx[:, a].min()) - 2, 0), int(idx[:, a].max()) + 3) for a in range(3))
+    assert n_none == 5
 
 
 def test_grad_norm_of_a_linear_field_and_rotation_is_orthonormal() -> None:
