@@ -274,14 +274,41 @@ def carve_fissures(rho: np.ndarray, q: tuple[np.ndarray, ...], mid: np.ndarray, 
     _fissure_kernel(rho, *q, mid, wobble, p)
 
 
+#: |x| up to which :func:`_exp_near_zero` is used (its error bound below holds there).
+_EXP_NEAR_ZERO_MAX = 2.0
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _exp_near_zero(x):  # pragma: no cover - numba
+    # exp(x) for |x| <= 2 in float64, as (degree-7 Taylor series of exp(x / 8))^8: the series' remainder is
+    # < (1/4)^8 / 8! · e^(1/4) = 5e-10 relative, ×8 after the three squarings = 4e-9, far below float32
+    # rounding (6e-8). Plain arithmetic, no libm call: the loops that use it vectorise.
+    y = x * 0.125
+    p = 1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (1.0 / 120.0 + y * (1.0 / 720.0
+                                                                                                + y / 5040.0))))))
+    p = p * p
+    p = p * p
+    return p * p
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _exp_field_kernel(f, mean, rel_sd, clip):  # pragma: no cover - numba
+    for i in range(f.size):
+        f[i] = np.float32(mean * _exp_near_zero(rel_sd * min(max(np.float64(f[i]), -clip), clip)))
+
+
 def exp_field(f: np.ndarray, mean: float, rel_sd: float, clip: float) -> np.ndarray:
     """``mean · exp(rel_sd · clip(f, ±clip))`` computed in place on the float32 array ``f``; returns it.
 
-    NumPy in-place passes, not a Numba loop: NumPy's exp is SIMD-vectorised, Numba's (without SVML) calls
-    the scalar libm exp and is ~2x slower here.
+    One Numba pass with a series exp (float64 inside, so the result is float32 exp to rounding) while
+    ``|rel_sd| · clip <= 2`` (every phantom field: 0.7 ms at 224 x 256 x 48, against 1.5 ms for four in-place
+    NumPy passes, whose exp is SIMD where Numba's libm exp is a scalar call); those NumPy passes otherwise.
     """
     if f.dtype != np.float32:
         raise ValueError(f"exp_field: f must be float32; got {f.dtype}")
+    if abs(rel_sd) * clip <= _EXP_NEAR_ZERO_MAX and f.flags.c_contiguous:
+        _exp_field_kernel(f.reshape(-1), float(mean), float(rel_sd), float(clip))
+        return f
     np.clip(f, -clip, clip, out=f)
     f *= np.float32(rel_sd)
     np.exp(f, out=f)

@@ -97,6 +97,20 @@ def test_smooth_noise_into_out_equals_a_new_array(shape) -> None:
         smooth_noise(np.random.default_rng(2), shape, 6.0, out=np.empty(shape, np.float64))
 
 
+@pytest.mark.parametrize("rel_sd, clip", [(0.35, 3.0), (-0.6, 3.0), (0.9, 3.0)])
+def test_exp_field_is_float32_exp_to_rounding(rel_sd, clip) -> None:
+    """Series path (|rel_sd| · clip <= 2) and NumPy path (beyond) against float64 exp: the series is exact to
+    float32 rounding (half an ulp, 6e-8 relative, plus one ulp for the float32 input product: rtol 2.4e-7)."""
+    from synth._phantom_kernel import exp_field
+
+    f = (np.random.default_rng(5).standard_normal((40, 30, 20)) * 1.5).astype(np.float32)
+    ref = 2.8 * np.exp(rel_sd * np.clip(f.astype(np.float64), -clip, clip))
+    got = exp_field(f.copy(), 2.8, rel_sd, clip)
+    assert_allclose(got, ref, rtol=2.4e-7 if abs(rel_sd) * clip <= 2 else 1e-6, atol=0)
+    strided = f.copy()[:, ::2]  # not contiguous: the NumPy path, same values to float32 exp accuracy
+    assert_allclose(exp_field(strided, 2.8, rel_sd, clip), ref[:, ::2], rtol=1e-6, atol=0)
+
+
 # ------------------------------------------------------------------------------------------- anatomy
 def test_every_tissue_present_in_a_mid_slab(mid_flat: list) -> None:
     for maps in mid_flat:
