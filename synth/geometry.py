@@ -15,7 +15,8 @@ import numba
 import numpy as np
 
 __all__ = ["ramp", "smoothstep", "ellipsoid_depth", "capsule_depth", "index_box", "index_boxes", "grad_norm",
-           "rotation_zyx", "union_depth", "intersection_depth", "ramp_of_union", "Ellipsoid", "CapsuleChain"]
+           "rotation_zyx", "union_depth", "intersection_depth", "ramp_of_union", "Ellipsoid", "CapsuleChain",
+           "CoordGrid"]
 
 
 def ramp(d: np.ndarray, w: float) -> np.ndarray:
@@ -168,18 +169,65 @@ def capsule_depth(x: np.ndarray, y: np.ndarray, z: np.ndarray, pts: np.ndarray, 
     return out
 
 
+class CoordGrid(tuple):
+    """The canonical coordinates ``(qx, qy, qz)`` [mm] of a 3-D grid (a tuple of three arrays of one shape) with
+    the per-column coordinate ranges that :func:`index_boxes` filters with, computed once per grid.
+
+    ``columns`` is (n0, n1, 6) float32: for each (i, j) column, min / max over k of x, y and z. For a sub-box
+    (:meth:`sub`) the ranges of its whole columns are kept: a superset of each sub-column's range, which keeps
+    :func:`index_boxes` exact (a column whose range misses a box has no voxel in it; one whose range lies
+    inside has all its voxels inside).
+    """
+
+    def __new__(cls, q: tuple[np.ndarray, ...], columns: np.ndarray | None = None) -> "CoordGrid":
+        self = super().__new__(cls, tuple(q))
+        if len(self) != 3 or any(np.shape(c) != np.shape(self[0]) or np.ndim(c) != 3 for c in self):
+            raise ValueError(f"CoordGrid: needs three 3-D arrays of one shape; got shapes {[np.shape(c) for c in q]}")
+        if columns is not None and columns.shape != (*np.shape(self[0])[:2], 6):
+            raise ValueError(f"CoordGrid: columns must have shape {(*np.shape(self[0])[:2], 6)}; got {columns.shape}")
+        self._columns = columns
+        self._rows = None
+        return self
+
+    @property
+    def columns(self) -> np.ndarray:
+        if self._columns is None:
+            self._columns = np.empty((*self[0].shape[:2], 6), np.float32)
+            _column_ranges_kernel(self[0], self[1], self[2], self._columns)
+        return self._columns
+
+    @property
+    def rows(self) -> np.ndarray:
+        """(n0, 6) float32: the coordinate ranges of each i-plane (over its columns), like ``columns``."""
+        if getattr(self, "_rows", None) is None:
+            c = self.columns
+            self._rows = np.stack([c[..., 0].min(1), c[..., 1].max(1), c[..., 2].min(1), c[..., 3].max(1),
+                                   c[..., 4].min(1), c[..., 5].max(1)], axis=1)
+        return self._rows
+
+    def sub(self, box: tuple[slice, ...]) -> "CoordGrid":
+        """The coordinates of the index box ``box`` (views), with their columns' ranges."""
+        return CoordGrid(tuple(c[box] for c in self), self.columns[box[0], box[1]])
+
+
 def index_box(q: tuple[np.ndarray, ...], lo: tuple[float, ...], hi: tuple[float, ...]) -> tuple[slice, ...] | None:
     """Index box (slices) of the voxels whose canonical coordinates fall in ``[lo, hi]``; None if none do."""
     return index_boxes(q, [lo], [hi])[0]
 
 
 def index_boxes(q: tuple[np.ndarray, ...], los: Any, his: Any) -> list[tuple[slice, ...] | None]:
-    """:func:`index_box` of several coordinate boxes ``[los[b], his[b]]`` (each (3,) [mm]) in one pass over q."""
+    """:func:`index_box` of several coordinate boxes ``[los[b], his[b]]`` (each (3,) [mm]).
+
+    Each box tests voxel by voxel only the (i, j) columns whose coordinate range overlaps it without lying
+    inside it (exact). Pass a :class:`CoordGrid` to reuse its column ranges; for a plain tuple they are found
+    here (one pass over q).
+    """
     lo = np.asarray(los, np.float64).reshape(-1, 3)
     hi = np.asarray(his, np.float64).reshape(-1, 3)
-    shape = q[0].shape
+    grid = q if isinstance(q, CoordGrid) else CoordGrid(q)
+    shape = grid[0].shape
     hits = [np.zeros((len(lo), n), np.bool_) for n in shape]
-    _box_kernel(q[0], q[1], q[2], lo, hi, *hits)
+    _box_kernel(grid[0], grid[1], grid[2], grid.columns, grid.rows, lo, hi, *hits)
     out: list[tuple[slice, ...] | None] = []
     for b in range(len(lo)):
         if not hits[0][b].any():
@@ -193,14 +241,10 @@ def index_boxes(q: tuple[np.ndarray, ...], los: Any, his: Any) -> list[tuple[sli
     return out
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _box_kernel(x, y, z, lo, hi, any_x, any_y, any_z):  # pragma: no cover - numba
-    # for each box b, which x, y, z indices hold at least one voxel inside [lo[b], hi[b]].
-    # One pass finds each (i, j) column's coordinate ranges over k; a box then tests only the columns whose
-    # ranges overlap it, voxel by voxel (exact), in a branch-free inner loop (bitwise tests, OR-accumulated)
-    # that vectorises. Before this pre-filter every box read the whole grid.
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _column_ranges_kernel(x, y, z, out):  # pragma: no cover - numba
+    # out[i, j] = (min x, max x, min y, max y, min z, max z) over k
     n0, n1, n2 = x.shape
-    rng = np.empty((n0, n1, 6), np.float32)  # per column: min x, max x, min y, max y, min z, max z
     for i in range(n0):
         for j in range(n1):
             ax, bx_, ay, by_, az, bz_ = x[i, j, 0], x[i, j, 0], y[i, j, 0], y[i, j, 0], z[i, j, 0], z[i, j, 0]
@@ -211,18 +255,35 @@ def _box_kernel(x, y, z, lo, hi, any_x, any_y, any_z):  # pragma: no cover - num
                 by_ = max(by_, y[i, j, k])
                 az = min(az, z[i, j, k])
                 bz_ = max(bz_, z[i, j, k])
-            rng[i, j, 0], rng[i, j, 1], rng[i, j, 2], rng[i, j, 3], rng[i, j, 4], rng[i, j, 5] = (
+            out[i, j, 0], out[i, j, 1], out[i, j, 2], out[i, j, 3], out[i, j, 4], out[i, j, 5] = (
                 ax, bx_, ay, by_, az, bz_)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _box_kernel(x, y, z, cols, rows, lo, hi, any_x, any_y, any_z):  # pragma: no cover - numba
+    # for each box b, which x, y, z indices hold at least one voxel inside [lo[b], hi[b]]: i-planes (rows) and
+    # columns whose range (a superset of their coordinates) misses the box are skipped, columns whose range lies
+    # inside it count whole, the rest are tested voxel by voxel (branch-free: bitwise tests, OR-accumulated)
+    n0, n1, n2 = x.shape
     zk = np.zeros(n2, np.uint8)
     for b in range(lo.shape[0]):
         lx, ly, lz = np.float32(lo[b, 0]), np.float32(lo[b, 1]), np.float32(lo[b, 2])
         hx, hy, hz = np.float32(hi[b, 0]), np.float32(hi[b, 1]), np.float32(hi[b, 2])
         zk[:] = 0
+        whole = False  # some column lies entirely inside the box (all its k)
         for i in range(n0):
+            r = rows[i]  # the i-plane's ranges miss the box: none of its columns is in it
+            if r[1] < lx or r[0] > hx or r[3] < ly or r[2] > hy or r[5] < lz or r[4] > hz:
+                continue
             for j in range(n1):
-                c = rng[i, j]
+                c = cols[i, j]
                 if c[1] < lx or c[0] > hx or c[3] < ly or c[2] > hy or c[5] < lz or c[4] > hz:
-                    continue  # the column's ranges miss the box: no voxel of it is inside
+                    continue
+                if lx <= c[0] and c[1] <= hx and ly <= c[2] and c[3] <= hy and lz <= c[4] and c[5] <= hz:
+                    any_x[b, i] = True
+                    any_y[b, j] = True
+                    whole = True
+                    continue
                 row = np.uint8(0)
                 for k in range(n2):
                     ins = (np.uint8(lx <= x[i, j, k]) & np.uint8(x[i, j, k] <= hx) & np.uint8(ly <= y[i, j, k])
@@ -233,7 +294,7 @@ def _box_kernel(x, y, z, lo, hi, any_x, any_y, any_z):  # pragma: no cover - num
                     any_x[b, i] = True
                     any_y[b, j] = True
         for k in range(n2):
-            any_z[b, k] = zk[k] != 0
+            any_z[b, k] = whole or zk[k] != 0
 
 
 def grad_norm(g: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -394,7 +455,8 @@ def ramp_of_union(q: tuple[np.ndarray, ...], parts: list[tuple[Any, Any, Callabl
 
     Parameters
     ----------
-    q : canonical coordinates [mm] of the grid, 3 arrays of one 3-D shape.
+    q : canonical coordinates [mm] of the grid, 3 arrays of one 3-D shape (a :class:`CoordGrid` reuses its
+        column ranges).
     parts : per shape ``(lo, hi, depth_fn)``: its axis-aligned bounding box ``[lo, hi]`` (3,) [mm] in the
         canonical frame and a function of the sub-box coordinates ``(x, y, z)`` returning its depth [mm]
         (positive inside). :class:`Ellipsoid` and :class:`CapsuleChain` shapes (``shape.part(...)``) are
@@ -409,6 +471,7 @@ def ramp_of_union(q: tuple[np.ndarray, ...], parts: list[tuple[Any, Any, Callabl
     its ramp 0; and the ramp is monotone, so the maximum of the ramps is the ramp of the maximum.
     """
     out = np.zeros(q[0].shape, np.float32)
+    q = q if isinstance(q, CoordGrid) else CoordGrid(q)
     boxes = index_boxes(q, [np.asarray(lo, np.float64) - w for lo, _, _ in parts],
                         [np.asarray(hi, np.float64) + w for _, hi, _ in parts])
     inv_w = np.float32(1.0 / w)

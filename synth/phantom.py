@@ -49,6 +49,7 @@ from synth._phantom_kernel import (
 from synth.fields import sample_trilinear, smooth_noise, smooth_noise_mm
 from synth.geometry import (
     CapsuleChain,
+    CoordGrid,
     Ellipsoid,
     capsule_depth,
     ellipsoid_depth,
@@ -194,7 +195,7 @@ def _field(rng: np.random.Generator, shape: tuple[int, ...], spacing: tuple[floa
 
 
 # ----------------------------------------------------------------------------- anatomy
-def _brain(q: tuple[np.ndarray, ...], rng: np.random.Generator, spacing: tuple[float, float, float],
+def _brain(q: CoordGrid, rng: np.random.Generator, spacing: tuple[float, float, float],
            atrophy: float) -> dict[str, np.ndarray]:
     """Hull depth of the brain (``hull``), parenchymal depth (``rho``), GM thickness (``tgm``), floor level."""
     qx, qy, qz = q
@@ -267,13 +268,14 @@ def _capsule_part(pts: np.ndarray, radii: np.ndarray, w: float, z_stretch: float
     return CapsuleChain(pts, radii, z_stretch, cut_mm=w).part(w)
 
 
-def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atrophy: float,
+def _deep_structures(q: CoordGrid, rng: np.random.Generator, atrophy: float,
                      frac: np.ndarray, w: float) -> None:
     """Paint deep grey nuclei and ventricles into ``frac`` (in place)."""
     box = index_box(q, (-48.0, -70.0, -50.0), (48.0, 55.0, 25.0))
     if box is None:
         return
-    bx, by, bz = (c[box] for c in q)
+    sub_q = q.sub(box)
+    bx, by, bz = sub_q
     jit = lambda: rng.uniform(-2.0, 2.0, 3)  # noqa: E731  (position jitter of one structure [mm])
     size = lambda: rng.uniform(0.85, 1.15)  # noqa: E731
     nuclei, caudates = [], []  # thalamus, putamen, pallidum (ellipsoids, evaluated around themselves); caudate
@@ -284,7 +286,7 @@ def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atroph
             nuclei.append(Ellipsoid(c, s).part())
         caudate = np.array([[15, 33, 0], [17, 20, 7], [18, 5, 11]], float) * (side, 1, 1) + jit()
         caudates.append(_capsule_part(caudate, np.array([5.5, 4.0, 2.5]) * size(), w))
-    alpha = ramp_of_union((bx, by, bz), nuclei + caudates, w)
+    alpha = ramp_of_union(sub_q, nuclei + caudates, w)
     sub = frac[:, box[0], box[1], box[2]]
     sub[_DGM] += alpha * (sub[_GM] + sub[_WM])
     sub[_GM] *= 1.0 - alpha
@@ -303,15 +305,15 @@ def _deep_structures(q: tuple[np.ndarray, ...], rng: np.random.Generator, atroph
     # third ventricle: a capsule chain in (x, y, z / 3), i.e. three times taller than its radii
     third = _capsule_part(np.array([[0, 18, -3.5], [0, 4, -1.5], [0, -8, -1.5]]), np.array([1.5, 2.0, 2.0]) * vscale,
                           w, z_stretch=3.0)
-    alpha = np.maximum(ramp_of_union((bx, by, bz), lateral, w) * ramp(np.abs(bx) - 1.2, w),
-                       ramp_of_union((bx, by, bz), [third], w))
+    alpha = np.maximum(ramp_of_union(sub_q, lateral, w) * ramp(np.abs(bx) - 1.2, w),
+                       ramp_of_union(sub_q, [third], w))
     moved = alpha * (sub[_GM] + sub[_WM] + sub[_DGM])
     for s in (_GM, _WM, _DGM):
         sub[s] *= 1.0 - alpha
     sub[_CSF] += moved
 
 
-def _face(q: tuple[np.ndarray, ...], rng: np.random.Generator, brain: dict, sub: np.ndarray,
+def _face(q: CoordGrid, rng: np.random.Generator, brain: dict, sub: np.ndarray,
           weight: np.ndarray, w: float, spacing: tuple[float, float, float]) -> None:
     """Add face / neck tissue to the fractions ``sub`` of a box (in place).
 
@@ -356,7 +358,7 @@ def _face(q: tuple[np.ndarray, ...], rng: np.random.Generator, brain: dict, sub:
     sub[_MUS] += rest
 
 
-def _fractions(q: tuple[np.ndarray, ...], rng: np.random.Generator, cfg: PhantomConfig,
+def _fractions(q: CoordGrid, rng: np.random.Generator, cfg: PhantomConfig,
                spacing: tuple[float, float, float]) -> np.ndarray:
     """Tissue fractions (n_slots, X, Y, Z·n_sub) float32, summing to ≤ 1 per voxel."""
     qx, qy, qz = q
@@ -388,8 +390,7 @@ def _fractions(q: tuple[np.ndarray, ...], rng: np.random.Generator, cfg: Phantom
     box = index_box(q, (-200.0, -200.0, -400.0), (200.0, 200.0, -36.0))
     if box is not None:
         outside = 1.0 - ramp(cavity[box] + t_dura + t_skull[box], w)
-        _face(tuple(c[box] for c in q), rng, brain, frac[:, box[0], box[1], box[2]], outside * lower[box], w,
-              spacing)
+        _face(q.sub(box), rng, brain, frac[:, box[0], box[1], box[2]], outside * lower[box], w, spacing)
     # Superior sagittal sinus in the falx attachment at the vertex.
     box = index_box(q, (-15.0, -120.0, -20.0), (15.0, 120.0, 150.0))
     if box is not None:
@@ -424,6 +425,7 @@ def make_phantom(config: PhantomConfig, rng: np.random.Generator) -> Maps:
     n_sub = config.z_supersample or max(1, min(8, round(dz / min(dx, dy))))
     spacing = (dx, dy, dz / n_sub)
     q, _ = _canonical_coords(config, rng, n_sub)
+    q = CoordGrid(q)  # its column ranges are found once, for all index boxes below
     frac = _fractions(q, rng, config, spacing)
     del q
     values = draw_tissue_values(rng, PHANTOM_LABELS, config.field_t, config.value_sd, config.value_trunc_sd)

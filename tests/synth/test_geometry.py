@@ -7,6 +7,7 @@ from numpy.testing import assert_allclose
 
 from synth.geometry import (
     CapsuleChain,
+    CoordGrid,
     Ellipsoid,
     capsule_depth,
     ellipsoid_depth,
@@ -123,6 +124,14 @@ def test_index_boxes_on_a_deformed_grid_match_brute_force() -> None:
         idx = np.argwhere(inside)
         assert got == tuple(slice(max(int(idx[:, a].min()) - 2, 0), int(idx[:, a].max()) + 3) for a in range(3))
     assert n_none == 5
+    # a sub-box keeps its whole columns' ranges (supersets of the sub-columns'): still exact
+    grid = CoordGrid(q)
+    sub = grid.sub((slice(3, 29), slice(5, 30), slice(7, 20)))
+    fresh = tuple(np.ascontiguousarray(c) for c in sub)
+    assert index_boxes(sub, los, his) == index_boxes(fresh, los, his)
+    assert np.array_equal(grid.rows[:, 0], grid.columns[..., 0].min(axis=1))
+    with pytest.raises(ValueError, match="three 3-D arrays of one shape"):
+        CoordGrid((q[0], q[1][:-1], q[2]))
 
 
 def test_grad_norm_of_a_linear_field_and_rotation_is_orthonormal() -> None:
