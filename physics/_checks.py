@@ -232,6 +232,9 @@ def check_map_array(name: str, arr: np.ndarray, *, allow_zero: bool = True) -> N
     a = np.asarray(arr)
     if a.size == 0:
         return
+    lo, hi = a.min(), a.max()  # two reductions, no temporaries: NaN propagates into both, +-inf shows in one
+    if np.isfinite(lo) and np.isfinite(hi) and (lo >= 0 if allow_zero else lo > 0):
+        return
     bad_nan = ~np.isfinite(a)
     if bad_nan.any():
         idx = int(np.flatnonzero(bad_nan.ravel())[0])
