@@ -13,9 +13,10 @@ import numba
 import numpy as np
 
 from synth.fields import trilinear_at
+from synth.geometry import step32
 
 __all__ = ["canonical_frame", "cerebrum_shell", "folding_field", "sulcal_depth", "sulcal_skip_mm", "carve_fissures",
-           "exp_field", "face_shell", "layers"]
+           "exp_field", "face_shell", "layers", "scalp_fields"]
 
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
@@ -372,3 +373,47 @@ def layers(cavity: np.ndarray, envelope: np.ndarray, rho: np.ndarray, tgm: np.nd
     """
     _layers_kernel(cavity, envelope, rho, tgm, t_skull, t_muscle, t_fat, lower, np.float32(t_dura),
                    np.float32(t_skin), np.float32(w), np.asarray(slots, np.int64), frac)
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _scalp_kernel(qx, qy, qz, inv_a, muscle_mm, t_skull, t_muscle, lower):  # pragma: no cover - numba
+    f1 = np.float32(1.0)
+    i_side, i_low, i_high = np.float32(1.0 / 0.35), np.float32(1.0 / 20.0), np.float32(1.0 / 20.0)
+    i_neck, i_lower = np.float32(1.0 / 35.0), np.float32(1.0 / 12.0)
+    for n in range(qx.size):
+        z = qz[n]
+        lateral = (step32(abs(qx[n]) * inv_a, np.float32(0.6), i_side) * step32(z, np.float32(-45.0), i_low)
+                   * (f1 - step32(z, np.float32(15.0), i_high)))
+        t_skull[n] *= f1 - np.float32(0.4) * lateral
+        t_muscle[n] = muscle_mm * lateral
+        z_top = np.float32(-36.0) - np.float32(36.0) * step32(-qy[n], np.float32(15.0), i_neck)
+        lower[n] = step32(z_top - z, np.float32(0.0), i_lower)
+
+
+def scalp_fields(q: tuple[np.ndarray, ...], a_mm: float, muscle_mm: float,
+                 t_skull: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The temporal-region and neck weights of the head's outer layers, in one pass (:mod:`synth.phantom`).
+
+    ``lateral = S(|x| / a; 0.6, 0.95) · S(z; -45, -25) · (1 - S(z; 15, 35))`` (the temporal fossa, S the cubic
+    step of :func:`synth.geometry.smoothstep`) thins the skull in place (``t_skull *= 1 - 0.4 · lateral``) and
+    gives the temporalis thickness ``muscle_mm · lateral``; ``lower = S(z_top - z; 0, 12)`` with
+    ``z_top = -36 - 36 · S(-y; 15, 50)`` weights face / neck tissue against the scalp layers.
+
+    Parameters
+    ----------
+    q : canonical coordinates (x, y, z) [mm], float32 C-contiguous arrays of one shape.
+    a_mm : the brain's half-width [mm]; muscle_mm : temporalis thickness [mm] at full weight.
+    t_skull : skull thickness [mm] (q's shape, float32, C-contiguous), thinned in place.
+
+    Returns
+    -------
+    (t_muscle [mm], lower) float32 arrays of q's shape.
+    """
+    qx, qy, qz = (np.ascontiguousarray(c, np.float32) for c in q)
+    if t_skull.shape != qx.shape or t_skull.dtype != np.float32 or not t_skull.flags.c_contiguous:
+        raise ValueError(f"scalp_fields: t_skull must be C-contiguous float32 of shape {qx.shape}")
+    t_muscle = np.empty(qx.shape, np.float32)
+    lower = np.empty(qx.shape, np.float32)
+    _scalp_kernel(qx.reshape(-1), qy.reshape(-1), qz.reshape(-1), np.float32(1.0 / np.float32(a_mm)),
+                  np.float32(muscle_mm), t_skull.reshape(-1), t_muscle.reshape(-1), lower.reshape(-1))
+    return t_muscle, lower

@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = ["ramp", "smoothstep", "ellipsoid_depth", "capsule_depth", "index_box", "index_boxes", "grad_norm",
            "rotation_zyx", "union_depth", "intersection_depth", "ramp_of_union", "Ellipsoid", "CapsuleChain",
-           "CoordGrid"]
+           "CoordGrid", "step32"]
 
 
 def ramp(d: np.ndarray, w: float) -> np.ndarray:
@@ -42,14 +42,21 @@ def smoothstep(x: np.ndarray | float, lo: float, hi: float, sign: float = 1.0, a
     return out
 
 
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def step32(u, lo, inv):  # pragma: no cover - numba
+    """float32 cubic step of ``u`` from 0 at ``lo`` to 1 at ``lo + 1 / inv`` (the formula of :func:`smoothstep`,
+    inlined in fused kernels; ``u``, ``lo``, ``inv`` float32)."""
+    t = min(max((u - lo) * inv, np.float32(0.0)), np.float32(1.0))
+    return t * t * (np.float32(3.0) - np.float32(2.0) * t)
+
+
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _smoothstep_kernel(x, lo, hi, sign, absolute, out):  # pragma: no cover - numba
     inv = np.float32(1.0 / (hi - lo))
     lo32, s32 = np.float32(lo), np.float32(sign)
     for i in range(x.size):
         u = abs(x[i]) if absolute else x[i]
-        t = min(max((s32 * u - lo32) * inv, np.float32(0.0)), np.float32(1.0))
-        out[i] = t * t * (np.float32(3.0) - np.float32(2.0) * t)
+        out[i] = step32(s32 * u, lo32, inv)
 
 
 def ellipsoid_depth(x: np.ndarray, y: np.ndarray, z: np.ndarray, a: Any, b: Any, c: Any) -> np.ndarray:

@@ -43,6 +43,7 @@ from synth._phantom_kernel import (
     face_shell,
     folding_field,
     layers,
+    scalp_fields,
     sulcal_depth,
     sulcal_skip_mm,
 )
@@ -371,15 +372,14 @@ def _fractions(q: CoordGrid, rng: np.random.Generator, cfg: PhantomConfig,
     # skull (inner table, diploë, outer table), galea, temporalis, fat and skin; the face / neck below.
     sas = _field(rng, shape, spacing, 40.0, 1.0 + 2.2 * atrophy, 0.35)
     cavity = brain["hull"] + sas
-    lateral = smoothstep(np.abs(qx) / brain["a"], 0.6, 0.95) * smoothstep(qz, -45.0, -25.0) * (
-        1.0 - smoothstep(qz, 15.0, 35.0))
     t_dura = 1.0 * rng.uniform(0.8, 1.2)
-    t_skull = _field(rng, shape, spacing, 45.0, 6.5 * rng.uniform(0.8, 1.2), 0.25) * (1.0 - 0.4 * lateral)
-    t_muscle = ((9.0 * rng.uniform(0.5, 1.5)) * lateral).astype(np.float32)
+    t_skull = _field(rng, shape, spacing, 45.0, 6.5 * rng.uniform(0.8, 1.2), 0.25)
+    muscle_mm = 9.0 * rng.uniform(0.5, 1.5)
     t_fat = _field(rng, shape, spacing, 35.0, 4.5 * rng.uniform(0.6, 1.5), 0.35)
     t_skin = 2.0 * rng.uniform(0.8, 1.2)
-    z_top = -36.0 - 36.0 * smoothstep(qy, 15.0, 50.0, sign=-1.0)  # lower posteriorly: the neck under the occiput
-    lower = smoothstep(z_top - qz, 0.0, 12.0)  # weight of face / neck tissue against scalp layers
+    # thinner skull and the temporalis over the temporal fossa; `lower`: weight of face / neck tissue against
+    # the scalp layers, below z_top (lower posteriorly: the neck under the occiput) (scalp_fields)
+    t_muscle, lower = scalp_fields(q, float(brain["a"]), muscle_mm, t_skull)
     frac = np.empty((len(_SLOTS),) + shape, np.float32)
     frac[_DGM] = 0.0
     frac[_VES] = 0.0

@@ -185,12 +185,34 @@ def smooth_factors(
     return out[0], out[1], out[2]
 
 
+_MIX_CHUNK = 512  # voxels per chunk of the slot scan: 13 slots x 2 KiB of fractions stay in L1 / L2 cache
+_MAX_SLOTS = 64  # one bit per slot in a uint64 word
+# Index of the lowest set bit of a uint64 (de Bruijn multiplication: integer arithmetic only, no intrinsic):
+# ((b & -b) * _DE_BRUIJN) >> 58 is distinct for each of the 64 single-bit words; the table inverts it.
+_DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_LOW_BIT_INDEX = np.zeros(64, np.int64)
+for _k in range(64):
+    _LOW_BIT_INDEX[((1 << _k) * int(_DE_BRUIJN) & (2**64 - 1)) >> 58] = _k
+if len(set(_LOW_BIT_INDEX.tolist())) != 64:  # pragma: no cover - a wrong constant would fail here at import
+    raise RuntimeError("synth.texture: _DE_BRUIJN is not a de Bruijn sequence")
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _lowest_bit(b, table):  # pragma: no cover - numba
+    # index (0-63) of the lowest set bit of the non-zero uint64 b
+    return table[((b & (~b + np.uint64(1))) * _DE_BRUIJN) >> np.uint64(58)]
+
+
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _mix_kernel(frac, occupied, slot_label, slot_brain, values, tex, tex_w, n_sub, pd, a1, a2, labels,
+def _mix_kernel(frac, slot_label, slot_brain, values, tex, tex_w, n_sub, low_bit, pd, a1, a2, labels,
                 mask):  # pragma: no cover
-    # Flat layout: frac (S, N·n_sub) with the sub-slices of output voxel n at n·n_sub + sub; tex (6, N); outputs
-    # (N,); occupied (N,) False where every fraction is 0 (air: found by a vectorised pass before this one)
+    # Flat layout: frac (S <= 64, N·n_sub) with the sub-slices of output voxel n at n·n_sub + sub; tex (6, N);
+    # outputs (N,). Voxels are taken in chunks: a vectorised slot-major pass sets bit s of bits[i] where slot s
+    # has a non-zero fraction in any sub-slice, then each voxel visits only its set slots (~1.3 of 13 in a head)
+    # in ascending order. Skipped slots hold exact zeros, so every sum equals the loop over all slots bit for bit.
     n_slot = frac.shape[0]
+    one = np.uint64(1)
+    nil = np.uint64(0)
     # per-slot copies of the per-label tables, and the first slot of each slot's label (labels may repeat)
     sv = np.empty((n_slot, 3))
     sw = np.empty((n_slot, 3, 2), np.float32)
@@ -206,59 +228,82 @@ def _mix_kernel(frac, occupied, slot_label, slot_brain, values, tex, tex_w, n_su
             if slot_label[r] == lab:
                 first[s] = r
                 break
-    slot_sum = np.zeros(n_slot)
-    lab_frac = np.zeros(n_slot)  # fraction of each slot's label, kept at its first slot
-    for n in range(pd.size):
-        total = 0.0
-        if occupied[n]:  # else air: skip the slots
-            for s in range(n_slot):
-                acc = 0.0
-                for sub in range(n_sub):
-                    acc += frac[s, n * n_sub + sub]
-                slot_sum[s] = acc
-                total += acc
-        if total <= 0.0:
-            labels[n] = 0
-            mask[n] = False
-            pd[n] = 0.0
-            a1[n] = 0.0
-            a2[n] = 0.0
-            continue
-        s_pd = 0.0
-        s_a1 = 0.0
-        s_a2 = 0.0
-        brain = 0.0
+    bits = np.empty(_MIX_CHUNK, np.uint64)
+    lab_frac = np.zeros(n_slot)  # fraction of each slot's label, kept at its first slot; back to 0 after a voxel
+    n_vox = pd.size
+    for n0 in range(0, n_vox, _MIX_CHUNK):
+        m = min(_MIX_CHUNK, n_vox - n0)
+        for i in range(m):
+            bits[i] = nil
         for s in range(n_slot):
-            lab_frac[s] = 0.0
-        for s in range(n_slot):
-            f = slot_sum[s]
-            if f <= 0.0:
+            bit = one << np.uint64(s)
+            if n_sub == 1:
+                row = frac[s, n0:n0 + m]
+                for i in range(m):
+                    bits[i] |= bit if row[i] != 0 else nil
+            else:
+                for i in range(m):
+                    for sub in range(n_sub):
+                        bits[i] |= bit if frac[s, (n0 + i) * n_sub + sub] != 0 else nil
+        for i in range(m):
+            n = n0 + i
+            total = 0.0
+            s_pd = 0.0
+            s_a1 = 0.0
+            s_a2 = 0.0
+            brain = 0.0
+            bb = bits[i]
+            while bb != nil:
+                s = _lowest_bit(bb, low_bit)
+                bb &= bb - one
+                if n_sub == 1:
+                    f = np.float64(frac[s, n])
+                else:
+                    f = 0.0
+                    for sub in range(n_sub):
+                        f += frac[s, n * n_sub + sub]
+                total += f
+                if f <= 0.0:
+                    continue
+                lab_frac[first[s]] += f
+                if slot_brain[s]:
+                    brain += f
+                pd_t = sv[s, 0]
+                if pd_t <= 0.0:
+                    continue
+                # float32 exponents (|e| <= 2 · 0.3 · TEXTURE_CLIP): expf is ~2x cheaper than exp here
+                e1 = sw[s, 0, 0] * tex[0, n] + sw[s, 0, 1] * tex[1, n]
+                e2 = sw[s, 1, 0] * tex[2, n] + sw[s, 1, 1] * tex[3, n]
+                e3 = sw[s, 2, 0] * tex[4, n] + sw[s, 2, 1] * tex[5, n]
+                p = f * pd_t * math.exp(e3)
+                s_pd += p
+                s_a1 += p * sv[s, 1] * math.exp(-e1)  # R1 = 1 / (T1 · factor)
+                s_a2 += p * sv[s, 2] * math.exp(-e2)
+            # label: the largest label fraction, ties to the smallest first slot; air (-1) unless a tissue holds
+            # more than the air fraction n_sub - total. Each label is read once, then reset (0 never wins).
+            best = -1
+            best_frac = max(n_sub - total, 0.0)
+            bb = bits[i]
+            while bb != nil:
+                g = first[_lowest_bit(bb, low_bit)]
+                bb &= bb - one
+                v = lab_frac[g]
+                lab_frac[g] = 0.0
+                if v > best_frac or (v == best_frac and best >= 0 and g < best):
+                    best_frac = v
+                    best = g
+            if total <= 0.0:  # air: no slot set, or (negative fractions) nothing left
+                labels[n] = 0
+                mask[n] = False
+                pd[n] = 0.0
+                a1[n] = 0.0
+                a2[n] = 0.0
                 continue
-            lab_frac[first[s]] += f
-            if slot_brain[s]:
-                brain += f
-            pd_t = sv[s, 0]
-            if pd_t <= 0.0:
-                continue
-            # float32 exponents (|e| <= 2 · 0.3 · TEXTURE_CLIP): expf is ~2x cheaper than exp here
-            e1 = sw[s, 0, 0] * tex[0, n] + sw[s, 0, 1] * tex[1, n]
-            e2 = sw[s, 1, 0] * tex[2, n] + sw[s, 1, 1] * tex[3, n]
-            e3 = sw[s, 2, 0] * tex[4, n] + sw[s, 2, 1] * tex[5, n]
-            p = f * pd_t * math.exp(e3)
-            s_pd += p
-            s_a1 += p * sv[s, 1] * math.exp(-e1)  # R1 = 1 / (T1 · factor)
-            s_a2 += p * sv[s, 2] * math.exp(-e2)
-        best = 0  # air unless a tissue holds more than the air fraction n_sub - total
-        best_frac = max(n_sub - total, 0.0)
-        for s in range(n_slot):
-            if lab_frac[s] > best_frac:
-                best_frac = lab_frac[s]
-                best = slot_label[s]
-        labels[n] = best
-        mask[n] = brain >= 0.5 * n_sub
-        pd[n] = s_pd / n_sub
-        a1[n] = s_a1 / n_sub
-        a2[n] = s_a2 / n_sub
+            labels[n] = slot_label[best] if best >= 0 else 0
+            mask[n] = brain >= 0.5 * n_sub
+            pd[n] = s_pd / n_sub
+            a1[n] = s_a1 / n_sub
+            a2[n] = s_a2 / n_sub
 
 
 def mix_fractions(
@@ -274,7 +319,7 @@ def mix_fractions(
 
     Parameters
     ----------
-    frac : (S, X, Y, Z·n_sub) float32 volume fraction of each tissue slot (sum <= 1; the rest is air).
+    frac : (S, X, Y, Z·n_sub) float32 volume fraction of each tissue slot (sum <= 1; the rest is air), S <= 64.
     slot_labels : (S,) int64 label of each slot (several slots may share a label).
     slot_brain : (S,) bool, whether a slot counts as brain for the mask.
     values_ms : (256, 3) [T1 ms, T2 ms, PD] per label (:func:`draw_tissue_values`).
@@ -289,6 +334,8 @@ def mix_fractions(
     "brain fraction >= 0.5".
     """
     n_slot, nx, ny, nzs = frac.shape
+    if not 1 <= n_slot <= _MAX_SLOTS:
+        raise ValueError(f"mix_fractions: frac must hold 1 to {_MAX_SLOTS} tissue slots (axis 0); got {n_slot}")
     if nzs % n_sub:
         raise ValueError(f"mix_fractions: frac z size {nzs} is not a multiple of n_sub={n_sub}")
     shape = (nx, ny, nzs // n_sub)
@@ -306,8 +353,7 @@ def mix_fractions(
     labels = np.empty(shape, np.uint8)
     mask = np.empty(shape, np.bool_)
     flat = np.ascontiguousarray(frac, np.float32).reshape(n_slot, -1)
-    occupied = flat.max(axis=0).reshape(-1, n_sub).max(axis=1) > 0  # (N,) any fraction > 0 in any sub-slice
-    _mix_kernel(flat, occupied, np.asarray(slot_labels, np.int64),
+    _mix_kernel(flat, np.asarray(slot_labels, np.int64),
                 np.asarray(slot_brain, np.bool_), vals, np.ascontiguousarray(tex, np.float32).reshape(6, -1), w,
-                int(n_sub), pd.reshape(-1), a1.reshape(-1), a2.reshape(-1), labels.reshape(-1), mask.reshape(-1))
+                int(n_sub), _LOW_BIT_INDEX, pd.reshape(-1), a1.reshape(-1), a2.reshape(-1), labels.reshape(-1), mask.reshape(-1))
     return pd, a1, a2, labels, mask

@@ -111,6 +111,30 @@ def test_exp_field_is_float32_exp_to_rounding(rel_sd, clip) -> None:
     assert_allclose(exp_field(strided, 2.8, rel_sd, clip), ref[:, ::2], rtol=1e-6, atol=0)
 
 
+def test_scalp_fields_match_the_numpy_formula() -> None:
+    """Fused temporal-fossa / neck weights against the smoothstep expressions they replace: weights in [0, 1]
+    and thicknesses of a few mm from float32 products of steps, equal to a few float32 ulps (atol 2e-6 on
+    weights, rtol 2e-6 on the skull)."""
+    from synth._phantom_kernel import scalp_fields
+    from synth.geometry import smoothstep
+
+    rng = np.random.default_rng(8)
+    axes = [np.linspace(-100, 100, 41), np.linspace(-120, 120, 49), np.linspace(-90, 60, 31)]
+    q = tuple((c + rng.uniform(-1.5, 1.5, c.shape)).astype(np.float32) for c in np.meshgrid(*axes, indexing="ij"))
+    skull = rng.uniform(4.0, 9.0, q[0].shape).astype(np.float32)
+    a = np.float32(68.0)
+    lateral = smoothstep(np.abs(q[0]) / a, 0.6, 0.95) * smoothstep(q[2], -45.0, -25.0) * (
+        1.0 - smoothstep(q[2], 15.0, 35.0))
+    z_top = -36.0 - 36.0 * smoothstep(q[1], 15.0, 50.0, sign=-1.0)
+    lower = smoothstep(z_top - q[2], 0.0, 12.0)
+    got_skull = skull.copy()
+    t_muscle, got_lower = scalp_fields(q, float(a), 7.5, got_skull)
+    assert 0.05 < lateral.mean() < 0.5 and 0.05 < lower.mean() < 0.95  # both weights vary over this grid
+    assert_allclose(got_skull, skull * (1.0 - 0.4 * lateral), rtol=2e-6, atol=0)
+    assert_allclose(t_muscle, 7.5 * lateral, rtol=0, atol=2e-6 * 7.5)
+    assert_allclose(got_lower, lower, rtol=0, atol=2e-6)
+
+
 # ------------------------------------------------------------------------------------------- anatomy
 def test_every_tissue_present_in_a_mid_slab(mid_flat: list) -> None:
     for maps in mid_flat:
