@@ -135,6 +135,22 @@ def test_scalp_fields_match_the_numpy_formula() -> None:
     assert_allclose(got_lower, lower, rtol=0, atol=2e-6)
 
 
+def test_lowest_set_bit_of_every_uint64() -> None:
+    """The de Bruijn lowest-bit lookup of the mixing kernel, for every bit alone and with higher bits set."""
+    import numba
+
+    from synth.texture import _LOW_BIT_INDEX, _lowest_bit
+
+    @numba.njit
+    def lowest(b):
+        return _lowest_bit(b, _LOW_BIT_INDEX)
+
+    for k in range(64):
+        above = (~((1 << (k + 1)) - 1)) & (2**64 - 1)  # every bit above k
+        for b in (1 << k, (1 << k) | above, (1 << k) | (above & 0x5555555555555555)):
+            assert lowest(np.uint64(b)) == k
+
+
 # ------------------------------------------------------------------------------------------- anatomy
 def test_every_tissue_present_in_a_mid_slab(mid_flat: list) -> None:
     for maps in mid_flat:
