@@ -106,10 +106,9 @@ def _ellipsoid_kernel_arr(x, y, z, a, b, c, out):  # pragma: no cover - numba
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
-                px, py, pz = x[i, j, k], y[i, j, k], z[i, j, k]
-                r = math.sqrt((px / a[i, j, k]) ** 2 + (py / b[i, j, k]) ** 2 + (pz / c[i, j, k]) ** 2)
-                r = max(r, np.float32(1e-3))
-                out[i, j, k] = math.sqrt(px * px + py * py + pz * pz) * (np.float32(1.0) - r) / r
+                one = np.float32(1.0)
+                out[i, j, k] = _ellipsoid_depth_at(x[i, j, k], y[i, j, k], z[i, j, k], one / a[i, j, k],
+                                                   one / b[i, j, k], one / c[i, j, k])
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
