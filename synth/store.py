@@ -6,10 +6,12 @@ Writing (:func:`write_store`)
 -----------------------------
 Samples are ordered by subject index (``slices_per_subject`` samples per subject; the last subject may be
 cut short) and grouped into *parts* of ``part_subjects`` subjects. Each part is written to
-``STORE.h5.parts/part-NNNNNN.h5.tmp`` and renamed to ``part-NNNNNN.h5`` once complete, so a run killed at
-any moment (even ``kill -9``) leaves only complete parts and discardable temporaries; the next run with the
-same options resumes with the missing parts. ``workers`` parts are generated in parallel (worker
-processes, forked where safe, else spawned: :func:`_start_method`); ``shard=(i, n)`` writes only parts ``p % n == i`` (one job of a cluster array). Sample content
+``STORE.h5.parts/part-NNNNNN.h5.tmp``, then flushed to disk, dropped from the page cache and renamed to
+``part-NNNNNN.h5`` by a background thread while the next parts are generated (:class:`_Finisher`), so a run
+killed at any moment (even ``kill -9``) leaves only complete parts and discardable temporaries; the next run
+with the same options resumes with the missing parts. ``workers`` parts are generated in parallel (worker
+processes, forked where safe, else spawned: :func:`_start_method`); ``shard=(i, n)`` writes only parts
+``p % n == i`` (one job of a cluster array). Sample content
 depends only on the configuration and the sample's position, so any number of workers or shards gives
 identical arrays.
 
