@@ -177,7 +177,8 @@ def folding_field(q: tuple[np.ndarray, ...], scale: np.ndarray, noise: np.ndarra
     :func:`sulcal_depth`). Returns ``scale``, overwritten.
     """
     o = np.asarray(noise_origin_mm, np.float32)
-    _folding_kernel(*(np.ascontiguousarray(c, np.float32).reshape(-1) for c in q), np.ascontiguousarray(noise, np.float32),
+    _folding_kernel(*(np.ascontiguousarray(c, np.float32).reshape(-1) for c in q),
+                    np.ascontiguousarray(noise, np.float32),
                     o[0], o[1], o[2], np.float32(1.0 / noise_step_mm), np.ascontiguousarray(hull).reshape(-1),
                     np.float32(min_hull_mm), scale.reshape(-1))
     return scale

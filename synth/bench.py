@@ -71,8 +71,9 @@ def bench_stages(config: SynthConfig, repeat: int = 30) -> dict[str, float]:
     """Milliseconds of each step of one sample on a drawn head (minimum of ``repeat`` timings).
 
     Steps as in :func:`synth.generate.generate_subject`: slicing + pad/crop (per slice, all of a subject's
-    slices at once), protocol and artefact draws, closed-form and EPG rendering, artefacts without and with k-space truncation, normalisation, and the
-    HDF5 write of the image datasets (into a temporary in-memory file).
+    slices at once), protocol and artefact draws, closed-form and EPG rendering, artefacts without and with
+    k-space truncation, normalisation, and the HDF5 write of the image datasets (into a temporary in-memory
+    file).
     """
     import h5py
     import numpy as np

@@ -355,5 +355,6 @@ def mix_fractions(
     flat = np.ascontiguousarray(frac, np.float32).reshape(n_slot, -1)
     _mix_kernel(flat, np.asarray(slot_labels, np.int64),
                 np.asarray(slot_brain, np.bool_), vals, np.ascontiguousarray(tex, np.float32).reshape(6, -1), w,
-                int(n_sub), _LOW_BIT_INDEX, pd.reshape(-1), a1.reshape(-1), a2.reshape(-1), labels.reshape(-1), mask.reshape(-1))
+                int(n_sub), _LOW_BIT_INDEX, pd.reshape(-1), a1.reshape(-1), a2.reshape(-1), labels.reshape(-1),
+                mask.reshape(-1))
     return pd, a1, a2, labels, mask
