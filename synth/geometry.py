@@ -103,10 +103,10 @@ def _ellipsoid_kernel(x, y, z, a, b, c, out):  # pragma: no cover - numba
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _ellipsoid_kernel_arr(x, y, z, a, b, c, out):  # pragma: no cover - numba
     n0, n1, n2 = out.shape
+    one = np.float32(1.0)
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
-                one = np.float32(1.0)
                 out[i, j, k] = _ellipsoid_depth_at(x[i, j, k], y[i, j, k], z[i, j, k], one / a[i, j, k],
                                                    one / b[i, j, k], one / c[i, j, k])
 
@@ -118,6 +118,14 @@ def _box_gap2(px, py, pz, lo, hi):  # pragma: no cover - numba
     ey = max(lo[1] - py, 0.0, py - hi[1])
     ez = max(lo[2] - pz, 0.0, pz - hi[2])
     return ex * ex + ey * ey + ez * ez
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _axis_bounds(pts):  # pragma: no cover - numba
+    # (lo, hi) (3,) each: the bounding box of a chain's axis points; depth <= max radius - distance to it
+    lo = np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 2].min()])
+    hi = np.array([pts[:, 0].max(), pts[:, 1].max(), pts[:, 2].max()])
+    return lo, hi
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
@@ -142,8 +150,7 @@ def _capsule_kernel(x, y, z, pts, radii, cut, floor, use_floor, out):  # pragma:
     # depth <= r_max - (distance to the bounding box of the axis points): a cheap bound
     r_max = radii.max()
     far2 = (r_max + cut) ** 2 if cut < 1e29 else 1e300
-    lo = np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 2].min()])  # the axis points' bounding box
-    hi = np.array([pts[:, 0].max(), pts[:, 1].max(), pts[:, 2].max()])
+    lo, hi = _axis_bounds(pts)
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
@@ -205,7 +212,7 @@ class CoordGrid(tuple):
     @property
     def rows(self) -> np.ndarray:
         """(n0, 6) float32: the coordinate ranges of each i-plane (over its columns), like ``columns``."""
-        if getattr(self, "_rows", None) is None:
+        if self._rows is None:
             c = self.columns
             self._rows = np.stack([c[..., 0].min(1), c[..., 1].max(1), c[..., 2].min(1), c[..., 3].max(1),
                                    c[..., 4].min(1), c[..., 5].max(1)], axis=1)
@@ -444,8 +451,7 @@ def _ramp_max_capsule(x, y, z, lo, hi, pts, radii, stretch, cut, inv_w, out):  #
     # the chain's bounding box ramp to 0 and are skipped (out >= 0 already)
     r_max = radii.max()
     far2 = (r_max + cut) ** 2
-    plo = np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 2].min()])
-    phi = np.array([pts[:, 0].max(), pts[:, 1].max(), pts[:, 2].max()])
+    plo, phi = _axis_bounds(pts)
     for i in range(lo[0], hi[0]):
         for j in range(lo[1], hi[1]):
             for k in range(lo[2], hi[2]):
