@@ -181,7 +181,7 @@ def _write_attrs(f: h5py.File, config_json: str, n: int, complete: bool) -> None
     f.attrs["complete"] = complete
 
 
-def _fsync(path: Path) -> None:
+def _flush_and_drop(path: Path) -> None:
     """Flush ``path`` to disk, then drop its pages from the page cache (``POSIX_FADV_DONTNEED``, where the OS
     has it).
 
@@ -287,7 +287,7 @@ class _Finisher:
     @staticmethod
     def _finish(final: Path) -> None:
         tmp = _tmp_path(final)
-        _fsync(tmp)
+        _flush_and_drop(tmp)
         os.replace(tmp, final)
 
     def close(self) -> None:
@@ -568,7 +568,7 @@ def merge_parts(out: str | os.PathLike, self_contained: bool = False) -> Path:
                             d_id.write_direct_chunk((start + i, *zeros), data, mask)
         _write_attrs(dst, config_json, n, complete=True)
         dst.attrs["layout"] = "self-contained" if self_contained else "view"
-    _fsync(tmp)
+    _flush_and_drop(tmp)
     os.replace(tmp, out)
     if self_contained:
         shutil.rmtree(folder, ignore_errors=True)
