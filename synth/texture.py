@@ -190,11 +190,19 @@ _MAX_SLOTS = 64  # one bit per slot in a uint64 word
 # Index of the lowest set bit of a uint64 (de Bruijn multiplication: integer arithmetic only, no intrinsic):
 # ((b & -b) * _DE_BRUIJN) >> 58 is distinct for each of the 64 single-bit words; the table inverts it.
 _DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)
-_LOW_BIT_INDEX = np.zeros(64, np.int64)
-for _k in range(64):
-    _LOW_BIT_INDEX[((1 << _k) * int(_DE_BRUIJN) & (2**64 - 1)) >> 58] = _k
-if len(set(_LOW_BIT_INDEX.tolist())) != 64:  # pragma: no cover - a wrong constant would fail here at import
-    raise RuntimeError("synth.texture: _DE_BRUIJN is not a de Bruijn sequence")
+
+
+def _low_bit_table() -> np.ndarray:
+    """(64,) int64: bit index k at position ((1 << k) · _DE_BRUIJN mod 2^64) >> 58."""
+    keys = [((1 << k) * int(_DE_BRUIJN) & (2**64 - 1)) >> 58 for k in range(64)]
+    if len(set(keys)) != 64:  # pragma: no cover - a wrong constant fails here, at import
+        raise RuntimeError("synth.texture: _DE_BRUIJN is not a de Bruijn sequence")
+    table = np.zeros(64, np.int64)
+    table[keys] = np.arange(64)
+    return table
+
+
+_LOW_BIT_INDEX = _low_bit_table()
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
