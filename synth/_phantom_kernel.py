@@ -24,9 +24,8 @@ _F1 = np.float32(1.0)
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def _step(u, lo, hi):  # pragma: no cover - numba
-    # cubic smoothstep from 0 at u = lo to 1 at u = hi (as synth.geometry.smoothstep)
-    t = min(max((u - lo) / (hi - lo), 0.0), 1.0)
-    return t * t * (3.0 - 2.0 * t)
+    # cubic smoothstep from 0 at u = lo to 1 at u = hi: the one formula, synth.geometry.step32, in u's precision
+    return step32(u, lo, 1.0 / (hi - lo))
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
