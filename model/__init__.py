@@ -1,10 +1,10 @@
 """relaxomap.model — the parameter-embedded U-Net and its baselines. Imports only ``physics`` and ``synth``."""
 from __future__ import annotations
 
-from model.blocks import Downsample, ResBlock, Upsample, make_block
-from model.config import ARCHS, ModelConfig
-from model.embedding import ParamEmbedding, masked_param_features, normalise_params
-from model.unet import (
+from relaxomap.model.blocks import Downsample, ResBlock, Upsample, make_block
+from relaxomap.model.config import ARCHS, ModelConfig
+from relaxomap.model.embedding import ParamEmbedding, masked_param_features, normalise_params
+from relaxomap.model.unet import (
     MAP_FLOOR_MS,
     T1_REF_MS,
     T2_REF_MS,

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from model.config import ModelConfig
+from relaxomap.model.config import ModelConfig
 
 __all__ = ["normalise_params", "masked_param_features", "ParamEmbedding"]
 

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.blocks import Downsample, Upsample, make_block
-from model.config import ModelConfig
-from model.embedding import ParamEmbedding, normalise_params
+from relaxomap.model.blocks import Downsample, Upsample, make_block
+from relaxomap.model.config import ModelConfig
+from relaxomap.model.embedding import ParamEmbedding, normalise_params
 
 __all__ = [
     "T1_REF_MS",

@@ -24,8 +24,8 @@ import numba
 import numpy as np
 from numba import njit
 
-from physics._fastexp import FASTMATH, LOG2E, exp2_pair, flush_denormals_begin, flush_denormals_end
-from physics.protocol import PACK_COLUMNS, SEQUENCE_KINDS
+from relaxomap.physics._fastexp import FASTMATH, LOG2E, exp2_pair, flush_denormals_begin, flush_denormals_end
+from relaxomap.physics.protocol import PACK_COLUMNS, SEQUENCE_KINDS
 
 __all__ = ["T_MIN_MS", "signal_kernel"]
 

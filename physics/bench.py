@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from physics.protocol import Protocol, pack_protocols, preset
+from relaxomap.physics.protocol import Protocol, pack_protocols, preset
 
 __all__ = ["bench_closed_form", "bench_epg", "random_maps", "time_best"]
 
@@ -46,7 +46,7 @@ def bench_closed_form(n_vox: int = 4_000_000, repeats: int = 5, seed: int = 0,
     ``signal`` (the public entry, validation and allocation included) and ``numpy``, their ratios to NumPy,
     and the largest difference of the kernel from the float64 reference relative to the PD scale.
     """
-    from physics.signal import signal, signal_kernel, signal_numpy, signal_reference
+    from relaxomap.physics.signal import signal, signal_kernel, signal_numpy, signal_reference
 
     protocols = protocols or [preset("t1w_se_3t"), preset("t2w_tse_3t"), preset("flair_3t")]
     t1, t2, pd = random_maps(n_vox, seed)
@@ -79,8 +79,8 @@ def bench_epg(n_vox: int = 100_000, repeats: int = 5, seed: int = 0, protocol: P
     echo of every voxel returned). The dictionary is built once outside the timed region (its build time is
     reported separately), as a renderer of many volumes would.
     """
-    from physics.epg import epg_echo_train, epg_numpy
-    from physics.epg_dictionary import EPGDictionary
+    from relaxomap.physics.epg import epg_echo_train, epg_numpy
+    from relaxomap.physics.epg_dictionary import EPGDictionary
 
     protocol = protocol or preset("t2w_tse_3t")
     t1, t2, _ = random_maps(n_vox, seed)

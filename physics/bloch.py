@@ -46,7 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from physics._bloch_kernel import (
+from relaxomap.physics._bloch_kernel import (
     _CRUSH,
     _FREE,
     _INVERT,
@@ -56,10 +56,10 @@ from physics._bloch_kernel import (
     _run_kernel,
     _shaped_affine_one,
 )
-from physics._checks import check_finite_range, check_int_range, check_map_array
-from physics.bloch_reference import bloch_reference, free_precession, rf_rotation, rotation_matrix
-from physics.protocol import Protocol
-from physics.rf import PulseShape, sinc_shape
+from relaxomap.physics.checks import check_finite_range, check_int_range, check_map_array
+from relaxomap.physics.bloch_reference import bloch_reference, free_precession, rf_rotation, rotation_matrix
+from relaxomap.physics.protocol import Protocol
+from relaxomap.physics.rf import PulseShape, sinc_shape
 
 __all__ = [
     "BlochRun",

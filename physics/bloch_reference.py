@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from physics.protocol import Protocol
-from physics.rf import PulseShape
+from relaxomap.physics.protocol import Protocol
+from relaxomap.physics.rf import PulseShape
 
 __all__ = ["bloch_reference", "rotation_matrix", "rf_rotation", "free_precession"]
 
@@ -100,8 +100,8 @@ def bloch_reference(
     from scipy.linalg import expm  # test-only dependency path; keeps `import physics.bloch` light
 
     # Imported here, not at the top: physics.bloch imports this module to re-export its names.
-    from physics._bloch_kernel import _CRUSH, _FREE, _INVERT, _PULSE, _SPOIL
-    from physics.bloch import (
+    from relaxomap.physics._bloch_kernel import _CRUSH, _FREE, _INVERT, _PULSE, _SPOIL
+    from relaxomap.physics.bloch import (
         _build_program,
         _check_common,
         _pulse_shapes,

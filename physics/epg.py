@@ -64,9 +64,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from physics._checks import check_map_array
-from physics.epg_reference import epg_numpy, epg_reference
-from physics.protocol import Protocol
+from relaxomap.physics.checks import check_map_array
+from relaxomap.physics.epg_reference import epg_numpy, epg_reference
+from relaxomap.physics.protocol import Protocol
 
 __all__ = ["EPG_KINDS", "epg_echo_train", "epg_signal", "epg_numpy", "epg_reference", "BLOCK"]
 

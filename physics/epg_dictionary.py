@@ -16,9 +16,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from physics._checks import check_finite_range, check_int_range, check_map_array
-from physics.epg import _check_protocol, _run_kernel, _schedule_rad
-from physics.protocol import Protocol
+from relaxomap.physics.checks import check_finite_range, check_int_range, check_map_array
+from relaxomap.physics.epg import _check_protocol, _run_kernel, _schedule_rad
+from relaxomap.physics.protocol import Protocol
 
 __all__ = ["EPGDictionary"]
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from physics.protocol import Protocol
+from relaxomap.physics.protocol import Protocol
 
 __all__ = ["epg_reference", "epg_numpy"]
 
@@ -30,7 +30,7 @@ def epg_numpy(t1_ms: np.ndarray, t2_ms: np.ndarray, protocol: Protocol, *,
     Same two-family real EPG and the same state pruning, with the states of all voxels as
     ``(n_states, n_vox)`` arrays and one set of array operations per pulse; same contract and return.
     """
-    from physics.epg import _b1_array, _check_protocol, _flat_maps, _schedule_rad, _timing
+    from relaxomap.physics.epg import _b1_array, _check_protocol, _flat_maps, _schedule_rad, _timing
 
     protocol = _check_protocol(protocol)
     t1, t2 = _flat_maps(t1_ms, t2_ms)
@@ -180,7 +180,7 @@ def epg_reference(t1_ms: float, t2_ms: float, protocol: Protocol, *, b1: float =
     -------
     (etl,) float64 : |echo k| for PD = 1.
     """
-    from physics.epg import _check_protocol, _schedule_rad
+    from relaxomap.physics.epg import _check_protocol, _schedule_rad
 
     protocol = _check_protocol(protocol)
     for name, val in (("t1_ms", t1_ms), ("t2_ms", t2_ms), ("b1", b1)):

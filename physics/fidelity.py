@@ -28,12 +28,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from physics._checks import check_finite_range, check_int_range
-from physics.bloch import bloch_signal
-from physics.epg import EPG_KINDS, epg_reference
-from physics.protocol import Protocol
-from physics.signal import signal_reference
-from physics.tissues import tissue_values
+from relaxomap.physics.checks import check_finite_range, check_int_range
+from relaxomap.physics.bloch import bloch_signal
+from relaxomap.physics.epg import EPG_KINDS, epg_reference
+from relaxomap.physics.protocol import Protocol
+from relaxomap.physics.signal import signal_reference
+from relaxomap.physics.tissues import tissue_values
 
 __all__ = [
     "DEFAULT_TISSUES",

@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from physics._checks import check_finite_range, check_int_range, config_from_dict
+from relaxomap.physics.checks import check_finite_range, check_int_range, config_from_dict
 
 __all__ = [
     "SEQUENCE_KINDS",

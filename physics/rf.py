@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from physics._checks import check_finite_range, check_int_range
+from relaxomap.physics.checks import check_finite_range, check_int_range
 
 __all__ = ["PulseShape", "sinc_shape", "rect_shape", "rf_spoil_phases_deg"]
 

@@ -66,9 +66,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from physics._checks import check_map_array
-from physics._signal_kernel import T_MIN_MS, _derived, signal_kernel
-from physics.protocol import PACK_COLUMNS, PRESETS, SEQUENCE_KINDS, Protocol, pack_protocols
+from relaxomap.physics.checks import check_map_array
+from relaxomap.physics._signal_kernel import T_MIN_MS, _derived, signal_kernel
+from relaxomap.physics.protocol import PACK_COLUMNS, PRESETS, SEQUENCE_KINDS, Protocol, pack_protocols
 
 __all__ = [
     "MODELS",

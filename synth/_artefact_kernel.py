@@ -45,7 +45,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from physics._fastexp import LOG2E, exp2_pair
+from relaxomap.physics._fastexp import LOG2E, exp2_pair
 
 __all__ = ["stream_key", "normals", "normals_from_bits", "bits_reference", "normals_from_bits_reference",
            "normals_reference", "biased_signal", "noisy_magnitude", "noisy_complex"]

@@ -12,8 +12,8 @@ import math
 import numba
 import numpy as np
 
-from synth.fields import trilinear_at
-from synth.geometry import step32
+from relaxomap.synth.fields import trilinear_at
+from relaxomap.synth.geometry import step32
 
 __all__ = ["canonical_frame", "cerebrum_shell", "folding_field", "sulcal_depth", "sulcal_skip_mm", "carve_fissures",
            "exp_field", "face_shell", "layers", "scalp_fields"]

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from physics._checks import check_bool, check_finite_range, check_int_range, check_range_pair, config_from_dict
+from relaxomap.physics.checks import check_bool, check_finite_range, check_int_range, check_range_pair, config_from_dict
 
 __all__ = ["ArtefactConfig", "ArtefactParams", "sample_artefacts", "apply_artefacts", "bias_field", "noise_normals",
            "apply_artefacts_reference"]
@@ -178,7 +178,7 @@ def noise_normals(noise_seed: int, contrast: int, shape: tuple[int, int]) -> np.
     -------
     (2, H, W) float32, the real- and imaginary-channel N(0, 1) draws (before scaling by σ).
     """
-    from synth._artefact_kernel import normals
+    from relaxomap.synth._artefact_kernel import normals
 
     h, w = (int(n) for n in shape)
     return normals(noise_seed, contrast, h * w).reshape(2, h, w)
@@ -243,7 +243,7 @@ def apply_artefacts(images: np.ndarray, brain_mask: np.ndarray, params: Artefact
     -------
     (C, H, W) float32 magnitude images, >= 0.
     """
-    from synth._artefact_kernel import biased_signal, noisy_complex, noisy_magnitude, stream_key
+    from relaxomap.synth._artefact_kernel import biased_signal, noisy_complex, noisy_magnitude, stream_key
 
     imgs, mask = _check_inputs(images, brain_mask, params)
     n_c, h, w = imgs.shape

@@ -27,13 +27,13 @@ from typing import Any, Sequence
 import numba
 import numpy as np
 
-from physics._checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
-from physics.tissues import TISSUES, label_lookup
-from synth.fields import smooth_noise, smooth_noise_mm
-from synth.geometry import rotation_zyx
-from synth.lesions import LesionConfig, insert_lesions
-from synth.maps import Maps
-from synth.texture import TEXTURE_CLIP, from_rates, scale_rates, smooth_factors, to_rates, truncated_normal
+from relaxomap.physics.checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
+from relaxomap.physics.tissues import TISSUES, label_lookup
+from relaxomap.synth.fields import smooth_noise, smooth_noise_mm
+from relaxomap.synth.geometry import rotation_zyx
+from relaxomap.synth.lesions import LesionConfig, insert_lesions
+from relaxomap.synth.maps import Maps
+from relaxomap.synth.texture import TEXTURE_CLIP, from_rates, scale_rates, smooth_factors, to_rates, truncated_normal
 
 __all__ = [
     "AugmentConfig",

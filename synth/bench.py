@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synth.generate import SynthConfig
+from relaxomap.synth.generate import SynthConfig
 
 __all__ = ["bench_write", "bench_read", "bench_draw", "bench_stages", "run_bench"]
 
@@ -29,7 +29,7 @@ def bench_write(config: SynthConfig, n_samples: int, workers: int, folder: str |
     measurement's gigabytes; the store's own writeback (its parts are fsynced) is part of the rate. The store
     is deleted afterwards unless ``keep`` (then ``path`` in the result names it).
     """
-    from synth.store import parts_dir, write_store
+    from relaxomap.synth.store import parts_dir, write_store
 
     out = Path(folder) / f"bench-{config.forward}-{workers}w-{time.perf_counter_ns()}.h5"
     if hasattr(os, "sync"):
@@ -47,8 +47,8 @@ def bench_write(config: SynthConfig, n_samples: int, workers: int, folder: str |
 
 def bench_draw(config: SynthConfig, n_subjects: int = 3) -> float:
     """Mean seconds of one ``draw_subject`` (the subject maps), after one warm-up draw."""
-    from synth.generate import derive_seed
-    from synth.sources import draw_subject
+    from relaxomap.synth.generate import derive_seed
+    from relaxomap.synth.sources import draw_subject
 
     draw_subject(config.source, derive_seed(config.seed, 0, 10_000))
     t0 = time.perf_counter()
@@ -78,12 +78,12 @@ def bench_stages(config: SynthConfig, repeat: int = 30) -> dict[str, float]:
     import h5py
     import numpy as np
 
-    from synth import store
-    from synth.artefacts import apply_artefacts, sample_artefacts
-    from synth.generate import _axial_stack, derive_seed, render_signal
-    from synth.normalize import normalize_intensity
-    from synth.protocols import sample_protocols
-    from synth.sources import draw_subject
+    from relaxomap.synth import store
+    from relaxomap.synth.artefacts import apply_artefacts, sample_artefacts
+    from relaxomap.synth.generate import _axial_stack, derive_seed, render_signal
+    from relaxomap.synth.normalize import normalize_intensity
+    from relaxomap.synth.protocols import sample_protocols
+    from relaxomap.synth.sources import draw_subject
 
     maps = draw_subject(config.source, derive_seed(config.seed, 0, 10_000))
     z = int(np.argmax(maps.mask.sum(axis=(0, 1))))
@@ -133,7 +133,7 @@ def bench_read(path: str | Path, n_reads: int, patch: int | None = None) -> dict
     the first does while the store fits in the page cache. ``samples_per_s`` is the second pass,
     ``first_pass_samples_per_s`` the first.
     """
-    from synth.dataset import SynthDataset
+    from relaxomap.synth.dataset import SynthDataset
 
     ds = SynthDataset(path, patch=patch)
     rates = []
@@ -163,7 +163,7 @@ def _write_in_new_process(config: SynthConfig, n_samples: int, workers: int, fol
     cfg_path.write_text(config.to_json())
     try:
         env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}  # as the CLI
-        out = subprocess.run([sys.executable, "-m", "synth.bench", str(cfg_path), str(n_samples), str(workers),
+        out = subprocess.run([sys.executable, "-m", "relaxomap.synth.bench", str(cfg_path), str(n_samples), str(workers),
                               str(folder), "keep" if keep else "drop"], check=True, capture_output=True, text=True,
                              env=env)
     except subprocess.CalledProcessError as err:
@@ -174,10 +174,10 @@ def _write_in_new_process(config: SynthConfig, n_samples: int, workers: int, fol
 
 
 def _main(argv: list[str]) -> None:
-    """``python -m synth.bench CONFIG.json N WORKERS FOLDER keep|drop``: one write measurement, JSON on stdout."""
+    """``python -m relaxomap.synth.bench CONFIG.json N WORKERS FOLDER keep|drop``: one write measurement, JSON on stdout."""
     import json
 
-    from synth._alloc import prepare_generation_process
+    from relaxomap.synth._alloc import prepare_generation_process
 
     prepare_generation_process()  # as `relaxomap synth` does
     config = SynthConfig.from_json(Path(argv[0]).read_text())
@@ -193,7 +193,7 @@ def run_bench(config: SynthConfig, n_samples: int = 2048, n_samples_epg: int = 1
     dict with ``write`` (list of write results), ``read`` (list of read results), ``ratios``
     (``epg/closed`` at 1 worker, ``2w/1w`` per forward model) and the configuration used.
     """
-    from synth.store import parts_dir
+    from relaxomap.synth.store import parts_dir
 
     own = folder is None
     folder = Path(tempfile.mkdtemp(prefix="relaxomap-bench-")) if own else Path(folder)

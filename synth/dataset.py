@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from synth.store_format import check_store
+from relaxomap.synth.store_format import check_store
 
 __all__ = ["SynthDataset", "split_of", "split_key", "SPLITS"]
 
@@ -148,7 +148,7 @@ class SynthDataset(Dataset):
 
     def _file(self) -> Any:  # the ImageReader, opened once per process
         if self._h5 is None or self._pid != os.getpid():
-            from synth.store_format import ImageReader
+            from relaxomap.synth.store_format import ImageReader
 
             self._h5 = ImageReader(self.path)  # a view's samples straight from its part files
             self._pid = os.getpid()

@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from physics._checks import check_finite_range, check_int_range, check_sequence, config_from_dict
-from physics.protocol import Protocol, pack_protocols
-from synth.artefacts import ArtefactConfig, apply_artefacts, sample_artefacts
-from synth.maps import Maps
-from synth.normalize import normalize_intensity
-from synth.protocols import ROLES, ProtocolRanges, sample_protocols
-from synth.sources import SourceConfig, draw_subject
+from relaxomap.physics.checks import check_finite_range, check_int_range, check_sequence, config_from_dict
+from relaxomap.physics.protocol import Protocol, pack_protocols
+from relaxomap.synth.artefacts import ArtefactConfig, apply_artefacts, sample_artefacts
+from relaxomap.synth.maps import Maps
+from relaxomap.synth.normalize import normalize_intensity
+from relaxomap.synth.protocols import ROLES, ProtocolRanges, sample_protocols
+from relaxomap.synth.sources import SourceConfig, draw_subject
 
 __all__ = ["SynthConfig", "generate_subject", "render_signal", "derive_seed", "FORWARD_MODELS", "fit_to_size"]
 
@@ -190,7 +190,7 @@ def render_signal(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray, protocol
     -------
     (len(protocols), H, W) float32 signal [M0 units], 0 where pd = 0.
     """
-    from physics.signal import signal  # imported here so that importing synth does not compile kernels
+    from relaxomap.physics.signal import signal  # imported here so that importing synth does not compile kernels
 
     fg = np.flatnonzero(pd.ravel() > 0)
     out = np.zeros((len(protocols), pd.size), np.float32)
@@ -201,7 +201,7 @@ def render_signal(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray, protocol
             for c in range(len(protocols)):  # row by row: 3x faster than out[:, fg] = sig at 256 x 256
                 out[c, fg] = sig[c]
         else:
-            from physics.epg import epg_signal
+            from relaxomap.physics.epg import epg_signal
 
             for c, prot in enumerate(protocols):
                 fn = epg_signal if prot.kind in _EPG_KINDS else signal

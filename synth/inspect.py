@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from physics.protocol import SEQUENCE_KINDS
-from synth.protocols import ROLES
-from synth.store import check_store
+from relaxomap.physics.protocol import SEQUENCE_KINDS
+from relaxomap.synth.protocols import ROLES
+from relaxomap.synth.store import check_store
 
 __all__ = ["summarize", "format_summary", "montage"]
 

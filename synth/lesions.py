@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from physics._checks import check_finite_range, check_range_pair, check_sequence, config_from_dict
-from physics.tissues import label_lookup
-from synth.fields import smooth_noise
-from synth.maps import Maps
-from synth.texture import TEXTURE_CLIP, from_rates, to_rates, truncated_normal
+from relaxomap.physics.checks import check_finite_range, check_range_pair, check_sequence, config_from_dict
+from relaxomap.physics.tissues import label_lookup
+from relaxomap.synth.fields import smooth_noise
+from relaxomap.synth.maps import Maps
+from relaxomap.synth.texture import TEXTURE_CLIP, from_rates, to_rates, truncated_normal
 
 __all__ = ["LesionConfig", "insert_lesions"]
 

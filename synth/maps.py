@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from physics._checks import check_map_array
+from relaxomap.physics.checks import check_map_array
 
 __all__ = ["Maps"]
 

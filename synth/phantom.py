@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from physics._checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
-from physics.tissues import TISSUES
-from synth._phantom_kernel import (
+from relaxomap.physics.checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
+from relaxomap.physics.tissues import TISSUES
+from relaxomap.synth._phantom_kernel import (
     carve_fissures,
     canonical_frame,
     cerebrum_shell,
@@ -47,8 +47,8 @@ from synth._phantom_kernel import (
     sulcal_depth,
     sulcal_skip_mm,
 )
-from synth.fields import sample_trilinear, smooth_noise, smooth_noise_mm
-from synth.geometry import (
+from relaxomap.synth.fields import sample_trilinear, smooth_noise, smooth_noise_mm
+from relaxomap.synth.geometry import (
     CapsuleChain,
     CoordGrid,
     Ellipsoid,
@@ -61,9 +61,9 @@ from synth.geometry import (
     smoothstep,
     union_depth,
 )
-from synth.lesions import LesionConfig, insert_lesions
-from synth.maps import Maps
-from synth.texture import TEXTURE_CLIP, draw_tissue_values, mix_fractions, scaled_from_rates, smooth_factors
+from relaxomap.synth.lesions import LesionConfig, insert_lesions
+from relaxomap.synth.maps import Maps
+from relaxomap.synth.texture import TEXTURE_CLIP, draw_tissue_values, mix_fractions, scaled_from_rates, smooth_factors
 
 __all__ = ["PhantomConfig", "make_phantom", "PHANTOM_LABELS"]
 

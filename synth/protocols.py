@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from physics._checks import check_finite_range, check_range_pair, config_from_dict
-from physics.protocol import Protocol
-from physics.tissues import tissue_values
+from relaxomap.physics.checks import check_finite_range, check_range_pair, config_from_dict
+from relaxomap.physics.protocol import Protocol
+from relaxomap.physics.tissues import tissue_values
 
 __all__ = [
     "ROLES",

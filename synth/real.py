@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from physics._checks import check_map_array
-from physics.tissues import BRAIN_LABELS
-from synth.maps import Maps
+from relaxomap.physics.checks import check_map_array
+from relaxomap.physics.tissues import BRAIN_LABELS
+from relaxomap.synth.maps import Maps
 
 __all__ = ["load_maps", "brainweb_paths", "subject_name", "BRAINWEB_SUBJECTS"]
 

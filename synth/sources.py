@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from physics._checks import check_bool, check_finite_range, config_from_dict
-from physics.tissues import TISSUES
-from synth.augment import AugmentConfig, augment_maps, perturb_tissues, tissue_references
-from synth.lesions import LesionConfig, insert_lesions
-from synth.maps import Maps
-from synth.phantom import PhantomConfig, make_phantom
-from synth.real import load_maps, subject_name
+from relaxomap.physics.checks import check_bool, check_finite_range, config_from_dict
+from relaxomap.physics.tissues import TISSUES
+from relaxomap.synth.augment import AugmentConfig, augment_maps, perturb_tissues, tissue_references
+from relaxomap.synth.lesions import LesionConfig, insert_lesions
+from relaxomap.synth.maps import Maps
+from relaxomap.synth.phantom import PhantomConfig, make_phantom
+from relaxomap.synth.real import load_maps, subject_name
 
 __all__ = ["SOURCE_KINDS", "SourceConfig", "draw_subject", "anatomy_id", "load_cached"]
 

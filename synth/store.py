@@ -43,10 +43,10 @@ from typing import Any, Callable
 import h5py
 import numpy as np
 
-from physics.protocol import PACK_COLUMNS
-from synth.generate import SynthConfig, generate_subject
-from synth.protocols import ROLES
-from synth.store_format import (
+from relaxomap.physics.protocol import PACK_COLUMNS
+from relaxomap.synth.generate import SynthConfig, generate_subject
+from relaxomap.synth.protocols import ROLES
+from relaxomap.synth.store_format import (
     IMAGE_FIELDS,
     SCHEMA_VERSION,
     UNITS,
@@ -57,6 +57,7 @@ from synth.store_format import (
     store_bytes,
     store_fields,
 )
+from relaxomap import __version__
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -156,14 +157,6 @@ class WriteReport:
     seconds: float
 
 
-def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("relaxomap")
-    except PackageNotFoundError:
-        return "0+unknown"
-
 
 def _manifest(config: SynthConfig, layout: Layout) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "config": config.to_dict(), **dataclasses.asdict(layout)}
@@ -176,7 +169,7 @@ def _write_attrs(f: h5py.File, config_json: str, n: int, complete: bool) -> None
     f.attrs["contrasts"] = json.dumps(list(ROLES))
     f.attrs["protocol_columns"] = json.dumps(list(PACK_COLUMNS))
     f.attrs["config"] = config_json
-    f.attrs["package_version"] = _package_version()
+    f.attrs["package_version"] = __version__
     f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     f.attrs["complete"] = complete
 
@@ -320,7 +313,7 @@ def _init_worker(q: Any, n_threads: int) -> None:
     _QUEUE = q
     import numba
 
-    from synth._alloc import prepare_generation_process
+    from relaxomap.synth._alloc import prepare_generation_process
 
     prepare_generation_process()  # a worker process only generates (synth._alloc)
 

@@ -43,8 +43,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from physics.protocol import PACK_COLUMNS
-from synth.protocols import ROLES
+from relaxomap.physics.protocol import PACK_COLUMNS
+from relaxomap.synth.protocols import ROLES
 
 __all__ = ["SCHEMA_VERSION", "UNITS", "IMAGE_FIELDS", "store_fields", "parts_dir", "is_view", "store_bytes",
            "ImageReader", "check_store"]

@@ -23,8 +23,8 @@ import math
 import numba
 import numpy as np
 
-from physics.tissues import label_lookup
-from synth.fields import smooth_noise_mm
+from relaxomap.physics.tissues import label_lookup
+from relaxomap.synth.fields import smooth_noise_mm
 
 __all__ = [
     "truncated_normal",

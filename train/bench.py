@@ -21,13 +21,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from model.config import ModelConfig
-from model.unet import build_model, count_parameters
-from physics.protocol import PRESETS, pack_protocols
-from physics.signal import signal_packed_torch
-from physics.tissues import label_lookup
-from train.distributed import resolve_device
-from train.losses import LossConfig, total_loss
+from relaxomap.model.config import ModelConfig
+from relaxomap.model.unet import build_model, count_parameters
+from relaxomap.physics.protocol import PRESETS, pack_protocols
+from relaxomap.physics.signal import signal_packed_torch
+from relaxomap.physics.tissues import label_lookup
+from relaxomap.train.distributed import resolve_device
+from relaxomap.train.losses import LossConfig, total_loss
 
 __all__ = ["synthetic_batch", "bench_train", "BASELINE_ARCH"]
 

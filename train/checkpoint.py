@@ -34,6 +34,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from relaxomap import __version__
+
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
@@ -51,15 +53,6 @@ FORMAT = "relaxomap-checkpoint"
 FORMAT_VERSION = 1
 _STATE_KEYS = ("model", "ema", "optimizer", "scaler", "rng")
 
-
-def package_version() -> str:
-    """Installed relaxomap version (``0+unknown`` from an uninstalled source tree)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("relaxomap")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def _as_dict(config: Any) -> dict[str, Any] | None:
@@ -114,7 +107,7 @@ def save_checkpoint(
     checkpoint = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "package_version": package_version(),
+        "package_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model_config": _as_dict(model_config),
         "train_config": _as_dict(train_config),
@@ -223,7 +216,7 @@ def load_checkpoint(
     version = ckpt.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
-            f"checkpoint {path} has format_version {version!r}; this relaxomap ({package_version()}) reads "
+            f"checkpoint {path} has format_version {version!r}; this relaxomap ({__version__}) reads "
             f"versions <= {FORMAT_VERSION}"
         )
     if expected_model_config is not None:
@@ -264,8 +257,8 @@ def load_model(
         ``store_config`` there), ``meta["relaxomap_version"]`` (= ``package_version``) and
         ``meta["weights"]`` = ``"ema"`` or ``"model"``.
     """
-    from model.config import ModelConfig
-    from model.unet import build_model
+    from relaxomap.model.config import ModelConfig
+    from relaxomap.model.unet import build_model
 
     ckpt = load_checkpoint(path)
     try:

@@ -15,29 +15,22 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click  # noqa: E402
 
+from relaxomap import __version__  # noqa: E402
+
 __all__ = ["main", "bench"]
 
 _COMMAND_MODULES = (
-    "train.cli_physics",
-    "train.cli_synth",
-    "train.cli_train",
-    "train.cli_evaluate",
-    "train.cli_predict",
-    "train.cli_experiment",
+    "relaxomap.train.cli_physics",
+    "relaxomap.train.cli_synth",
+    "relaxomap.train.cli_train",
+    "relaxomap.train.cli_evaluate",
+    "relaxomap.train.cli_predict",
+    "relaxomap.train.cli_experiment",
 )
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("relaxomap")
-    except PackageNotFoundError:  # running from a source tree that was not installed
-        return "0+unknown"
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), prog_name="relaxomap")
+@click.version_option(__version__, prog_name="relaxomap")
 def main() -> None:
     """relaxomap: T1, T2 and PD maps from clinical T1w / T2w / T2-FLAIR MRI and their TR/TE/TI."""
 

@@ -42,7 +42,7 @@ def register(main: click.Group, bench: click.Group) -> None:
                      max_samples: int | None, split: str, batch: int, device: str, examples: int, overwrite: bool,
                      quiet: bool) -> None:
         """Evaluate T1/T2/PD predictions against the ground truth of synth stores (PSNR, SSIM, MAE, MPE)."""
-        from train.evaluate import NLLS_NAME, format_main_table, run_evaluate
+        from relaxomap.train.evaluate import NLLS_NAME, format_main_table, run_evaluate
 
         specs: list[str] = list(models) + ([NLLS_NAME] if nlls else [])
         if not specs:

@@ -53,8 +53,8 @@ def register(main: click.Group, bench: click.Group) -> None:
                      resume: bool) -> None:
         from pathlib import Path
 
-        from train.experiment import run_experiment
-        from train.experiment_config import ExperimentConfig
+        from relaxomap.train.experiment import run_experiment
+        from relaxomap.train.experiment_config import ExperimentConfig
 
         config = ExperimentConfig.quick() if quick else ExperimentConfig()
         if steps is not None:

@@ -55,8 +55,8 @@ def build_protocols(presets: tuple[str, ...] = (), *, kind: str | None = None, f
     ------
     click.BadParameter naming the flag (``--preset``, ``--tr``, ...), click.UsageError for timing without --kind.
     """
-    from physics.fidelity import DEFAULT_PRESETS
-    from physics.protocol import PRESETS, Protocol
+    from relaxomap.physics.fidelity import DEFAULT_PRESETS
+    from relaxomap.physics.protocol import PRESETS, Protocol
 
     field_default = {f.name: f.default for f in dataclasses.fields(Protocol)}["field_t"]
     field_t = field_default if field is None else float(field)
@@ -212,7 +212,7 @@ def fidelity_command(presets: tuple[str, ...], kind: str | None, field: float | 
     """How far the closed-form signal equations are from EPG and Bloch simulations, per contrast and tissue."""
     import inspect
 
-    from physics.fidelity import fidelity
+    from relaxomap.physics.fidelity import fidelity
 
     protocols = build_protocols(presets, kind=kind, field=field, **timing)
     defaults = {k: v.default for k, v in inspect.signature(fidelity).parameters.items()}
@@ -254,7 +254,7 @@ def register(main: click.Group, bench: click.Group) -> None:
 def bench_physics_command(voxels: int | None, epg_voxels: int | None, repeats: int | None,
                           json_path: str | None) -> None:
     """Closed-form renderer and EPG throughput, as ratios to NumPy measured in the same run."""
-    from physics.bench import bench_closed_form, bench_epg
+    from relaxomap.physics.bench import bench_closed_form, bench_epg
 
     kw = {} if repeats is None else {"repeats": repeats}
     closed = bench_closed_form(**({"n_vox": voxels} if voxels else {}), **kw)

@@ -75,7 +75,7 @@ def register(main: click.Group, bench: click.Group) -> None:
         Sequence parameters come from BIDS sidecars (seconds) next to NIfTI files, from DICOM headers (ms),
         or from the --<contrast>-tr/-te/-ti flags (ms), which override both.
         """
-        from train.predict import MAP_FILES, run_predict
+        from relaxomap.train.predict import MAP_FILES, run_predict
 
         flags = {c: {key: params[f"{c}_{flag}"] for flag, key, _ in _FIELDS} for c in _CONTRASTS}
         prov = run_predict({"t1w": t1w, "t2w": t2w, "flair": flair}, out_dir, model_path=model_path,
@@ -110,7 +110,7 @@ def register(main: click.Group, bench: click.Group) -> None:
                    etl: int | None, esp_ms: float | None, flip_deg: float | None, refocus_deg: float | None,
                    preset_name: str | None, out_path: str, signal_model: str) -> None:
         """Synthesise an MR image from T1 / T2 / PD maps at any protocol."""
-        from train.render import build_protocol, run_render
+        from relaxomap.train.render import build_protocol, run_render
 
         protocol = build_protocol(seq, tr_ms=tr_ms, te_ms=te_ms, ti_ms=ti_ms, etl=etl, esp_ms=esp_ms,
                                   flip_deg=flip_deg, refocus_deg=refocus_deg, preset_name=preset_name)
@@ -131,7 +131,7 @@ def register(main: click.Group, bench: click.Group) -> None:
     @_user_errors
     def demo_cmd(out_dir: str, seed: int, model_path: str | None, device: str, overwrite: bool) -> None:
         """Simulate a held-out case, predict its maps from the written files, report metrics and a figure."""
-        from train.demo import format_table, run_demo
+        from relaxomap.train.demo import format_table, run_demo
 
         report = run_demo(out_dir, seed=seed, model_path=model_path, device=device, overwrite=overwrite)
         _print_warnings(report["warnings"])

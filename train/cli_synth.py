@@ -26,7 +26,7 @@ def build_synth_config(config_file: str | None = None, *, seed: int | None = Non
     ------
     click.UsageError : unreadable or invalid configuration (the message names the file and field).
     """
-    from synth.generate import SynthConfig
+    from relaxomap.synth.generate import SynthConfig
 
     base: dict[str, Any] = {}
     if config_file is not None:
@@ -119,14 +119,14 @@ def synth_group(ctx: click.Context, out: str | None, n_samples: int | None, conf
                                 healthy_only=healthy_only, size=size, slices=slices)
     from tqdm import tqdm
 
-    from synth._alloc import prepare_generation_process
-    from synth.store import write_store
+    from relaxomap.synth._alloc import prepare_generation_process
+    from relaxomap.synth.store import write_store
 
     prepare_generation_process()  # this process only generates (synth._alloc)
     t0 = time.perf_counter()
     total = n_samples
     if shard_t is not None:  # this shard's share of the samples
-        from synth.store import Layout, default_part_subjects
+        from relaxomap.synth.store import Layout, default_part_subjects
 
         ps = part_subjects or default_part_subjects(config)
         layout = Layout(n_samples, config.slices_per_subject, ps)
@@ -157,7 +157,7 @@ def synth_group(ctx: click.Context, out: str | None, n_samples: int | None, conf
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Save the summary as JSON.")
 def inspect_command(store: str, png: str | None, samples: int, seed: int, json_path: str | None) -> None:
     """Check a store against the schema; print counts and parameter ranges; optionally a PNG montage."""
-    from synth.inspect import format_summary, montage, summarize
+    from relaxomap.synth.inspect import format_summary, montage, summarize
 
     try:
         summary = summarize(store, seed=seed)
@@ -179,7 +179,7 @@ def merge_command(store: str, self_contained: bool) -> None:
 
     By default STORE is a view (HDF5 virtual datasets) over STORE.parts/, which must stay beside it.
     """
-    from synth.store import merge_parts, store_bytes
+    from relaxomap.synth.store import merge_parts, store_bytes
 
     try:
         path = merge_parts(store, self_contained=self_contained)
@@ -202,8 +202,8 @@ def merge_command(store: str, self_contained: bool) -> None:
 def bench_synth_command(n_samples: int, n_epg: int, size: int | None, config_file: str | None,
                         folder: str | None, json_path: str | None) -> None:
     """Samples/s into HDF5 (closed form, EPG; 1 and 2 workers) and Dataset reads; ratios between them."""
-    from synth._alloc import prepare_generation_process
-    from synth.bench import run_bench
+    from relaxomap.synth._alloc import prepare_generation_process
+    from relaxomap.synth.bench import run_bench
 
     prepare_generation_process()  # as `relaxomap synth` does (synth._alloc)
     config = build_synth_config(config_file, size=size)

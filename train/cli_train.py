@@ -30,7 +30,7 @@ def build_train_config(*, config_file: str | None = None, resume: bool = False, 
     ------
     click.UsageError : no store anywhere, or an unreadable / invalid configuration (the message names it).
     """
-    from train.train_config import TrainConfig
+    from relaxomap.train.train_config import TrainConfig
 
     base: dict[str, Any] = {}
     source = None
@@ -86,9 +86,9 @@ def build_train_config(*, config_file: str | None = None, resume: bool = False, 
 def train_command(resume: bool, config_file: str | None, stop_after: int | None, **options: Any) -> None:
     """Train a network on a synthetic store; writes config.json, last.pt, best.pt and metrics.jsonl to --out.
 
-    Several GPUs or nodes: torchrun --nproc_per_node N -m train.cli train ...
+    Several GPUs or nodes: torchrun --nproc_per_node N -m relaxomap.train.cli train ...
     """
-    from train.trainer import train
+    from relaxomap.train.trainer import train
 
     config = build_train_config(config_file=config_file, resume=resume, **options)
     try:
@@ -122,7 +122,7 @@ def train_command(resume: bool, config_file: str | None, stop_after: int | None,
 def bench_train_command(device: str, batch_size: int, patch: int, slice_size: int, repeats: int, warmup: int,
                         threads: int | None, no_amp: bool, json_path: str | None) -> None:
     """Training samples/s (patches and whole slices) and inference ms/slice: pe-unet beside the plain U-Net."""
-    from train.bench import bench_train
+    from relaxomap.train.bench import bench_train
 
     try:
         res = bench_train(device=device, batch_size=batch_size, patch=patch, slice_size=slice_size,
@@ -163,7 +163,7 @@ def register(main: click.Group, bench: click.Group) -> None:
 @click.option("--half", is_flag=True, help="Store weights as float16 (half the size).")
 def export_command(src: str, dst: str, raw_weights: bool, half: bool) -> None:
     """Slim inference checkpoint: one set of weights plus configs and training ranges, no optimiser state."""
-    from train.checkpoint import export_for_inference
+    from relaxomap.train.checkpoint import export_for_inference
 
     try:
         path = export_for_inference(src, dst, use_ema=not raw_weights, half=half)

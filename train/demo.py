@@ -24,9 +24,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from train.io_nifti import check_output_dir, save_nifti, write_json
-from train.predict import MAP_FILES, MAP_KEYS, axial_to_image, load_predictor, resolve_device, run_predict
-from train.sidecar import CONTRAST_LABELS, CONTRASTS, bids_sidecar_dict, training_ranges
+from relaxomap.train.io_nifti import check_output_dir, save_nifti, write_json
+from relaxomap.train.predict import MAP_FILES, MAP_KEYS, axial_to_image, load_predictor, resolve_device, run_predict
+from relaxomap.train.sidecar import CONTRAST_LABELS, CONTRASTS, bids_sidecar_dict, training_ranges
 
 __all__ = ["DEMO_ENTROPY", "demo_source", "make_case", "run_demo", "format_table"]
 
@@ -44,9 +44,9 @@ def demo_source(n_slices: int = 20, field_t: float = 3.0) -> Any:
     ventricles (slab centre 5-20 mm above the brain centre), always with MS plaques and a tumour."""
     import dataclasses
 
-    from synth.lesions import LesionConfig
-    from synth.phantom import PhantomConfig
-    from synth.sources import SourceConfig
+    from relaxomap.synth.lesions import LesionConfig
+    from relaxomap.synth.phantom import PhantomConfig
+    from relaxomap.synth.sources import SourceConfig
 
     lesions = dataclasses.replace(LesionConfig(), p_ms=1.0, p_tumour=1.0)
     phantom = PhantomConfig(shape=(224, 256, int(n_slices)), slab_center_mm=(5.0, 20.0))
@@ -77,9 +77,9 @@ def make_case(seed: int = 0, *, n_slices: int = 20, snr: float | None = None, ra
     dict with ``maps`` (:class:`synth.maps.Maps`, (X, Y, Z)), ``images`` {contrast: (X, Y, Z) float32},
     ``protocols`` {contrast: Protocol}, ``snr`` {contrast: float}, ``affine`` (4, 4), ``seed``.
     """
-    from synth.generate import derive_seed, render_signal
-    from synth.protocols import ProtocolRanges, sample_protocols
-    from synth.sources import draw_subject
+    from relaxomap.synth.generate import derive_seed, render_signal
+    from relaxomap.synth.protocols import ProtocolRanges, sample_protocols
+    from relaxomap.synth.sources import draw_subject
 
     maps = draw_subject(demo_source(n_slices, field_t), derive_seed(DEMO_ENTROPY, 0, seed))
     if not maps.mask.any():
@@ -97,7 +97,7 @@ def make_case(seed: int = 0, *, n_slices: int = 20, snr: float | None = None, ra
 
 
 def _metrics(pred: Mapping[str, np.ndarray], maps: Any) -> dict[str, Any]:
-    from train.metrics import MetricAccumulator
+    from relaxomap.train.metrics import MetricAccumulator
 
     acc = MetricAccumulator()
     truth = maps.stack()  # (3, X, Y, Z)
@@ -186,7 +186,7 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, model_path: str | Path | Non
     ValueError
         If ``out_dir`` is not empty and ``overwrite`` is False.
     """
-    from train.brainmask import auto_brain_mask
+    from relaxomap.train.brainmask import auto_brain_mask
 
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -265,7 +265,7 @@ def _store_config(meta: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _protocol_ranges(meta: Mapping[str, Any]) -> Any:
     """The checkpoint's training ProtocolRanges when recorded, else None (the defaults)."""
-    from synth.protocols import ProtocolRanges
+    from relaxomap.synth.protocols import ProtocolRanges
 
     pr = (meta.get("extra") or {}).get("protocol_ranges") or _store_config(meta).get("protocols")
     return ProtocolRanges.from_dict(dict(pr)) if pr else None

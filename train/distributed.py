@@ -1,7 +1,7 @@
 """Multi-process training helpers: process-group setup from torchrun's environment, device choice and a
 resumable, rank-aware batch sampler.
 
-Launch on several GPUs (or CPU processes) with ``torchrun --nproc_per_node N -m train.cli train ...``;
+Launch on several GPUs (or CPU processes) with ``torchrun --nproc_per_node N -m relaxomap.train.cli train ...``;
 torchrun sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``, and
 :func:`init_distributed` joins the group (NCCL on CUDA, gloo otherwise). A plain ``relaxomap train`` runs
 as a single process with rank 0.

@@ -35,8 +35,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from physics.protocol import SEQUENCE_KINDS
-from train.metrics import (
+from relaxomap.physics.protocol import SEQUENCE_KINDS
+from relaxomap.train.metrics import (
     CSF_LABEL,
     MAP_NAMES,
     MetricAccumulator,
@@ -45,7 +45,8 @@ from train.metrics import (
     psnr,
     ssim,
 )
-from train.report import format_main_table, format_tissue_table, json_safe, write_outputs
+from relaxomap.train.report import format_main_table, format_tissue_table, json_safe, write_outputs
+from relaxomap import __version__
 
 __all__ = [
     "NLLS_NAME",
@@ -181,7 +182,7 @@ def _sample_meta(f: Any, i: int) -> dict[str, Any]:
 def _load_models(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike], device: Any
                  ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """``{name: net or NLLS_NAME}`` and ``{name: info}``; a sequence gets names from :func:`model_names`."""
-    from train.predict import load_predictor
+    from relaxomap.train.predict import load_predictor
 
     if isinstance(models, Mapping):
         items = [(str(k), v) for k, v in models.items()]
@@ -250,9 +251,9 @@ def evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLik
     import torch
     from tqdm import tqdm
 
-    from synth.dataset import SynthDataset
-    from train.nlls import NLLSConfig, fit_slice
-    from train.predict import resolve_device
+    from relaxomap.synth.dataset import SynthDataset
+    from relaxomap.train.nlls import NLLSConfig, fit_slice
+    from relaxomap.train.predict import resolve_device
 
     if split not in SPLIT_CHOICES:
         raise ValueError(f"split must be one of {list(SPLIT_CHOICES)}; got {split!r}")
@@ -269,7 +270,7 @@ def evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLik
     results: dict[str, Any] = {
         "format": "relaxomap-evaluation", "format_version": 1,
         "meta": {"split": split, "max_samples": max_samples, "device": str(dev), "batch": int(batch),
-                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "package_version": _version()},
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "package_version": __version__},
         "models": infos, "scenarios": {}, "samples": {}, "curves": {},
     }
     examples: dict[str, list[dict[str, Any]]] = {}
@@ -361,11 +362,6 @@ def evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLik
     return Evaluation(results=json_safe(results), examples=examples)
 
 
-def _version() -> str:
-    from train.checkpoint import package_version
-
-    return package_version()
-
 
 # ------------------------------------------------------------------------------------------------ curves
 def _x_values(rec: dict[str, Any]) -> dict[str, float]:
@@ -431,7 +427,7 @@ def run_evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.Pat
                  stores: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, overwrite: bool = False,
                  **kwargs: Any) -> Evaluation:
     """:func:`evaluate` then :func:`write_outputs` (the ``relaxomap evaluate`` pipeline)."""
-    from train.predict import check_output_dir
+    from relaxomap.train.predict import check_output_dir
 
     check_output_dir(out_dir, overwrite)  # fail before hours of evaluation, not after
     ev = evaluate(models, stores, **kwargs)

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from train.experiment_config import (
+from relaxomap.train.experiment_config import (
     NLLS,
     VARIANTS,
     ExperimentConfig,
@@ -42,13 +42,13 @@ from train.experiment_config import (
     training_synth_config,
     variant_train_config,
 )
-from train.experiment_page import atomic_write_text, build_report, write_report
+from relaxomap.train.experiment_page import atomic_write_text, build_report, write_report
 
 __all__ = ["run_experiment"]
 
 def _check_folder(out: Path, config: ExperimentConfig, resume: bool) -> None:
     """Refuse a non-empty ``out`` without ``resume``, and a resume with another configuration."""
-    from train.checkpoint import config_differences
+    from relaxomap.train.checkpoint import config_differences
 
     marker = out / "experiment.json"
     if out.exists() and not out.is_dir():
@@ -109,9 +109,9 @@ def _run_stages(config: ExperimentConfig, out: Path, results: Path, device: str,
                 echo: Callable[[str], None], command: str) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    from synth.store import default_part_subjects, write_store
-    from train.evaluate import run_evaluate
-    from train.trainer import train
+    from relaxomap.synth.store import default_part_subjects, write_store
+    from relaxomap.train.evaluate import run_evaluate
+    from relaxomap.train.trainer import train
 
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -204,7 +204,7 @@ def _run_stages(config: ExperimentConfig, out: Path, results: Path, device: str,
 def _evaluation_current(path: Path, models: Mapping[str, str]) -> bool:
     """True if ``path`` (an evaluation's results.json) exists and evaluated exactly ``models``, each checkpoint
     with its present content (SHA-256), so a retrained variant is never reported with stale numbers."""
-    from train.predict import sha256_file
+    from relaxomap.train.predict import sha256_file
 
     if not path.is_file():
         return False

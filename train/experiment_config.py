@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.config import ModelConfig
-from physics._checks import check_finite_range, check_int_range, check_sequence, config_from_dict
+from relaxomap.model.config import ModelConfig
+from relaxomap.physics.checks import check_finite_range, check_int_range, check_sequence, config_from_dict
 
 __all__ = [
     "ExperimentConfig", "Variant", "Scenario", "VARIANTS", "REFERENCE", "NLLS", "REPO_ROOT", "resolve_data_path",
@@ -217,7 +217,7 @@ def training_synth_config(config: ExperimentConfig) -> tuple[Any, str]:
     protocol ranges, FLAIR missing in 10 %) with ``healthy_only=True``; heads: phantoms plus augmented colin27
     (``kind="mixed"``) when ``config.colin27`` exists, else phantoms only.
     """
-    from synth.generate import SynthConfig
+    from relaxomap.synth.generate import SynthConfig
 
     base = SynthConfig.from_dict(_read_json(_SYNTH_TRAIN_JSON, "training recipe"))
     src = base.source
@@ -246,8 +246,8 @@ def scenarios(config: ExperimentConfig, train_synth: Any) -> list[Scenario]:
     All are healthy phantoms at the training protocols, SNR and fields (the internal test) except for the one
     factor each scenario changes.
     """
-    from synth.artefacts import ArtefactConfig
-    from synth.protocols import ProtocolRanges
+    from relaxomap.synth.artefacts import ArtefactConfig
+    from relaxomap.synth.protocols import ProtocolRanges
 
     src = dataclasses.replace(train_synth.source, kind="phantom", paths=())
     test = train_synth.replace(source=src, slices_per_subject=config.scenario_slices_per_subject,
@@ -285,8 +285,8 @@ def variant_train_config(config: ExperimentConfig, variant: Variant, store: Path
                          device: str = "auto", progress: bool = True) -> Any:
     """The :class:`train.trainer.TrainConfig` of one variant: only ``model.arch`` and the physics weight differ
     between variants."""
-    from train.losses import LossConfig
-    from train.train_config import TrainConfig
+    from relaxomap.train.losses import LossConfig
+    from relaxomap.train.train_config import TrainConfig
 
     return TrainConfig(
         store=str(store), val_store=str(val_store), model=dataclasses.replace(config.model, arch=variant.arch),

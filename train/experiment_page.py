@@ -13,8 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from train.experiment_config import NLLS, REFERENCE, VARIANTS, ExperimentConfig, Scenario
-from train.experiment_stats import (
+from relaxomap.train.experiment_config import NLLS, REFERENCE, VARIANTS, ExperimentConfig, Scenario
+from relaxomap.train.experiment_stats import (
     MAP_LABEL,
     PAIRED_METRICS,
     RECORD_METRICS,
@@ -26,8 +26,8 @@ from train.experiment_stats import (
     paired_values,
     subject_summary,
 )
-from train.metrics import MAP_NAMES
-from train.report import json_safe
+from relaxomap.train.metrics import MAP_NAMES
+from relaxomap.train.report import json_safe
 
 __all__ = ["build_report", "render_page", "write_report", "copy_figures", "atomic_write_text"]
 
@@ -86,7 +86,7 @@ def build_report(config: ExperimentConfig, scens: Sequence[Scenario], summaries:
                  stages: Mapping[str, Any], device: str, estimate: Mapping[str, float], seconds: float,
                  command: str = "") -> dict[str, Any]:
     """The JSON-able report: configuration, variants, per-scenario summaries, paired tests, targets, timing."""
-    from train.checkpoint import package_version
+    from relaxomap import __version__
 
     variants = {}
     for v in VARIANTS:
@@ -133,7 +133,7 @@ def build_report(config: ExperimentConfig, scens: Sequence[Scenario], summaries:
                                       for k in PAIRED_METRICS} for mp in MAP_NAMES}
     report = {
         "format": "relaxomap-ablation", "format_version": 1,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "package_version": package_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "package_version": __version__,
         "command": command, "device": device, "config": config.to_dict(), "training_source": source_note,
         "seeds": {"train": config.synth_seed, "val": config.synth_seed + 1, "training": config.seed},
         "reference": REFERENCE, "variants": variants, "scenarios": scen_out, "paired_tests": tests,
@@ -229,7 +229,7 @@ def _names(report: Mapping[str, Any]) -> dict[str, str]:
 
 def _scenario_section(name: str, s: Mapping[str, Any], names: Mapping[str, str], figures: Sequence[str],
                       fig_dir: str) -> list[str]:
-    from train.report import format_tissue_table
+    from relaxomap.train.report import format_tissue_table
 
     out = [f"### `{name}`", "", s["description"] + ".", ""]
     if "summary" not in s:
@@ -403,7 +403,7 @@ def write_report(report: Mapping[str, Any], results: str | os.PathLike,
     Each is replaced atomically (the figures folder by renaming a complete temporary one), figures first so
     the page never links to a missing file.
     """
-    from train.io_nifti import atomic_output_dir
+    from relaxomap.train.io_nifti import atomic_output_dir
 
     results = Path(results)
     fig_dir = results.with_name(f"{results.stem}_figures")

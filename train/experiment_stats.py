@@ -12,8 +12,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from train.experiment_config import REFERENCE
-from train.metrics import MAP_NAMES
+from relaxomap.train.experiment_config import REFERENCE
+from relaxomap.train.metrics import MAP_NAMES
 
 __all__ = ["RECORD_METRICS", "PAIRED_METRICS", "subject_summary", "paired_values", "paired_test", "check_targets",
            "TARGET_PSNR_DB", "TARGET_SSIM", "TARGET_LESION_MPE_PCT", "TARGET_OOR_GAIN_DB", "MAP_LABEL",

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from train.io_nifti import Volume, check_volume
-from train.sidecar import FileParams, ParamValue, inversion_hint
+from relaxomap.train.io_nifti import Volume, check_volume
+from relaxomap.train.sidecar import FileParams, ParamValue, inversion_hint
 
 __all__ = ["load_dicom_series", "dicom_params", "LPS_TO_RAS"]
 

@@ -35,10 +35,10 @@ from typing import Any, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from model.unet import to_normalised
-from physics._checks import check_finite_range, check_sequence, config_from_dict
-from physics.protocol import PACK_COLUMNS, PRESETS
-from physics.signal import signal_packed_torch
+from relaxomap.model.unet import to_normalised
+from relaxomap.physics.checks import check_finite_range, check_sequence, config_from_dict
+from relaxomap.physics.protocol import PACK_COLUMNS, PRESETS
+from relaxomap.physics.signal import signal_packed_torch
 
 __all__ = [
     "SSIM_DATA_RANGE",

@@ -32,7 +32,7 @@ from typing import Any, Iterable
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from physics.tissues import LESION_LABELS
+from relaxomap.physics.tissues import LESION_LABELS
 
 __all__ = [
     "MAP_NAMES",

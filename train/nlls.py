@@ -51,9 +51,9 @@ from typing import Sequence
 
 import numpy as np
 
-from physics.protocol import PACK_COLUMNS, SEQUENCE_KINDS, Protocol
-from physics.signal import signal_reference
-from physics.tissues import tissue_values
+from relaxomap.physics.protocol import PACK_COLUMNS, SEQUENCE_KINDS, Protocol
+from relaxomap.physics.signal import signal_reference
+from relaxomap.physics.tissues import tissue_values
 
 __all__ = [
     "NLLSConfig",

@@ -24,9 +24,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from synth.normalize import normalize_intensity
-from train.brainmask import auto_brain_mask
-from train.io_nifti import (
+from relaxomap.synth.normalize import normalize_intensity
+from relaxomap.train.brainmask import auto_brain_mask
+from relaxomap.train.io_nifti import (
     Volume,
     atomic_output_dir,
     check_output_dir,
@@ -35,8 +35,8 @@ from train.io_nifti import (
     voxel_sizes_mm,
     write_json,
 )
-from train.resample import from_ras, resample_to_grid, same_grid, to_ras
-from train.sidecar import (
+from relaxomap.train.resample import from_ras, resample_to_grid, same_grid, to_ras
+from relaxomap.train.sidecar import (
     CONTRAST_LABELS,
     CONTRASTS,
     PARAM_FIELDS,
@@ -47,6 +47,7 @@ from train.sidecar import (
     sidecar_path,
     training_ranges,
 )
+from relaxomap import __version__
 
 __all__ = [
     "MAP_KEYS",
@@ -221,7 +222,7 @@ def load_contrast(path: str | Path, contrast: str) -> Volume:
     what = f"{CONTRAST_LABELS[contrast]} image"
     p = Path(path)
     if p.is_dir():
-        from train.io_dicom import load_dicom_series
+        from relaxomap.train.io_dicom import load_dicom_series
 
         vol = load_dicom_series(p, what)
         vol.metadata["format"] = "dicom"
@@ -268,7 +269,7 @@ def load_predictor(model_path: str | Path | None, device: Any) -> tuple[Any, Any
     FileNotFoundError
         If the checkpoint does not exist, saying how to train one.
     """
-    from train.checkpoint import load_model
+    from relaxomap.train.checkpoint import load_model
 
     path = Path(model_path) if model_path is not None else DEFAULT_MODEL
     if not path.is_file():
@@ -311,14 +312,6 @@ def voxel_warning(voxel_mm: Sequence[float], train_mm: float, ratio: float = 1.5
                 f"~{train_mm:.3g} mm in-plane"]
     return []
 
-
-def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("relaxomap")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
@@ -428,7 +421,7 @@ def run_predict(
     maps = {k: np.ascontiguousarray(from_ras(v, ornt)) for k, v in maps_ras.items()}
 
     provenance: dict[str, Any] = {
-        "relaxomap_version": _package_version(),
+        "relaxomap_version": __version__,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv) if sys.argv else "",
         "model": model_info,

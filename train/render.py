@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from physics.protocol import PRESETS, SEQUENCE_KINDS, Protocol, preset
-from train.io_nifti import load_nifti, nifti_stem, save_nifti, write_json
-from train.resample import same_grid
-from train.sidecar import bids_sidecar_dict
+from relaxomap.physics.protocol import PRESETS, SEQUENCE_KINDS, Protocol, preset
+from relaxomap.train.io_nifti import load_nifti, nifti_stem, save_nifti, write_json
+from relaxomap.train.resample import same_grid
+from relaxomap.train.sidecar import bids_sidecar_dict
 
 __all__ = ["SEQ_ALIASES", "SIGNAL_MODELS", "build_protocol", "load_maps", "render_volume", "run_render"]
 
@@ -130,7 +130,7 @@ def render_volume(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray, protocol
     -------
     (X, Y, Z) float32 image (PD-scaled, M0 = 1).
     """
-    from physics.signal import signal
+    from relaxomap.physics.signal import signal
 
     if model not in SIGNAL_MODELS:
         raise ValueError(f"--model must be one of {list(SIGNAL_MODELS)}; got {model!r}")
@@ -139,7 +139,7 @@ def render_volume(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray, protocol
         raise ValueError(f"maps must be three (X, Y, Z) arrays of one shape; got {t1.shape}, {t2.shape}, {p.shape}")
     use_epg = model == "epg" and protocol.kind in ("se", "tse", "ir_tse")
     if use_epg:
-        from physics.epg import epg_signal
+        from relaxomap.physics.epg import epg_signal
     out = np.empty(t1.shape, np.float32)
     for z0 in range(0, t1.shape[2], _SLAB):
         sl = np.s_[:, :, z0:z0 + _SLAB]

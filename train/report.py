@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from train.metrics import MAP_NAMES
+from relaxomap.train.metrics import MAP_NAMES
 
 if TYPE_CHECKING:  # annotation only: train.evaluate imports this module
-    from train.evaluate import Evaluation
+    from relaxomap.train.evaluate import Evaluation
 
 __all__ = ["format_main_table", "format_tissue_table", "write_outputs", "json_safe"]
 
@@ -140,8 +140,8 @@ def write_outputs(evaluation: Evaluation, out_dir: str | os.PathLike, *, overwri
 
     Returns the output folder.
     """
-    from train.figures import curves_png, montage_png
-    from train.predict import atomic_output_dir
+    from relaxomap.train.figures import curves_png, montage_png
+    from relaxomap.train.predict import atomic_output_dir
 
     res = evaluation.results
     figures: dict[str, list[str]] = {}

@@ -10,7 +10,7 @@ from itertools import product
 
 import numpy as np
 
-from train.io_nifti import voxel_sizes_mm
+from relaxomap.train.io_nifti import voxel_sizes_mm
 
 __all__ = ["grid_mismatch_mm", "same_grid", "resample_to_grid", "DEFAULT_TOL_VOX", "to_ras", "from_ras"]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from train.io_nifti import nifti_stem
+from relaxomap.train.io_nifti import nifti_stem
 
 __all__ = [
     "CONTRASTS",
@@ -291,8 +291,8 @@ def training_ranges(meta: Mapping[str, Any]) -> dict[str, dict[str, tuple[float,
     pr = next((p["protocol_ranges"] for p in places if p.get("protocol_ranges") is not None), None)
     if pr is None:
         return None
-    from synth.protocols import ProtocolRanges, csf_null_ti_ms
-    from physics.tissues import tissue_values
+    from relaxomap.synth.protocols import ProtocolRanges, csf_null_ti_ms
+    from relaxomap.physics.tissues import tissue_values
 
     ranges = pr if isinstance(pr, ProtocolRanges) else ProtocolRanges.from_dict(dict(pr))
     out: dict[str, dict[str, tuple[float, float]]] = {}

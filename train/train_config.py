@@ -13,9 +13,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from model.config import ModelConfig
-from physics._checks import check_bool, check_finite_range, check_int_range, config_from_dict
-from train.losses import LossConfig
+from relaxomap.model.config import ModelConfig
+from relaxomap.physics.checks import check_bool, check_finite_range, check_int_range, config_from_dict
+from relaxomap.train.losses import LossConfig
 
 __all__ = ["TrainConfig", "RESUME_MAY_CHANGE"]
 

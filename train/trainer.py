@@ -40,18 +40,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from model.unet import build_model, count_parameters, to_normalised
-from train.checkpoint import (
+from relaxomap.model.unet import build_model, count_parameters, to_normalised
+from relaxomap.train.checkpoint import (
     capture_rng_state,
     config_differences,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
-from train.distributed import DistContext, EpochBatchSampler, init_distributed, resolve_device, shutdown_distributed
-from train.losses import total_loss
-from train.schedule import loss_config_at, lr_at, physics_weight_at
-from train.train_config import RESUME_MAY_CHANGE, TrainConfig
+from relaxomap.train.distributed import DistContext, EpochBatchSampler, init_distributed, resolve_device, shutdown_distributed
+from relaxomap.train.losses import total_loss
+from relaxomap.train.schedule import loss_config_at, lr_at, physics_weight_at
+from relaxomap.train.train_config import RESUME_MAY_CHANGE, TrainConfig
 
 __all__ = ["TrainConfig", "RESUME_MAY_CHANGE", "train", "masked_l1_normalised", "SeededPatches", "EMA",
            "weights_digest"]
@@ -99,7 +99,7 @@ class SeededPatches(Dataset):
 
 def _open_datasets(config: TrainConfig) -> tuple[Dataset, Dataset, Any]:
     """(train slices, validation slices, store schema version) following the module docstring's rule."""
-    from synth.dataset import SynthDataset
+    from relaxomap.synth.dataset import SynthDataset
 
     if config.val_store is None:
         train_set = SynthDataset(config.store, split="train")

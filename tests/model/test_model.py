@@ -9,7 +9,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose
 
-from model import (
+from relaxomap.model import (
     ARCHS,
     MAP_FLOOR_MS,
     ModelConfig,

@@ -5,8 +5,8 @@ import json
 
 from click.testing import CliRunner
 
-from physics.bench import bench_closed_form, bench_epg
-from train.cli import main
+from relaxomap.physics.bench import bench_closed_form, bench_epg
+from relaxomap.train.cli import main
 
 
 def test_bench_closed_form_accuracy_and_keys() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from physics.bloch import (
+from relaxomap.physics.bloch import (
     bloch_echo_train,
     bloch_reference,
     bloch_run,
@@ -18,8 +18,8 @@ from physics.bloch import (
     rotation_matrix,
     shaped_pulse_affine,
 )
-from physics.protocol import PRESETS, Protocol
-from physics.rf import PulseShape, rect_shape, rf_spoil_phases_deg, sinc_shape
+from relaxomap.physics.protocol import PRESETS, Protocol
+from relaxomap.physics.rf import PulseShape, rect_shape, rf_spoil_phases_deg, sinc_shape
 
 # Brain-range tissues (WM, GM, CSF, fat, deep GM, lesion at 3 T) [ms]
 T1 = np.array([850.0, 1450.0, 4160.0, 380.0, 1200.0, 1300.0])
@@ -165,7 +165,7 @@ def test_cpmg_180_train_is_pure_t2_decay() -> None:
 @pytest.mark.parametrize("name", ["t2w_tse_3t", "flair_3t", "t1flair_1.5t"])
 @pytest.mark.parametrize("b1", [1.0, 0.85])
 def test_tse_150_refocusing_equals_epg(name: str, b1: float) -> None:
-    from physics.epg import epg_echo_train, epg_reference
+    from relaxomap.physics.epg import epg_echo_train, epg_reference
 
     p = PRESETS[name]
     assert p.refocus_deg == 150.0

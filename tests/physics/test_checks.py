@@ -1,4 +1,4 @@
-"""The shared input checks of physics/_checks.py: accepted values, returned types, messages, edge cases."""
+"""The shared input checks of physics/checks.py: accepted values, returned types, messages, edge cases."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from physics._checks import (
+from relaxomap.physics.checks import (
     check_bool,
     check_finite_range,
     check_int_range,

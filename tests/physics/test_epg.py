@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from physics.epg import EPG_KINDS, epg_echo_train, epg_numpy, epg_reference, epg_signal
-from physics.epg_dictionary import EPGDictionary
-from physics.protocol import PRESETS, Protocol, preset
+from relaxomap.physics.epg import EPG_KINDS, epg_echo_train, epg_numpy, epg_reference, epg_signal
+from relaxomap.physics.epg_dictionary import EPGDictionary
+from relaxomap.physics.protocol import PRESETS, Protocol, preset
 
 ATOL32 = 1e-5  # float32 kernels vs float64 (module docstring)
 EPS32 = 2.0**-24

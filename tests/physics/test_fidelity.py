@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from physics.fidelity import DEFAULT_TISSUES, FidelityReport, fidelity, t1_t2_grid
-from physics.protocol import PRESETS, Protocol
+from relaxomap.physics.fidelity import DEFAULT_TISSUES, FidelityReport, fidelity, t1_t2_grid
+from relaxomap.physics.protocol import PRESETS, Protocol
 
 SPIN_ECHO_PRESETS = ("t1w_se", "t2w_tse", "pdw_tse", "flair", "t1flair")
 

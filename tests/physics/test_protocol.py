@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from physics.protocol import PACK_COLUMNS, PRESETS, Protocol, pack_protocols, preset
+from relaxomap.physics.protocol import PACK_COLUMNS, PRESETS, Protocol, pack_protocols, preset
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -9,9 +9,9 @@ import pytest
 import torch
 from numpy.testing import assert_allclose
 
-from physics._fastexp import exp2_pair_array
-from physics.protocol import PACK_COLUMNS, PRESETS, Protocol, pack_protocols
-from physics.signal import signal, signal_kernel, signal_numpy, signal_packed_torch, signal_reference
+from relaxomap.physics._fastexp import exp2_pair_array
+from relaxomap.physics.protocol import PACK_COLUMNS, PRESETS, Protocol, pack_protocols
+from relaxomap.physics.signal import signal, signal_kernel, signal_numpy, signal_packed_torch, signal_reference
 
 PRESET_LIST = list(PRESETS.values())
 # Non-preset protocols that exercise every code path: flip != 90°, refocusing != 180°, κ < 1, etl = 1 TSE.

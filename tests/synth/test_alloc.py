@@ -11,7 +11,7 @@ from tests.conftest import REPO
 _PROBE = """
 import resource, sys
 import numpy as np
-from synth._alloc import keep_freed_memory
+from relaxomap.synth._alloc import keep_freed_memory
 on = keep_freed_memory() if sys.argv[1] == "1" else False
 a = np.ones(64 * 2**20 // 8); del a          # a 64 MiB block, touched and freed
 f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -37,7 +37,7 @@ def test_freed_blocks_are_reused() -> None:
 
 
 def test_generation_process_freezes_what_exists() -> None:
-    probe = ("import gc; from synth._alloc import prepare_generation_process; n = len(gc.get_objects()); "
+    probe = ("import gc; from relaxomap.synth._alloc import prepare_generation_process; n = len(gc.get_objects()); "
              "prepare_generation_process(); print(n, gc.get_freeze_count(), len(gc.get_objects()))")
     n, frozen, left = map(int, subprocess.run([sys.executable, "-c", probe], cwd=REPO, check=True,
                                               capture_output=True, text=True).stdout.split())

@@ -10,10 +10,10 @@ import scipy.special
 import scipy.stats
 from numpy.testing import assert_allclose
 
-from synth import _artefact_kernel as kernel
-from synth.artefacts import (ArtefactConfig, ArtefactParams, _truncate_kspace, apply_artefacts,
+from relaxomap.synth import _artefact_kernel as kernel
+from relaxomap.synth.artefacts import (ArtefactConfig, ArtefactParams, _truncate_kspace, apply_artefacts,
                              apply_artefacts_reference, bias_field, noise_normals, sample_artefacts)
-from synth.normalize import normalize_intensity, percentile
+from relaxomap.synth.normalize import normalize_intensity, percentile
 
 H = W = 256
 

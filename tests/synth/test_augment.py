@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from physics.tissues import LESION_LABELS, label_lookup
-from synth.augment import (
+from relaxomap.physics.tissues import LESION_LABELS, label_lookup
+from relaxomap.synth.augment import (
     AugmentConfig,
     add_lesions,
     add_texture,
@@ -23,9 +23,9 @@ from synth.augment import (
     tissue_references,
     warp_maps,
 )
-from synth.lesions import LesionConfig
-from synth.maps import Maps
-from synth.real import brainweb_paths, load_maps
+from relaxomap.synth.lesions import LesionConfig
+from relaxomap.synth.maps import Maps
+from relaxomap.synth.real import brainweb_paths, load_maps
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from synth.geometry import (
+from relaxomap.synth.geometry import (
     CapsuleChain,
     CoordGrid,
     Ellipsoid,

@@ -13,11 +13,11 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import ndimage
 
-from physics.tissues import BRAIN_LABELS, LESION_LABELS, label_lookup
-from synth.fields import smooth_noise
-from synth.lesions import LesionConfig, insert_lesions
-from synth.phantom import PHANTOM_LABELS, PhantomConfig, make_phantom
-from synth.sources import SourceConfig, anatomy_id, draw_subject
+from relaxomap.physics.tissues import BRAIN_LABELS, LESION_LABELS, label_lookup
+from relaxomap.synth.fields import smooth_noise
+from relaxomap.synth.lesions import LesionConfig, insert_lesions
+from relaxomap.synth.phantom import PHANTOM_LABELS, PhantomConfig, make_phantom
+from relaxomap.synth.sources import SourceConfig, anatomy_id, draw_subject
 from tests.conftest import REPO
 
 # A slab through the lateral ventricles and basal ganglia (centre 5–15 mm above the brain centre ≈ MNI z
@@ -74,7 +74,7 @@ def test_smooth_noise_equals_dense_bspline_products(shape, step) -> None:
     """The 3-D path (three 4-tap passes in float32) equals ``M_x ⊗ M_y ⊗ M_z`` applied to the same control
     points in float64 (each output a sum of 64 float32 products of magnitude <= 4: rtol 1e-5 of the field's
     sd)."""
-    from synth.fields import bspline_matrix
+    from relaxomap.synth.fields import bspline_matrix
 
     field = smooth_noise(np.random.default_rng(11), shape, step)
     rng = np.random.default_rng(11)  # the same draws, in the same order: grid phases, then control points
@@ -101,7 +101,7 @@ def test_smooth_noise_into_out_equals_a_new_array(shape) -> None:
 def test_exp_field_is_float32_exp_to_rounding(rel_sd, clip) -> None:
     """Series path (|rel_sd| · clip <= 2) and NumPy path (beyond) against float64 exp: the series is exact to
     float32 rounding (half an ulp, 6e-8 relative, plus one ulp for the float32 input product: rtol 2.4e-7)."""
-    from synth._phantom_kernel import exp_field
+    from relaxomap.synth._phantom_kernel import exp_field
 
     f = (np.random.default_rng(5).standard_normal((40, 30, 20)) * 1.5).astype(np.float32)
     ref = 2.8 * np.exp(rel_sd * np.clip(f.astype(np.float64), -clip, clip))
@@ -115,8 +115,8 @@ def test_scalp_fields_match_the_numpy_formula() -> None:
     """Fused temporal-fossa / neck weights against the smoothstep expressions they replace: weights in [0, 1]
     and thicknesses of a few mm from float32 products of steps, equal to a few float32 ulps (atol 2e-6 on
     weights, rtol 2e-6 on the skull)."""
-    from synth._phantom_kernel import scalp_fields
-    from synth.geometry import smoothstep
+    from relaxomap.synth._phantom_kernel import scalp_fields
+    from relaxomap.synth.geometry import smoothstep
 
     rng = np.random.default_rng(8)
     axes = [np.linspace(-100, 100, 41), np.linspace(-120, 120, 49), np.linspace(-90, 60, 31)]
@@ -139,7 +139,7 @@ def test_lowest_set_bit_of_every_uint64() -> None:
     """The de Bruijn lowest-bit lookup of the mixing kernel, for every bit alone and with higher bits set."""
     import numba
 
-    from synth.texture import _LOW_BIT_INDEX, _lowest_bit
+    from relaxomap.synth.texture import _LOW_BIT_INDEX, _lowest_bit
 
     @numba.njit
     def lowest(b):
@@ -288,7 +288,7 @@ def test_draw_subject_is_deterministic_and_ids_are_unique() -> None:
     # another process gives the same arrays
     code = (
         "import json, hashlib, numpy as np\n"
-        "from synth.sources import SourceConfig, draw_subject\n"
+        "from relaxomap.synth.sources import SourceConfig, draw_subject\n"
         f"cfg = SourceConfig.from_dict(json.loads({json.dumps(json.dumps(cfg.to_dict()))}))\n"
         "m = draw_subject(cfg, 21)\n"
         "print(hashlib.sha256(m.stack().tobytes() + m.labels.tobytes()).hexdigest())\n"

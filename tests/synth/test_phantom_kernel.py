@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.testing import assert_allclose, assert_array_equal
 
-from synth._phantom_kernel import (
+from relaxomap.synth._phantom_kernel import (
     canonical_frame,
     carve_fissures,
     cerebrum_shell,
@@ -14,8 +14,8 @@ from synth._phantom_kernel import (
     sulcal_depth,
     sulcal_skip_mm,
 )
-from synth.fields import sample_trilinear, smooth_noise
-from synth.geometry import ellipsoid_depth, grad_norm, smoothstep
+from relaxomap.synth.fields import sample_trilinear, smooth_noise
+from relaxomap.synth.geometry import ellipsoid_depth, grad_norm, smoothstep
 
 SHAPE = (40, 48, 12)
 SPACING = (1.0, 1.2, 2.0)
@@ -141,7 +141,7 @@ def test_face_shell_and_canonical_frame_match_numpy() -> None:
 
 
 def test_scaled_from_rates_is_the_two_step_formula_exactly() -> None:
-    from synth.texture import from_rates, scale_rates, scaled_from_rates
+    from relaxomap.synth.texture import from_rates, scale_rates, scaled_from_rates
 
     rng = np.random.default_rng(5)
     pd = rng.uniform(0, 1, SHAPE).astype(np.float32)
@@ -161,7 +161,7 @@ MIX_BRAIN = np.arange(13) < 4
 
 def mix_inputs(rng: np.random.Generator, shape: tuple[int, int, int], n_sub: int) -> tuple:
     """Sparse fractions like a head's (air, pure voxels, 2-3 tissue boundaries), per-label values, texture."""
-    from synth.texture import draw_tissue_values
+    from relaxomap.synth.texture import draw_tissue_values
 
     nx, ny, nz = shape
     frac = np.zeros((13, nx, ny, nz * n_sub), np.float32)
@@ -204,7 +204,7 @@ def mix_reference(frac, slot_labels, slot_brain, values_ms, tex, tex_w, n_sub) -
 
 
 def test_mix_fractions_matches_the_formula_with_sub_slices() -> None:
-    from synth.texture import mix_fractions
+    from relaxomap.synth.texture import mix_fractions
 
     rng = np.random.default_rng(11)
     for n_sub in (1, 2):
@@ -221,7 +221,7 @@ def test_mix_fractions_matches_the_formula_with_sub_slices() -> None:
 
 
 def test_mix_fractions_label_ties_air_and_shared_labels() -> None:
-    from synth.texture import mix_fractions
+    from relaxomap.synth.texture import mix_fractions
 
     rng = np.random.default_rng(12)
     frac, labels, brain, values, tex, tex_w, _ = mix_inputs(rng, (1, 1, 6), 1)
@@ -240,7 +240,7 @@ def test_mix_fractions_label_ties_air_and_shared_labels() -> None:
 def test_mix_fractions_rejects_too_many_slots() -> None:
     import pytest
 
-    from synth.texture import mix_fractions
+    from relaxomap.synth.texture import mix_fractions
 
     frac = np.zeros((65, 2, 2, 2), np.float32)
     tex = np.zeros((6, 2, 2, 2), np.float32)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from physics.protocol import Protocol
-from physics.tissues import tissue_values
-from synth.protocols import (
+from relaxomap.physics.protocol import Protocol
+from relaxomap.physics.tissues import tissue_values
+from relaxomap.synth.protocols import (
     ROLE_KINDS,
     ROLES,
     KindRanges,
@@ -99,7 +99,7 @@ def test_csf_null_limit_long_tr() -> None:
 
 
 def test_csf_null_nulls_the_closed_form_signal() -> None:
-    from physics.signal import signal
+    from relaxomap.physics.signal import signal
 
     for tr, etl, esp, kappa, refocus in [(9000, 24, 10.0, 1.0, 180.0), (8000, 32, 14.0, 0.95, 150.0),
                                          (11000, 12, 8.0, 1.0, 120.0)]:

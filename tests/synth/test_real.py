@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from physics.tissues import LESION_LABELS
-from synth.augment import AugmentConfig
-from synth.lesions import LesionConfig
-from synth.real import brainweb_paths, load_maps, subject_name
-from synth.sources import SourceConfig, anatomy_id, draw_subject
+from relaxomap.physics.tissues import LESION_LABELS
+from relaxomap.synth.augment import AugmentConfig
+from relaxomap.synth.lesions import LesionConfig
+from relaxomap.synth.real import brainweb_paths, load_maps, subject_name
+from relaxomap.synth.sources import SourceConfig, anatomy_id, draw_subject
 
 # README sanity medians of ../shared/data (T1 ms, T2 ms, PD) per label: the 3 T table values, stored as
 # float32 -> compared with rtol 1e-6.
@@ -180,7 +180,7 @@ def test_real_source_without_augmentation_converts_field(shared_data: Path) -> N
 
 def test_mixed_source_draws_both_kinds_and_fields(shared_data) -> None:
     """kind='mixed': real heads with probability real_fraction, per-subject field from fields_t; deterministic."""
-    from synth.sources import SourceConfig, draw_subject
+    from relaxomap.synth.sources import SourceConfig, draw_subject
 
     cfg = SourceConfig(kind="mixed", paths=(str(shared_data / "brainweb_colin27" / "colin27_3T.npz"),),
                        real_fraction=0.5, fields_t=(1.5, 3.0), healthy_only=True,

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from physics.protocol import PACK_COLUMNS
-from synth.generate import SynthConfig, generate_subject, render_signal
-from synth.normalize import normalize_intensity
-from synth.phantom import PhantomConfig
-from synth.sources import SourceConfig
-from synth.store import (
+from relaxomap.physics.protocol import PACK_COLUMNS
+from relaxomap.synth.generate import SynthConfig, generate_subject, render_signal
+from relaxomap.synth.normalize import normalize_intensity
+from relaxomap.synth.phantom import PhantomConfig
+from relaxomap.synth.sources import SourceConfig
+from relaxomap.synth.store import (
     SCHEMA_VERSION,
     check_store,
     is_view,
@@ -79,8 +79,8 @@ def single_file(reference: Path, tmp_path_factory) -> Path:
 # --------------------------------------------------------------------------- generate
 @pytest.mark.parametrize("size", [(64, 64), (40, 90)])  # pad both axes; crop one and pad the other
 def test_axial_stack_equals_slice_by_slice(size) -> None:
-    from synth.generate import _axial, _axial_stack, fit_to_size
-    from synth.maps import Maps
+    from relaxomap.synth.generate import _axial, _axial_stack, fit_to_size
+    from relaxomap.synth.maps import Maps
 
     rng = np.random.default_rng(0)
     shape = (50, 70, 9)
@@ -135,9 +135,9 @@ def test_generate_is_deterministic_and_prefix_stable() -> None:
 
 
 def test_render_signal_matches_physics() -> None:
-    from physics.epg import epg_signal
-    from physics.protocol import PRESETS
-    from physics.signal import signal
+    from relaxomap.physics.epg import epg_signal
+    from relaxomap.physics.protocol import PRESETS
+    from relaxomap.physics.signal import signal
 
     rng = np.random.default_rng(0)
     pd = np.where(rng.random((16, 16)) < 0.3, 0.0, rng.uniform(0.5, 1.0, (16, 16))).astype(np.float32)
@@ -221,7 +221,7 @@ def test_two_workers_give_identical_arrays(reference: Path, tmp_path: Path) -> N
 def test_forked_workers_give_identical_arrays(reference: Path, tmp_path: Path) -> None:
     """A process without torch or a Numba thread pool forks its workers (the pytest process spawns them)."""
     out = tmp_path / "forked.h5"
-    code = ("import sys; from synth.store import _start_method, write_store; from tests.synth.test_store import "
+    code = ("import sys; from relaxomap.synth.store import _start_method, write_store; from tests.synth.test_store import "
             f"small_config; print(_start_method()); write_store(small_config(), sys.argv[1], {N}, workers=2, "
             f"part_subjects={PART_SUBJECTS})")
     run = subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO, capture_output=True, text=True,
@@ -278,7 +278,7 @@ def test_resume_after_partial_run(reference: Path, tmp_path: Path) -> None:
 def test_finisher_renames_flushed_parts_and_reports_failures(tmp_path: Path) -> None:
     """Parts are written as ``.tmp`` and renamed by a background thread after the flush; a part that cannot be
     finished (here: its file is gone) raises from ``close``, so a run never reports a part it does not have."""
-    from synth.store import _Finisher
+    from relaxomap.synth.store import _Finisher
 
     payload = os.urandom(1 << 16)
     (tmp_path / "part-000000.h5.tmp").write_bytes(payload)
@@ -297,7 +297,7 @@ def test_kill_minus_9_and_resume(reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed.h5"
     config = tmp_path / "config.json"
     config.write_text(small_config().to_json())
-    cmd = [sys.executable, "-m", "train.cli", "synth", "--out", str(out), "--n", str(N), "--config", str(config),
+    cmd = [sys.executable, "-m", "relaxomap.train.cli", "synth", "--out", str(out), "--n", str(N), "--config", str(config),
            "--part-subjects", str(PART_SUBJECTS)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     folder = parts_dir(out)
@@ -370,7 +370,7 @@ def test_store_errors_name_the_file(single_file: Path, tmp_path: Path) -> None:
 
 def test_image_reader_reads_views_from_their_parts(reference: Path, single_file: Path) -> None:
     """Sample i read through the view's part files (at most 2 open at a time) equals the self-contained file."""
-    from synth.store import ImageReader
+    from relaxomap.synth.store import ImageReader
 
     view, single = ImageReader(reference, max_open=2), ImageReader(single_file)
     try:

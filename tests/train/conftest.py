@@ -14,10 +14,10 @@ def train_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     The phantom grid is shrunk to 64 x 64 x 16 voxels (a few seconds instead of ~20 s for the full head); the
     slices still hold brain, CSF, skull and lesion labels rendered with the real protocols and artefacts.
     """
-    from synth.generate import SynthConfig
-    from synth.phantom import PhantomConfig
-    from synth.sources import SourceConfig
-    from synth.store import write_store
+    from relaxomap.synth.generate import SynthConfig
+    from relaxomap.synth.phantom import PhantomConfig
+    from relaxomap.synth.sources import SourceConfig
+    from relaxomap.synth.store import write_store
 
     path = tmp_path_factory.mktemp("train-store") / "store.h5"
     config = SynthConfig(image_size=(48, 48), slices_per_subject=4, seed=0,

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import train.checkpoint as ckpt_mod
-from model.config import ModelConfig
-from model.unet import build_model
-from train.checkpoint import capture_rng_state, load_checkpoint, load_model, restore_rng_state, save_checkpoint
+import relaxomap.train.checkpoint as ckpt_mod
+from relaxomap.model.config import ModelConfig
+from relaxomap.model.unet import build_model
+from relaxomap.train.checkpoint import capture_rng_state, load_checkpoint, load_model, restore_rng_state, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -167,8 +167,8 @@ def test_export_for_inference_keeps_outputs_and_drops_training_state(saved: tupl
                                                                      tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from train.checkpoint import export_for_inference
-    from train.cli import main
+    from relaxomap.train.checkpoint import export_for_inference
+    from relaxomap.train.cli import main
 
     path, net = saved
     slim = export_for_inference(path, tmp_path / "model.pt")

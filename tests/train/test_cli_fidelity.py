@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from train.cli import main
+from relaxomap.train.cli import main
 
 
 def test_default_run_writes_json_png_and_prints_table(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from synth.generate import SynthConfig
-from synth.store import check_store
-from train.cli import main
-from train.cli_synth import build_synth_config
+from relaxomap.synth.generate import SynthConfig
+from relaxomap.synth.store import check_store
+from relaxomap.train.cli import main
+from relaxomap.train.cli_synth import build_synth_config
 
 
 

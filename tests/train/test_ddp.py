@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from model.config import ModelConfig
-from model.unet import build_model
-from train.checkpoint import load_checkpoint
-from train.train_config import TrainConfig
-from train.trainer import train, weights_digest
+from relaxomap.model.config import ModelConfig
+from relaxomap.model.unet import build_model
+from relaxomap.train.checkpoint import load_checkpoint
+from relaxomap.train.train_config import TrainConfig
+from relaxomap.train.trainer import train, weights_digest
 
 TINY = ModelConfig(base_channels=8, channel_mults=(1, 2), mid_blocks=1, groups=4, emb_dim=16, n_fourier=4)
 STEPS = 6

@@ -14,7 +14,7 @@ from tests.train.test_predict import make_tiny_checkpoint
 
 
 def test_demo_end_to_end(tmp_path: Path) -> None:
-    from train.cli import main
+    from relaxomap.train.cli import main
 
     ckpt = make_tiny_checkpoint(tmp_path / "tiny.pt")
     out = tmp_path / "demo"

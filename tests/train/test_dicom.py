@@ -16,8 +16,8 @@ from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid  # noqa: E402
 
 from tests.train.test_predict import head_phantom, make_tiny_checkpoint  # noqa: E402
-from train.io_dicom import load_dicom_series  # noqa: E402
-from train.predict import PROVENANCE_FILE, run_predict  # noqa: E402
+from relaxomap.train.io_dicom import load_dicom_series  # noqa: E402
+from relaxomap.train.predict import PROVENANCE_FILE, run_predict  # noqa: E402
 
 
 def _save(ds: Dataset, path: Path) -> None:
@@ -135,8 +135,8 @@ def test_missing_dicom_parameter_names_flag(tmp_path: Path) -> None:
 
 
 def test_dicom_inversion_recovery_needs_ti(tmp_path: Path) -> None:
-    from train.io_dicom import dicom_params
-    from train.sidecar import resolve_parameters
+    from relaxomap.train.io_dicom import dicom_params
+    from relaxomap.train.sidecar import resolve_parameters
 
     d = write_series(tmp_path / "s", np.ones((8, 6, 2)) * 100)
     ds = pydicom.dcmread(sorted(d.glob("*.dcm"))[0])

@@ -11,12 +11,12 @@ import torch
 from click.testing import CliRunner
 from numpy.testing import assert_allclose
 
-from model.config import ModelConfig
-from model.unet import build_model
-from train.checkpoint import load_model, save_checkpoint
-from train.cli import main
-from train.evaluate import binned_curves, evaluate, model_names, run_evaluate
-from train.metrics import flatten_metrics, slice_metrics
+from relaxomap.model.config import ModelConfig
+from relaxomap.model.unet import build_model
+from relaxomap.train.checkpoint import load_model, save_checkpoint
+from relaxomap.train.cli import main
+from relaxomap.train.evaluate import binned_curves, evaluate, model_names, run_evaluate
+from relaxomap.train.metrics import flatten_metrics, slice_metrics
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -80,8 +80,8 @@ def test_metrics_equal_train_metrics_on_one_sample(store: Path, checkpoints: dic
     """The evaluation of one slice must be exactly train.metrics applied to the model's prediction of that
     slice (same float32 forward pass with batch 1, same float64 metric code): rtol 1e-12 only absorbs the
     float summation order."""
-    from synth.dataset import SynthDataset
-    from train.nlls import fit_slice
+    from relaxomap.synth.dataset import SynthDataset
+    from relaxomap.train.nlls import fit_slice
 
     ev = evaluate({"net": checkpoints["pe"], "nlls": "nlls"}, [store], split="all", max_samples=1, batch=1)
     ds = SynthDataset(store)

@@ -13,8 +13,8 @@ import scipy.stats
 from click.testing import CliRunner
 from numpy.testing import assert_allclose
 
-from train.cli import main
-from train.experiment_config import (
+from relaxomap.train.cli import main
+from relaxomap.train.experiment_config import (
     NLLS,
     REFERENCE,
     VARIANTS,
@@ -23,7 +23,7 @@ from train.experiment_config import (
     training_synth_config,
     variant_train_config,
 )
-from train.experiment_stats import (
+from relaxomap.train.experiment_stats import (
     best_by_validation,
     check_targets,
     paired_test,
@@ -53,7 +53,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ``train.trainer.train`` is wrapped so that its first call stops after 2 steps (writing ``last.pt``) and
     raises; every call's ``(out, resume)`` is recorded.
     """
-    import train.trainer as trainer
+    import relaxomap.train.trainer as trainer
 
     out = tmp_path_factory.mktemp("ablation") / "work"
     page = out.parent / "page" / "results.md"
@@ -258,7 +258,7 @@ def test_check_targets_thresholds() -> None:
 
 # ------------------------------------------------------------------------------------------------ configs
 def test_missed_target_reasons_state_measured_facts() -> None:
-    from train.experiment_page import _specific_reason
+    from relaxomap.train.experiment_page import _specific_reason
 
     def summ(psnr: float, mpe: float = 9.0) -> dict[str, Any]:
         return {mp: {"psnr_db": {"mean": psnr}, "mpe_pct": {"mean": mpe}, "mpe_no_csf_pct": {"mean": mpe - 1}}
@@ -334,7 +334,7 @@ def test_experiment_config_validation_and_round_trip() -> None:
 def test_evaluation_is_redone_when_a_checkpoint_changes(tmp_path: Path) -> None:
     import hashlib
 
-    from train.experiment import _evaluation_current
+    from relaxomap.train.experiment import _evaluation_current
 
     ckpt = tmp_path / "best.pt"
     ckpt.write_bytes(b"weights v1")

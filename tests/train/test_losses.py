@@ -8,9 +8,9 @@ import pytest
 import torch
 from numpy.testing import assert_allclose
 
-from physics.protocol import PRESETS, pack_protocols
-from physics.signal import signal_reference
-from train.losses import (
+from relaxomap.physics.protocol import PRESETS, pack_protocols
+from relaxomap.physics.signal import signal_reference
+from relaxomap.train.losses import (
     SSIM_DATA_RANGE,
     LossConfig,
     masked_l1,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from physics.tissues import label_lookup
-from train.metrics import (
+from relaxomap.physics.tissues import label_lookup
+from relaxomap.train.metrics import (
     MetricAccumulator,
     flatten_metrics,
     mae,

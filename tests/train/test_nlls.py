@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from physics.protocol import PRESETS, pack_protocols
-from physics.signal import signal_reference
-from physics.tissues import tissue_values
-from train.nlls import NLLSConfig, calibrate_gains, fit_slice, fit_voxels, protocols_from_packed
+from relaxomap.physics.protocol import PRESETS, pack_protocols
+from relaxomap.physics.signal import signal_reference
+from relaxomap.physics.tissues import tissue_values
+from relaxomap.train.nlls import NLLSConfig, calibrate_gains, fit_slice, fit_voxels, protocols_from_packed
 
 PROTOCOLS = [PRESETS["t1w_se_3t"], PRESETS["t2w_tse_3t"], PRESETS["flair_3t"]]
 GAINS = np.array([2.3, 0.41, 7.9])  # arbitrary per-contrast receiver gains, unknown to the fit

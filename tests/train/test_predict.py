@@ -16,15 +16,15 @@ import torch
 from click.testing import CliRunner
 from numpy.testing import assert_allclose, assert_array_equal
 
-from model.config import ModelConfig
-from model.unet import build_model
-from synth.normalize import normalize_intensity
-from synth.protocols import ProtocolRanges
-from train.checkpoint import save_checkpoint
-from train.io_nifti import atomic_output_dir, load_nifti
-from train.predict import MAP_FILES, PROVENANCE_FILE, predict_volume, run_predict
-from train.resample import resample_to_grid, same_grid
-from train.sidecar import read_bids_sidecar, resolve_parameters, seconds_to_ms, training_ranges
+from relaxomap.model.config import ModelConfig
+from relaxomap.model.unet import build_model
+from relaxomap.synth.normalize import normalize_intensity
+from relaxomap.synth.protocols import ProtocolRanges
+from relaxomap.train.checkpoint import save_checkpoint
+from relaxomap.train.io_nifti import atomic_output_dir, load_nifti
+from relaxomap.train.predict import MAP_FILES, PROVENANCE_FILE, predict_volume, run_predict
+from relaxomap.train.resample import resample_to_grid, same_grid
+from relaxomap.train.sidecar import read_bids_sidecar, resolve_parameters, seconds_to_ms, training_ranges
 
 TINY = ModelConfig(base_channels=8, channel_mults=(1, 2), groups=4, emb_dim=16, n_fourier=4, mid_blocks=1)
 #: (TR, TE, TI) [ms] of the test case; TI None = no InversionTime in the sidecar.
@@ -108,7 +108,7 @@ def test_nifti_round_trip(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path
 
 
 def test_cli_predict(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> None:
-    from train.cli import main
+    from relaxomap.train.cli import main
 
     out = tmp_path / "cli_out"
     res = CliRunner().invoke(main, ["predict", "--t1w", str(case["t1w"]), "--t2w", str(case["t2w"]), "--flair",
@@ -185,7 +185,7 @@ def test_out_of_range_parameter_warns(case: dict[str, Path], tmp_path: Path) -> 
 
 
 def test_voxel_size_warning() -> None:
-    from train.predict import training_inplane_mm, voxel_warning
+    from relaxomap.train.predict import training_inplane_mm, voxel_warning
 
     assert training_inplane_mm({}) == 1.0
     cfg = {"extra": {"store_config": {"source": {"kind": "phantom", "phantom": {"voxel_mm": [0.8, 0.8, 2.0]}}}}}
@@ -252,7 +252,7 @@ def test_orientation_does_not_change_world_maps(tmp_path: Path, tiny_ckpt: Path)
 
 
 def test_predict_volume_matches_direct_forward(tiny_ckpt: Path) -> None:
-    from train.checkpoint import load_model
+    from relaxomap.train.checkpoint import load_model
 
     model, _, _ = load_model(tiny_ckpt)
     rng = np.random.default_rng(3)
@@ -292,7 +292,7 @@ def test_bad_inputs_name_the_file(tmp_path: Path, tiny_ckpt: Path) -> None:
 
 def test_missing_default_model_says_how_to_train(case: dict[str, Path], tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import train.predict as tp
+    import relaxomap.train.predict as tp
 
     monkeypatch.setattr(tp, "DEFAULT_MODEL", tmp_path / "default_model" / "model.pt")
     with pytest.raises(FileNotFoundError, match=r"default model.*relaxomap train.*--model"):
@@ -320,7 +320,7 @@ def test_atomic_output_dir(tmp_path: Path) -> None:
 
 def test_otsu_matches_skimage() -> None:
     skimage_filters = pytest.importorskip("skimage.filters")
-    from train.brainmask import otsu_threshold
+    from relaxomap.train.brainmask import otsu_threshold
 
     rng = np.random.default_rng(5)
     values = np.concatenate([rng.normal(10.0, 3.0, 4000), rng.normal(60.0, 8.0, 2500)])

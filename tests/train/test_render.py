@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 from numpy.testing import assert_allclose
 
-from physics.epg import epg_signal
-from physics.protocol import PRESETS, Protocol
-from physics.signal import signal
-from train.io_nifti import save_nifti
-from train.render import build_protocol, run_render
+from relaxomap.physics.epg import epg_signal
+from relaxomap.physics.protocol import PRESETS, Protocol
+from relaxomap.physics.signal import signal
+from relaxomap.train.io_nifti import save_nifti
+from relaxomap.train.render import build_protocol, run_render
 
 WM = (850.0, 75.0, 0.70)  # 3 T white matter: T1 [ms], T2 [ms], PD
 SHAPE = (6, 5, 20)  # more slices than one render slab, so the slab loop is exercised
@@ -83,7 +83,7 @@ def test_build_protocol_options() -> None:
 
 
 def test_cli_render(maps_dir: tuple[Path, np.ndarray], tmp_path: Path) -> None:
-    from train.cli import main
+    from relaxomap.train.cli import main
 
     d, _ = maps_dir
     out = tmp_path / "t1w.nii.gz"

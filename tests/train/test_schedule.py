@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 from numpy.testing import assert_allclose
 
-from train.losses import LossConfig
-from train.schedule import loss_config_at, lr_at, physics_weight_at, ramp_at
+from relaxomap.train.losses import LossConfig
+from relaxomap.train.schedule import loss_config_at, lr_at, physics_weight_at, ramp_at
 
 CFG = SimpleNamespace(lr=1e-3, min_lr=1e-5, warmup_steps=10, steps=110)
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from model.config import ModelConfig
-from train.checkpoint import load_checkpoint, load_model
-from train.distributed import EpochBatchSampler
-from train.losses import LossConfig
-from train.train_config import TrainConfig
-from train.trainer import SeededPatches, masked_l1_normalised, train
+from relaxomap.model.config import ModelConfig
+from relaxomap.train.checkpoint import load_checkpoint, load_model
+from relaxomap.train.distributed import EpochBatchSampler
+from relaxomap.train.losses import LossConfig
+from relaxomap.train.train_config import TrainConfig
+from relaxomap.train.trainer import SeededPatches, masked_l1_normalised, train
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -183,7 +183,7 @@ def test_resume_refusals(train_store: Path, tmp_path: Path) -> None:
 
 
 def test_cli_train_and_resume(train_store: Path, tmp_path: Path) -> None:
-    from train.cli import main
+    from relaxomap.train.cli import main
 
     file_cfg = tmp_path / "tiny.json"
     file_cfg.write_text(json.dumps({"model": TINY.to_dict(), "progress": False, "val_every": 4, "warmup_steps": 1,
@@ -207,7 +207,7 @@ def test_cli_train_and_resume(train_store: Path, tmp_path: Path) -> None:
 
 
 def test_bench_train_cli_writes_json(tmp_path: Path) -> None:
-    from train.cli import main
+    from relaxomap.train.cli import main
 
     out = tmp_path / "bench.json"
     res = CliRunner().invoke(main, ["bench", "train", "--patch", "16", "--slice-size", "32", "--batch-size", "1",
