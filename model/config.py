@@ -151,8 +151,3 @@ class ModelConfig:
     @classmethod
     def from_json(cls, text: str) -> "ModelConfig":
         return cls.from_dict(json.loads(text))
-
-    def diff(self, other: "ModelConfig") -> dict[str, tuple[Any, Any]]:
-        """Fields whose values differ, ``{name: (self_value, other_value)}`` (for refusing a resume)."""
-        a, b = self.to_dict(), other.to_dict()
-        return {k: (a[k], b[k]) for k in a if a[k] != b[k]}

@@ -14,6 +14,8 @@ Kinds of check
 - :func:`check_bool` : a flag.
 - :func:`check_map_array` : a relaxation / PD map (finite, non-negative).
 - :func:`config_from_dict` : a frozen config dataclass from a JSON dict, refusing unknown fields.
+- :func:`config_differences` : the fields two configuration dicts disagree on (refusing a resume, a store
+  rerun or a checkpoint with other settings).
 
 ``strict=True`` (the number checks) refuses anything that is not already a Python ``int`` / ``float``
 (``bool``, strings and NumPy scalars included) with a TypeError, instead of converting it.
@@ -35,6 +37,7 @@ __all__ = [
     "check_bool",
     "check_map_array",
     "config_from_dict",
+    "config_differences",
 ]
 
 
@@ -286,3 +289,40 @@ def config_from_dict(cls: type, d: Any, nested: Mapping[str, type] | None = None
             v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
         kw[k] = v
     return cls(**kw)
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+#: Stands for a field present on one side of :func:`config_differences` only (shown as ``<absent>``).
+ABSENT: Any = _Absent()
+
+
+def _as_plain(value: Any) -> Any:
+    # Tuples and lists compare equal (a JSON round trip turns one into the other).
+    if isinstance(value, (list, tuple)):
+        return [_as_plain(v) for v in value]
+    return value
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any],
+                       labels: tuple[str, str] = ("saved", "requested")) -> list[str]:
+    """Lines ``"field: <labels[0]> <old> vs <labels[1]> <new>"`` for every field whose values differ.
+
+    Nested mappings are compared field by field with dotted names (``texture.scale_mm``); a field present on
+    one side only shows ``<absent>`` on the other; tuples and lists with equal items are equal. Fields are
+    listed in ``old``'s order, then those only ``new`` has.
+    """
+    lines: list[str] = []
+
+    def walk(prefix: str, a: Any, b: Any) -> None:
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for key in list(a) + [k for k in b if k not in a]:
+                walk(f"{prefix}.{key}" if prefix else str(key), a.get(key, ABSENT), b.get(key, ABSENT))
+        elif _as_plain(a) != _as_plain(b):
+            lines.append(f"{prefix}: {labels[0]} {_as_plain(a)!r} vs {labels[1]} {_as_plain(b)!r}")
+
+    walk("", old, new)
+    return lines

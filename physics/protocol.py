@@ -32,14 +32,23 @@ from relaxomap.physics.checks import check_finite_range, check_int_range, config
 __all__ = [
     "SEQUENCE_KINDS",
     "Protocol",
+    "CONTRASTS",
+    "SEQUENCE_KIND_NAMES",
     "PRESETS",
     "preset",
     "pack_protocols",
     "PACK_COLUMNS",
 ]
 
+#: The exam's contrasts, in the one order used everywhere: network input channels, store columns, protocol
+#: tables, CLI flags and reports.
+CONTRASTS: tuple[str, ...] = ("t1w", "t2w", "flair")
+
 #: Sequence kinds and their integer codes in packed protocol tables.
 SEQUENCE_KINDS: dict[str, int] = {"se": 0, "tse": 1, "ir_tse": 2, "spgr": 3, "mprage": 4}
+
+#: Sequence kind of each integer code (the inverse of :data:`SEQUENCE_KINDS`).
+SEQUENCE_KIND_NAMES: dict[int, str] = {code: kind for kind, code in SEQUENCE_KINDS.items()}
 
 #: Column order of :func:`pack_protocols` rows (float64), as used by the Numba kernels.
 PACK_COLUMNS: tuple[str, ...] = (

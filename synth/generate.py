@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from relaxomap.physics.checks import check_finite_range, check_int_range, check_sequence, config_from_dict
-from relaxomap.physics.protocol import Protocol, pack_protocols
+from relaxomap.physics.protocol import CONTRASTS, Protocol, pack_protocols
 from relaxomap.synth.artefacts import ArtefactConfig, apply_artefacts, sample_artefacts
 from relaxomap.synth.maps import Maps
 from relaxomap.synth.normalize import normalize_intensity
-from relaxomap.synth.protocols import ROLES, ProtocolRanges, sample_protocols
+from relaxomap.synth.protocols import ProtocolRanges, sample_protocols
 from relaxomap.synth.sources import SourceConfig, draw_subject
 
 __all__ = ["SynthConfig", "generate_subject", "render_signal", "derive_seed", "FORWARD_MODELS", "fit_to_size"]
@@ -88,9 +88,9 @@ class SynthConfig:
         set_("image_size", check_sequence(own, "image_size", self.image_size, 16, 2048, length=2, integer=True))
         set_("slices_per_subject", check_int_range(own, "slices_per_subject", self.slices_per_subject, 1, 4096))
         set_("min_brain_fraction", check_finite_range(own, "min_brain_fraction", self.min_brain_fraction, 0.0, 1.0))
-        # one probability per role, in ROLES order (t1w, t2w, flair)
+        # one probability per role, in CONTRASTS order (t1w, t2w, flair)
         set_("missing_probability", check_sequence(own, "missing_probability", self.missing_probability, 0.0, 1.0,
-                                                   length=len(ROLES)))
+                                                   length=len(CONTRASTS)))
         set_("seed", check_int_range(own, "seed", self.seed, 0, 2**63 - 1))
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,17 +138,13 @@ def fit_to_size(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _axial(volume: np.ndarray, z: int) -> np.ndarray:
-    """Axial slice (rows = y descending, columns = x ascending) of an (X, Y, Z) volume: (Y, X)."""
-    return volume[:, :, z].T[::-1]
-
-
 #: Bytes of one gathered (x block, Y, slices) block in :func:`_axial_stack`: it is transposed in L2 cache.
 _BLOCK_BYTES = 1 << 18
 
 
 def _axial_stack(maps: Maps, zs: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Axial slices ``zs`` of the maps, labels and mask fitted to ``size``: ``fit_to_size(_axial(v, z), size)``.
+    """Axial slices ``zs`` of maps, labels and mask fitted to ``size``: ``fit_to_size(axial_image(v, z), size)``
+    (the rule of :mod:`relaxomap.synth.orientation`, computed blockwise).
 
     Returns
     -------
@@ -263,17 +259,17 @@ def generate_subject(config: SynthConfig, subject_index: int, n_samples: int | N
         seed = derive_seed(config.seed, 2, subject_index, slot)
         rng = np.random.default_rng(seed)
         protocols = sample_protocols(rng, config.protocols, maps.field_t)
-        art = sample_artefacts(rng, config.artefacts, len(ROLES))
-        present = rng.random(len(ROLES)) >= np.asarray(config.missing_probability)
+        art = sample_artefacts(rng, config.artefacts, len(CONTRASTS))
+        present = rng.random(len(CONTRASTS)) >= np.asarray(config.missing_probability)
         if not present.any():
-            present[int(rng.integers(len(ROLES)))] = True
+            present[int(rng.integers(len(CONTRASTS)))] = True
         clean = render_signal(t1, t2, pd, protocols, config.forward)
         images = apply_artefacts(clean, mask, art)
         if not np.isfinite(images).all():
             raise ValueError(f"non-finite image rendered for subject {maps.subject_id!r} slice {z} with protocols "
                              f"{[p.name for p in protocols]}")
         inputs = np.zeros_like(images)
-        scale = np.zeros(len(ROLES), np.float32)
+        scale = np.zeros(len(CONTRASTS), np.float32)
         for c in np.flatnonzero(present):
             inputs[c], scale[c] = normalize_intensity(images[c])
         samples.append({

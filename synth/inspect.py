@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from relaxomap.physics.protocol import SEQUENCE_KINDS
-from relaxomap.synth.protocols import ROLES
+from relaxomap.atomic import atomic_path
+from relaxomap.physics.protocol import CONTRASTS, SEQUENCE_KIND_NAMES
 from relaxomap.synth.store import check_store
 
 __all__ = ["summarize", "format_summary", "montage"]
 
-_KIND_NAMES = {v: k for k, v in SEQUENCE_KINDS.items()}
 
 
 def _str(v: Any) -> str:
@@ -73,9 +72,9 @@ def summarize(path: str | os.PathLike, *, max_target_samples: int = 64, seed: in
     out["n_split_keys"] = len({s.split("/", 1)[0] for s in subject_ids})
     out["fields_t"] = {f"{k:g}": int(v) for k, v in sorted(Counter(fields.round(2).tolist()).items())}
     out["kinds"], out["params_ms"], out["snr"], out["present"] = {}, {}, {}, {}
-    for c, role in enumerate(ROLES):
+    for c, role in enumerate(CONTRASTS):
         p = present[:, c]
-        out["kinds"][role] = dict(Counter(_KIND_NAMES[int(k)] for k in protocols[p, c, 0]))
+        out["kinds"][role] = dict(Counter(SEQUENCE_KIND_NAMES[int(k)] for k in protocols[p, c, 0]))
         out["present"][role] = float(p.mean())
         if p.any():
             out["params_ms"][role] = {name: [float(params[p, c, j].min()), float(params[p, c, j].max())]
@@ -98,7 +97,7 @@ def format_summary(s: dict[str, Any]) -> str:
         "field [T]      " + ", ".join(f"{k}: {v}" for k, v in s["fields_t"].items()),
         f"forward model  {s['config'].get('forward')}  seed {s['config'].get('seed')}",
     ]
-    for role in ROLES:
+    for role in CONTRASTS:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(s["kinds"][role].items()))
         line = f"{role:<6} present {s['present'][role]:.0%}  kinds: {kinds}"
         if role in s["params_ms"]:
@@ -131,7 +130,7 @@ def montage(path: str | os.PathLike, png: str | os.PathLike, *, n: int = 4, seed
         limits = [(0, 1.2)] * 3 + [(0, 4500), (0, 300), (0, 1.1), (0, 1), (0, 17)]
         for r, i in enumerate(rows):
             images = list(f["inputs"][i]) + list(f["targets"][i]) + [f["mask"][i], f["labels"][i]]
-            kinds = [_KIND_NAMES[int(k)] for k in f["protocols"][i, :, 0]]
+            kinds = [SEQUENCE_KIND_NAMES[int(k)] for k in f["protocols"][i, :, 0]]
             params = f["params"][i]
             for c, (ax, img) in enumerate(zip(axes[r], images)):
                 cmap = "tab20" if c == 7 else "gray" if c < 3 or c == 6 else "magma"
@@ -145,9 +144,7 @@ def montage(path: str | os.PathLike, png: str | os.PathLike, *, n: int = 4, seed
                     ax.set_xlabel(f"{kinds[c]} {tr:.0f}/{te:.0f}" + (f"/{ti:.0f}" if ti else ""), fontsize=7)
             axes[r][0].set_ylabel(f"#{i} {_str(f['subject_id'][i])}\nz={int(f['slice_index'][i])}", fontsize=7)
     fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(png.name + ".tmp.png")
-    fig.savefig(tmp, dpi=80)
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
-    os.replace(tmp, png)
     return png

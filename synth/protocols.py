@@ -1,6 +1,6 @@
 """Randomised clinical protocols: the ranges (configuration) and the sampler (one Protocol per contrast role).
 
-Every training sample carries three contrasts in a fixed order, the *roles* :data:`ROLES`:
+Every training sample carries three contrasts in a fixed order, the *roles* :data:`CONTRASTS`:
 
 ``t1w``    T1-weighted: spin echo (``se``), turbo spin echo (``tse``), T1-FLAIR (``ir_tse`` with a short TI);
            optionally ``spgr`` / ``mprage`` (probability 0 in the defaults).
@@ -33,11 +33,10 @@ from typing import Any
 import numpy as np
 
 from relaxomap.physics.checks import check_finite_range, check_range_pair, config_from_dict
-from relaxomap.physics.protocol import Protocol
+from relaxomap.physics.protocol import CONTRASTS, Protocol
 from relaxomap.physics.tissues import tissue_values
 
 __all__ = [
-    "ROLES",
     "ROLE_KINDS",
     "KindRanges",
     "ProtocolRanges",
@@ -47,7 +46,6 @@ __all__ = [
 ]
 
 #: Contrast roles, in the channel order of every sample.
-ROLES: tuple[str, ...] = ("t1w", "t2w", "flair")
 #: Sequence kinds allowed per role.
 ROLE_KINDS: dict[str, tuple[str, ...]] = {
     "t1w": ("se", "tse", "ir_tse", "spgr", "mprage"),
@@ -202,7 +200,7 @@ class ProtocolRanges:
     fields_t: tuple[float, ...] = (1.5, 3.0)
 
     def __post_init__(self) -> None:
-        for role in ROLES:
+        for role in CONTRASTS:
             entries = getattr(self, role)
             if isinstance(entries, (KindRanges, dict)):
                 entries = (entries,)
@@ -233,7 +231,7 @@ class ProtocolRanges:
         object.__setattr__(self, "fields_t", fields)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {role: [e.to_dict() for e in getattr(self, role)] for role in ROLES}
+        d: dict[str, Any] = {role: [e.to_dict() for e in getattr(self, role)] for role in CONTRASTS}
         d["fields_t"] = list(self.fields_t)
         return d
 
@@ -348,13 +346,13 @@ def sample_protocols(rng: np.random.Generator, ranges: ProtocolRanges, field_t: 
 
     Returns
     -------
-    (Protocol, Protocol, Protocol) in :data:`ROLES` order, each named ``"<role>_<kind>"``.
+    (Protocol, Protocol, Protocol) in :data:`CONTRASTS` order, each named ``"<role>_<kind>"``.
     """
     if not any(abs(field_t - f) < _FIELD_TOL_T for f in ranges.fields_t):
         raise ValueError(f"sample_protocols: field_t must be one of ProtocolRanges.fields_t = "
                          f"{list(ranges.fields_t)} T; got {field_t}")
     out = []
-    for role in ROLES:
+    for role in CONTRASTS:
         entries = getattr(ranges, role)
         p = np.array([e.probability for e in entries], np.float64)
         choice = entries[int(rng.choice(len(entries), p=p / p.sum()))]

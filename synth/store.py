@@ -43,9 +43,10 @@ from typing import Any, Callable
 import h5py
 import numpy as np
 
-from relaxomap.physics.protocol import PACK_COLUMNS
+from relaxomap import __version__
+from relaxomap.physics.checks import config_differences
+from relaxomap.physics.protocol import CONTRASTS, PACK_COLUMNS
 from relaxomap.synth.generate import SynthConfig, generate_subject
-from relaxomap.synth.protocols import ROLES
 from relaxomap.synth.store_format import (
     IMAGE_FIELDS,
     SCHEMA_VERSION,
@@ -57,7 +58,6 @@ from relaxomap.synth.store_format import (
     store_bytes,
     store_fields,
 )
-from relaxomap import __version__
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -166,7 +166,7 @@ def _write_attrs(f: h5py.File, config_json: str, n: int, complete: bool) -> None
     f.attrs["schema_version"] = SCHEMA_VERSION
     f.attrs["n_samples"] = n
     f.attrs["units"] = json.dumps(UNITS)
-    f.attrs["contrasts"] = json.dumps(list(ROLES))
+    f.attrs["contrasts"] = json.dumps(list(CONTRASTS))
     f.attrs["protocol_columns"] = json.dumps(list(PACK_COLUMNS))
     f.attrs["config"] = config_json
     f.attrs["package_version"] = __version__
@@ -389,8 +389,8 @@ def _check_manifest(folder: Path, manifest: dict[str, Any]) -> None:
         except (OSError, ValueError) as err:
             raise ValueError(f"{path}: unreadable manifest ({err}); delete {folder} to start again") from None
         if old != manifest:
-            diff = _diff(old, manifest)
-            raise ValueError(f"{folder} holds a run with other settings (differing: {', '.join(diff)}); "
+            diff = config_differences(old, manifest, ("stored", "now"))
+            raise ValueError(f"{folder} holds a run with other settings (differing: {'; '.join(diff)}); "
                              f"rerun with the same options or delete {folder}")
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -398,14 +398,6 @@ def _check_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     tmp.write_text(json.dumps(manifest, sort_keys=True, indent=1))
     os.replace(tmp, path)
 
-
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [f"{prefix[:-1]} ({a!r} -> {b!r})"]
 
 
 def write_store(config: SynthConfig, out: str | os.PathLike, n_samples: int, *, workers: int = 1,

@@ -43,8 +43,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from relaxomap.physics.protocol import PACK_COLUMNS
-from relaxomap.synth.protocols import ROLES
+from relaxomap.physics.protocol import CONTRASTS, PACK_COLUMNS
 
 __all__ = ["SCHEMA_VERSION", "UNITS", "IMAGE_FIELDS", "store_fields", "parts_dir", "is_view", "store_bytes",
            "ImageReader", "check_store"]
@@ -63,7 +62,7 @@ UNITS: dict[str, str] = {
 
 def store_fields(h: int, w: int) -> dict[str, tuple[Any, tuple[int, ...]]]:
     """Per-sample datasets of the schema: name -> (dtype, per-sample shape)."""
-    n = len(ROLES)
+    n = len(CONTRASTS)
     return {
         "inputs": (np.float32, (n, h, w)),
         "targets": (np.float32, (3, h, w)),

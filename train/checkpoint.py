@@ -26,7 +26,6 @@ import datetime as _dt
 import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -35,6 +34,8 @@ import numpy as np
 import torch
 
 from relaxomap import __version__
+from relaxomap.atomic import atomic_path
+from relaxomap.physics.checks import config_differences
 
 __all__ = [
     "FORMAT",
@@ -43,10 +44,8 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "export_for_inference",
-    "config_differences",
     "capture_rng_state",
     "restore_rng_state",
-    "package_version",
 ]
 
 FORMAT = "relaxomap-checkpoint"
@@ -122,56 +121,12 @@ def save_checkpoint(
         "data_position": None if data_position is None else {k: int(v) for k, v in data_position.items()},
         "extra": dict(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(checkpoint, tmp)
     return path
 
 
-def config_differences(saved: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
-    """Lines ``"field: checkpoint <saved> vs requested <requested>"`` for every field that differs.
 
-    Nested dicts are compared field by field with dotted names; a field present on one side only shows
-    ``<absent>`` on the other.
-    """
-    lines: list[str] = []
-
-    def walk(prefix: str, a: Any, b: Any) -> None:
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            for key in list(a) + [k for k in b if k not in a]:
-                walk(f"{prefix}{key}" if not prefix else f"{prefix}.{key}",
-                     a.get(key, _ABSENT), b.get(key, _ABSENT))
-        elif _normalise(a) != _normalise(b):
-            lines.append(f"{prefix}: checkpoint {_show(a)} vs requested {_show(b)}")
-
-    walk("", saved, requested)
-    return lines
-
-
-class _Absent:
-    def __repr__(self) -> str:
-        return "<absent>"
-
-
-_ABSENT = _Absent()
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_normalise(v) for v in value]
-    return value
-
-
-def _show(value: Any) -> str:
-    return repr(_normalise(value))
 
 
 def load_checkpoint(
@@ -220,7 +175,8 @@ def load_checkpoint(
             f"versions <= {FORMAT_VERSION}"
         )
     if expected_model_config is not None:
-        diff = config_differences(ckpt.get("model_config") or {}, _as_dict(expected_model_config))
+        diff = config_differences(ckpt.get("model_config") or {}, _as_dict(expected_model_config),
+                                  ("checkpoint", "requested"))
         if diff:
             raise ValueError(
                 f"checkpoint {path} holds a different model configuration; fields that differ:\n  "

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
+
+from relaxomap.atomic import atomic_path, atomic_write_text
 
 __all__ = ["register", "build_protocols", "fidelity_command", "format_fidelity_table", "bench_physics_command"]
 
@@ -90,18 +90,6 @@ def build_protocols(presets: tuple[str, ...] = (), *, kind: str | None = None, f
     return out
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path`` (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # same directory: same filesystem
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _pct(x: float) -> str:
     return "   n/a" if x != x else f"{100 * x:6.3g}"
 
@@ -173,7 +161,8 @@ def _plot(report: Any, path: Path) -> None:
                    + (f", TI {p.ti_ms:g}" if p.ti_ms else "") + " ms)")
             ax.legend(fontsize="small")
     FigureCanvasAgg(fig)
-    _write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
 
 
 @click.command("fidelity")
@@ -230,7 +219,7 @@ def fidelity_command(presets: tuple[str, ...], kind: str | None, field: float | 
     click.echo(format_fidelity_table(report))
     if json_path is not None:
         text = json.dumps(report.to_dict(), indent=1)
-        _write_atomic(Path(json_path), lambda tmp: tmp.write_text(text))
+        atomic_write_text(json_path, text)
         click.echo(f"wrote {json_path}")
     if not no_png:
         png = Path(png_path) if png_path is not None else Path(out_dir or ".") / "fidelity.png"
@@ -274,5 +263,5 @@ def bench_physics_command(voxels: int | None, epg_voxels: int | None, repeats: i
                    f"best {r['best_s'] * 1e3:8.2f} ms   x{r['ratio_to_numpy']:.1f} NumPy")
     if json_path:
         text = json.dumps({"closed_form": closed, "epg": epg}, indent=2)
-        _write_atomic(Path(json_path), lambda tmp: tmp.write_text(text))
+        atomic_write_text(json_path, text)
         click.echo(f"wrote {json_path}")

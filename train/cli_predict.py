@@ -10,9 +10,10 @@ from typing import Any, Callable
 
 import click
 
+from relaxomap.physics.protocol import CONTRASTS
+
 __all__ = ["register"]
 
-_CONTRASTS = ("t1w", "t2w", "flair")
 _LABEL = {"t1w": "T1w", "t2w": "T2w", "flair": "FLAIR"}
 _FIELDS = (("tr", "tr_ms", "RepetitionTime"), ("te", "te_ms", "EchoTime"), ("ti", "ti_ms", "InversionTime"))
 
@@ -32,7 +33,7 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _param_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for c in reversed(_CONTRASTS):
+    for c in reversed(CONTRASTS):
         for flag, _key, bids in reversed(_FIELDS):
             fn = click.option(f"--{c}-{flag}", f"{c}_{flag}", type=float, default=None, metavar="MS",
                               help=f"{_LABEL[c]} {bids} [ms]; overrides the sidecar / DICOM header.")(fn)
@@ -77,7 +78,7 @@ def register(main: click.Group, bench: click.Group) -> None:
         """
         from relaxomap.train.predict import MAP_FILES, run_predict
 
-        flags = {c: {key: params[f"{c}_{flag}"] for flag, key, _ in _FIELDS} for c in _CONTRASTS}
+        flags = {c: {key: params[f"{c}_{flag}"] for flag, key, _ in _FIELDS} for c in CONTRASTS}
         prov = run_predict({"t1w": t1w, "t2w": t2w, "flair": flair}, out_dir, model_path=model_path,
                            mask_path=mask_path, param_flags=flags, resample=not no_resample, device=device,
                            batch=batch, overwrite=overwrite, progress=not quiet)

@@ -24,8 +24,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from relaxomap.train.io_nifti import check_output_dir, save_nifti, write_json
-from relaxomap.train.predict import MAP_FILES, MAP_KEYS, axial_to_image, load_predictor, resolve_device, run_predict
+from relaxomap.atomic import check_output_dir
+from relaxomap.train.io_nifti import save_nifti, write_json
+from relaxomap.synth.orientation import axial_to_image
+from relaxomap.train.predict import MAP_FILES, MAP_KEYS, load_predictor, resolve_device, run_predict
 from relaxomap.train.sidecar import CONTRAST_LABELS, CONTRASTS, bids_sidecar_dict, training_ranges
 
 __all__ = ["DEMO_ENTROPY", "demo_source", "make_case", "run_demo", "format_table"]

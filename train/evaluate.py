@@ -35,7 +35,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from relaxomap.physics.protocol import SEQUENCE_KINDS
+from relaxomap import __version__
+from relaxomap.physics.protocol import CONTRASTS, SEQUENCE_KIND_NAMES
 from relaxomap.train.metrics import (
     CSF_LABEL,
     MAP_NAMES,
@@ -46,12 +47,10 @@ from relaxomap.train.metrics import (
     ssim,
 )
 from relaxomap.train.report import format_main_table, format_tissue_table, json_safe, write_outputs
-from relaxomap import __version__
 
 __all__ = [
     "NLLS_NAME",
     "SPLIT_CHOICES",
-    "ROLES",
     "PARAM_KEYS",
     "Evaluation",
     "scenario_names",
@@ -69,10 +68,8 @@ NLLS_NAME = "nlls"
 #: ``split`` values: a subject-wise split of the store, or every sample (scenario stores).
 SPLIT_CHOICES = ("test", "val", "train", "all")
 #: Contrast roles in channel order.
-ROLES = ("t1w", "t2w", "flair")
 #: Acquisition times of each role, in ``params`` column order [ms].
 PARAM_KEYS = ("tr_ms", "te_ms", "ti_ms")
-_KIND_OF_CODE = {code: kind for kind, code in SEQUENCE_KINDS.items()}
 _RECORD_METRICS = ("psnr_db", "ssim", "mae", "mpe_pct", "psnr_no_csf_db", "mpe_no_csf_pct", "psnr_whole_db")
 
 
@@ -170,10 +167,10 @@ def _sample_meta(f: Any, i: int) -> dict[str, Any]:
         "slice_index": int(f["slice_index"][i]),
         "field_t": float(f["field_t"][i]),
         "present": [int(v) for v in present],
-        "kinds": {r: (_KIND_OF_CODE.get(int(prot[c, 0]), "?") if present[c] else None) for c, r in enumerate(ROLES)},
+        "kinds": {r: (SEQUENCE_KIND_NAMES.get(int(prot[c, 0]), "?") if present[c] else None) for c, r in enumerate(CONTRASTS)},
         "params": {r: ({k: float(params[c, j]) for j, k in enumerate(PARAM_KEYS)} if present[c] else None)
-                   for c, r in enumerate(ROLES)},
-        "snr": {r: (float(snr[c]) if present[c] else None) for c, r in enumerate(ROLES)},
+                   for c, r in enumerate(CONTRASTS)},
+        "snr": {r: (float(snr[c]) if present[c] else None) for c, r in enumerate(CONTRASTS)},
     }
     return meta
 
@@ -367,7 +364,7 @@ def evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLik
 def _x_values(rec: dict[str, Any]) -> dict[str, float]:
     """Curve abscissae of one sample: ``"<role> <param>"`` [ms] for present contrasts and ``"mean SNR"``."""
     xs: dict[str, float] = {}
-    for r in ROLES:
+    for r in CONTRASTS:
         par = rec["params"].get(r)
         if par is None:
             continue
@@ -427,7 +424,7 @@ def run_evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.Pat
                  stores: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, overwrite: bool = False,
                  **kwargs: Any) -> Evaluation:
     """:func:`evaluate` then :func:`write_outputs` (the ``relaxomap evaluate`` pipeline)."""
-    from relaxomap.train.predict import check_output_dir
+    from relaxomap.atomic import check_output_dir
 
     check_output_dir(out_dir, overwrite)  # fail before hours of evaluation, not after
     ev = evaluate(models, stores, **kwargs)

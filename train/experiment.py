@@ -42,13 +42,14 @@ from relaxomap.train.experiment_config import (
     training_synth_config,
     variant_train_config,
 )
-from relaxomap.train.experiment_page import atomic_write_text, build_report, write_report
+from relaxomap.atomic import atomic_write_text
+from relaxomap.train.experiment_page import build_report, write_report
 
 __all__ = ["run_experiment"]
 
 def _check_folder(out: Path, config: ExperimentConfig, resume: bool) -> None:
     """Refuse a non-empty ``out`` without ``resume``, and a resume with another configuration."""
-    from relaxomap.train.checkpoint import config_differences
+    from relaxomap.physics.checks import config_differences
 
     marker = out / "experiment.json"
     if out.exists() and not out.is_dir():
@@ -61,7 +62,7 @@ def _check_folder(out: Path, config: ExperimentConfig, resume: bool) -> None:
         diff = config_differences(saved, config.to_dict())
         if diff:
             raise ValueError(f"cannot resume {out} with a different experiment configuration; fields that differ:"
-                             "\n  " + "\n  ".join(d.replace("checkpoint", "saved") for d in diff))
+                             "\n  " + "\n  ".join(diff))
 
 
 def run_experiment(config: ExperimentConfig, out: str | os.PathLike, results: str | os.PathLike, *,

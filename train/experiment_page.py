@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from relaxomap.atomic import atomic_write_text
 from relaxomap.train.experiment_config import NLLS, REFERENCE, VARIANTS, ExperimentConfig, Scenario
 from relaxomap.train.experiment_stats import (
     MAP_LABEL,
@@ -29,15 +30,7 @@ from relaxomap.train.experiment_stats import (
 from relaxomap.train.metrics import MAP_NAMES
 from relaxomap.train.report import json_safe
 
-__all__ = ["build_report", "render_page", "write_report", "copy_figures", "atomic_write_text"]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+__all__ = ["build_report", "render_page", "write_report", "copy_figures"]
 
 
 def copy_figures(folders: dict[str, Path], dest: Path) -> dict[str, list[str]]:
@@ -403,7 +396,7 @@ def write_report(report: Mapping[str, Any], results: str | os.PathLike,
     Each is replaced atomically (the figures folder by renaming a complete temporary one), figures first so
     the page never links to a missing file.
     """
-    from relaxomap.train.io_nifti import atomic_output_dir
+    from relaxomap.atomic import atomic_output_dir
 
     results = Path(results)
     fig_dir = results.with_name(f"{results.stem}_figures")

@@ -1,5 +1,5 @@
-"""NIfTI input and output for prediction and rendering: one checked 3-D volume in, float32 maps out, and
-output directories that are never left half-written (:func:`atomic_output_dir`).
+"""NIfTI input and output for prediction and rendering: one checked 3-D volume in, float32 maps out (output
+folders are written through :func:`relaxomap.atomic.atomic_output_dir`).
 
 Every error names the file, what was wrong and what is accepted, e.g.
 "T1w image /data/sub-01_T1w.nii.gz is 4-D (shape (256, 256, 176, 2)); pass a single 3-D volume".
@@ -7,13 +7,9 @@ Every error names the file, what was wrong and what is accepted, e.g.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +21,6 @@ __all__ = [
     "write_json",
     "nifti_stem",
     "voxel_sizes_mm",
-    "check_output_dir",
-    "atomic_output_dir",
 ]
 
 
@@ -191,44 +185,3 @@ def write_json(path: str | Path, obj: Any) -> None:
         raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
     Path(path).write_text(json.dumps(obj, indent=2, sort_keys=False, default=default) + "\n")
-
-
-def check_output_dir(out_dir: str | Path, overwrite: bool) -> None:
-    """Raise ValueError unless ``out_dir`` is absent, an empty directory, or ``overwrite`` is set."""
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise ValueError(f"output {out_dir} exists and is not a directory")
-        if any(out_dir.iterdir()) and not overwrite:
-            raise ValueError(f"output directory {out_dir} exists and is not empty; pass --overwrite to replace it "
-                             "or choose another --out")
-
-
-@contextmanager
-def atomic_output_dir(out_dir: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a fresh ``<out_dir>.tmp-XXXX`` beside ``out_dir``; on success rename it to ``out_dir``.
-
-    On an exception the temporary directory is removed and ``out_dir`` is left untouched. An existing empty
-    ``out_dir`` is replaced; a non-empty one only with ``overwrite`` (it is moved aside, the new one renamed in,
-    then the old one deleted, so ``out_dir`` is never half-written).
-    """
-    out = Path(out_dir)
-    check_output_dir(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        check_output_dir(out, overwrite)  # again: it may have appeared meanwhile
-        old = None
-        if out.exists():
-            if any(out.iterdir()):
-                old = Path(tempfile.mkdtemp(prefix=f"{out.name}.old-", dir=out.parent))
-                os.replace(out, old / out.name)
-            else:
-                out.rmdir()
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -51,7 +51,7 @@ from typing import Sequence
 
 import numpy as np
 
-from relaxomap.physics.protocol import PACK_COLUMNS, SEQUENCE_KINDS, Protocol
+from relaxomap.physics.protocol import PACK_COLUMNS, SEQUENCE_KIND_NAMES, Protocol
 from relaxomap.physics.signal import signal_reference
 from relaxomap.physics.tissues import tissue_values
 
@@ -65,7 +65,6 @@ __all__ = [
     "fit_slice",
 ]
 
-_KIND_OF_CODE = {code: kind for kind, code in SEQUENCE_KINDS.items()}
 _T2_INF_MS = 1e30  # "T2 → ∞": exp(−TE / 1e30) == 1 in float64
 _FD_STEP = 1e-6  # forward-difference step in ln T1
 _OWNER = "NLLSConfig"
@@ -159,10 +158,10 @@ def protocols_from_packed(rows: np.ndarray) -> list[Protocol]:
     for row in arr:
         col = dict(zip(PACK_COLUMNS, row.tolist()))
         code = int(round(col["kind_code"]))
-        if code not in _KIND_OF_CODE:
-            raise ValueError(f"packed protocol kind_code must be one of {sorted(_KIND_OF_CODE)}; "
+        if code not in SEQUENCE_KIND_NAMES:
+            raise ValueError(f"packed protocol kind_code must be one of {sorted(SEQUENCE_KIND_NAMES)}; "
                              f"got {col['kind_code']}")
-        kind = _KIND_OF_CODE[code]
+        kind = SEQUENCE_KIND_NAMES[code]
         out.append(Protocol(kind, tr_ms=col["tr_ms"], te_ms=col["te_ms"], ti_ms=col["ti_ms"],
                             etl=int(round(col["etl"])), esp_ms=0.0 if kind == "spgr" else col["esp_ms"],
                             flip_deg=math.degrees(col["flip_rad"]), refocus_deg=math.degrees(col["refocus_rad"]),

@@ -24,12 +24,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from relaxomap.atomic import atomic_output_dir, check_output_dir
 from relaxomap.synth.normalize import normalize_intensity
+from relaxomap.synth.orientation import axial_to_image, image_to_axial
 from relaxomap.train.brainmask import auto_brain_mask
 from relaxomap.train.io_nifti import (
     Volume,
-    atomic_output_dir,
-    check_output_dir,
     load_nifti,
     save_nifti,
     voxel_sizes_mm,
@@ -55,8 +55,6 @@ __all__ = [
     "MASK_FILE",
     "PROVENANCE_FILE",
     "DEFAULT_MODEL",
-    "axial_to_image",
-    "image_to_axial",
     "predict_volume",
     "load_contrast",
     "resolve_device",
@@ -82,17 +80,6 @@ def _normalised_image(axial: np.ndarray) -> np.ndarray:
     """One (X, Y) axial slice -> normalised (H, W) float32 image; a slice without signal stays 0."""
     img = axial_to_image(np.asarray(axial, np.float32))
     return normalize_intensity(img)[0] if np.any(img > 0) else np.zeros(img.shape, np.float32)
-
-
-def axial_to_image(axial: np.ndarray) -> np.ndarray:
-    """(X, Y) axial slice of a RAS-ordered volume -> (H, W) image as the simulator lays it out
-    (:func:`synth.generate._axial`: rows = y descending, anterior at the top; columns = x ascending)."""
-    return axial.T[::-1]
-
-
-def image_to_axial(image: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`axial_to_image` on the last two axes: (..., H, W) -> (..., X, Y)."""
-    return np.swapaxes(image[..., ::-1, :], -1, -2)
 
 
 def _params_array(params: Mapping[str, Sequence[float]] | np.ndarray, present: np.ndarray) -> np.ndarray:

@@ -135,13 +135,13 @@ def write_outputs(evaluation: Evaluation, out_dir: str | os.PathLike, *, overwri
     """Write ``results.md``, ``results.json``, montages and curves into ``out_dir`` atomically.
 
     The files are written into a temporary sibling folder that is renamed to ``out_dir`` at the end
-    (:func:`train.predict.atomic_output_dir`): ``out_dir`` is never left half-written. A non-empty existing
+    (:func:`relaxomap.atomic.atomic_output_dir`): ``out_dir`` is never left half-written. A non-empty existing
     ``out_dir`` is replaced only with ``overwrite``.
 
     Returns the output folder.
     """
     from relaxomap.train.figures import curves_png, montage_png
-    from relaxomap.train.predict import atomic_output_dir
+    from relaxomap.atomic import atomic_output_dir
 
     res = evaluation.results
     figures: dict[str, list[str]] = {}

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from relaxomap.physics.protocol import CONTRASTS
 from relaxomap.train.io_nifti import nifti_stem
 
 __all__ = [
-    "CONTRASTS",
     "CONTRAST_LABELS",
     "PARAM_FIELDS",
     "BIDS_KEYS",
@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 #: Input contrasts in the model's channel order.
-CONTRASTS: tuple[str, ...] = ("t1w", "t2w", "flair")
 #: How each contrast is named in messages.
 CONTRAST_LABELS: dict[str, str] = {"t1w": "T1w", "t2w": "T2w", "flair": "FLAIR"}
 #: Parameter fields per contrast, in the model's parameter order [TR, TE, TI].

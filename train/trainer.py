@@ -41,14 +41,20 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from relaxomap.model.unet import build_model, count_parameters, to_normalised
+from relaxomap.physics.checks import config_differences
 from relaxomap.train.checkpoint import (
     capture_rng_state,
-    config_differences,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
-from relaxomap.train.distributed import DistContext, EpochBatchSampler, init_distributed, resolve_device, shutdown_distributed
+from relaxomap.train.distributed import (
+    DistContext,
+    EpochBatchSampler,
+    init_distributed,
+    resolve_device,
+    shutdown_distributed,
+)
 from relaxomap.train.losses import total_loss
 from relaxomap.train.schedule import loss_config_at, lr_at, physics_weight_at
 from relaxomap.train.train_config import RESUME_MAY_CHANGE, TrainConfig
@@ -354,7 +360,7 @@ def _train(config: TrainConfig, resume: bool, stop_after: int | None, ctx: DistC
         ckpt = load_checkpoint(last_path, expected_model_config=config.model, expected_schema=schema)
         saved = {k: v for k, v in (ckpt["train_config"] or {}).items() if k not in RESUME_MAY_CHANGE}
         wanted = {k: v for k, v in config.to_dict().items() if k not in RESUME_MAY_CHANGE}
-        diff = config_differences(saved, wanted)
+        diff = config_differences(saved, wanted, ("checkpoint", "requested"))
         if diff:
             raise ValueError(f"cannot resume {last_path} with a different training configuration; fields that "
                              f"differ:\n  " + "\n  ".join(diff))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from relaxomap.physics.checks import (
+    config_differences,
     check_bool,
     check_finite_range,
     check_int_range,
@@ -201,3 +202,16 @@ def test_config_from_dict_errors() -> None:
         config_from_dict(_Outer, [("name", "a")])
     with pytest.raises(ValueError, match=r"_Inner\.k must be an integer in \[0, 9\]; got 12"):  # nested validation
         config_from_dict(_Outer, {"name": "a", "inner": {"k": 12}}, {"inner": _Inner})
+
+
+def test_config_differences_names_nested_fields_absent_sides_and_ignores_tuple_vs_list() -> None:
+    old = {"seed": 1, "texture": {"scale_mm": [8.0, 2.0], "sd": 0.1}, "gone": True}
+    new = {"seed": 2, "texture": {"scale_mm": (8.0, 2.0), "sd": 0.2}, "added": "x"}
+    assert config_differences(old, new) == [
+        "seed: saved 1 vs requested 2",
+        "texture.sd: saved 0.1 vs requested 0.2",
+        "gone: saved True vs requested <absent>",
+        "added: saved <absent> vs requested 'x'",
+    ]
+    assert config_differences(old, old, ("checkpoint", "requested")) == []
+    assert config_differences({"a": 1}, {"a": 3}, ("stored", "now")) == ["a: stored 1 vs now 3"]

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from relaxomap.physics.protocol import Protocol
+from relaxomap.physics.protocol import CONTRASTS, Protocol
 from relaxomap.physics.tissues import tissue_values
 from relaxomap.synth.protocols import (
     ROLE_KINDS,
-    ROLES,
     KindRanges,
     ProtocolRanges,
     csf_null_ti_ms,
@@ -32,7 +31,7 @@ def drawn() -> dict[float, list[tuple[Protocol, ...]]]:
 def test_defaults_cover_clinical_roles(drawn) -> None:
     ranges = ProtocolRanges()
     for field_t, draws in drawn.items():
-        for role_index, role in enumerate(ROLES):
+        for role_index, role in enumerate(CONTRASTS):
             kinds = {d[role_index].kind for d in draws}
             assert kinds <= set(ROLE_KINDS[role])
         assert {d[0].kind for d in draws} == {"se", "tse", "ir_tse"}  # T1w SE, TSE, T1-FLAIR
@@ -57,7 +56,7 @@ def test_values_inside_ranges_and_te_on_echo_grid(drawn) -> None:
     ranges = ProtocolRanges()
     for draws in drawn.values():
         for d in draws:
-            for role, prot in zip(ROLES, d):
+            for role, prot in zip(CONTRASTS, d):
                 kr = next(e for e in getattr(ranges, role) if e.kind == prot.kind)
                 assert kr.tr_ms[0] <= prot.tr_ms <= kr.tr_ms[1]
                 # the default ranges always contain a multiple of every ESP, so TE stays in range

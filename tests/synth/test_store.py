@@ -79,7 +79,8 @@ def single_file(reference: Path, tmp_path_factory) -> Path:
 # --------------------------------------------------------------------------- generate
 @pytest.mark.parametrize("size", [(64, 64), (40, 90)])  # pad both axes; crop one and pad the other
 def test_axial_stack_equals_slice_by_slice(size) -> None:
-    from relaxomap.synth.generate import _axial, _axial_stack, fit_to_size
+    from relaxomap.synth.generate import _axial_stack, fit_to_size
+    from relaxomap.synth.orientation import axial_image
     from relaxomap.synth.maps import Maps
 
     rng = np.random.default_rng(0)
@@ -91,9 +92,9 @@ def test_axial_stack_equals_slice_by_slice(size) -> None:
     targets, labels, mask = _axial_stack(maps, zs, size)
     for n, z in enumerate(zs):
         for c, vol in enumerate((t1, t2, pd)):
-            assert np.array_equal(targets[n, c], fit_to_size(_axial(vol, z), size))
-        assert np.array_equal(labels[n], fit_to_size(_axial(maps.labels, z), size))
-        assert np.array_equal(mask[n], fit_to_size(_axial(maps.mask, z), size))
+            assert np.array_equal(targets[n, c], fit_to_size(axial_image(vol, z), size))
+        assert np.array_equal(labels[n], fit_to_size(axial_image(maps.labels, z), size))
+        assert np.array_equal(mask[n], fit_to_size(axial_image(maps.mask, z), size))
 
 
 def test_generate_subject_fields_and_units() -> None:

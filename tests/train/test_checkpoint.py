@@ -120,7 +120,7 @@ def test_failed_write_keeps_previous_file(saved: tuple[Path, torch.nn.Module], m
     before = path.read_bytes()
 
     def broken_save(obj, f, *a, **k):
-        f.write(b"partial")
+        Path(f).write_bytes(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)

@@ -21,7 +21,7 @@ from relaxomap.model.unet import build_model
 from relaxomap.synth.normalize import normalize_intensity
 from relaxomap.synth.protocols import ProtocolRanges
 from relaxomap.train.checkpoint import save_checkpoint
-from relaxomap.train.io_nifti import atomic_output_dir, load_nifti
+from relaxomap.train.io_nifti import load_nifti
 from relaxomap.train.predict import MAP_FILES, PROVENANCE_FILE, predict_volume, run_predict
 from relaxomap.train.resample import resample_to_grid, same_grid
 from relaxomap.train.sidecar import read_bids_sidecar, resolve_parameters, seconds_to_ms, training_ranges
@@ -298,24 +298,6 @@ def test_missing_default_model_says_how_to_train(case: dict[str, Path], tmp_path
     with pytest.raises(FileNotFoundError, match=r"default model.*relaxomap train.*--model"):
         run_predict(case, tmp_path / "o", progress=False)
 
-
-def test_atomic_output_dir(tmp_path: Path) -> None:
-    out = tmp_path / "res"
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_output_dir(out) as tmp:
-            (tmp / "half.nii.gz").write_bytes(b"x")
-            raise RuntimeError("boom")
-    assert not out.exists() and list(tmp_path.iterdir()) == []
-    with atomic_output_dir(out) as tmp:
-        (tmp / "a.txt").write_text("1")
-    assert (out / "a.txt").read_text() == "1"
-    with pytest.raises(ValueError, match="not empty"):
-        with atomic_output_dir(out):
-            pass
-    with atomic_output_dir(out, overwrite=True) as tmp:
-        (tmp / "b.txt").write_text("2")
-    assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["res"]
 
 
 def test_otsu_matches_skimage() -> None:

@@ -1,0 +1,120 @@
+"""Atomic file and folder writes: the one way every relaxomap layer writes an output.
+
+A result is written under a temporary name in the destination's own folder (same file system) and renamed
+over the destination only once it is complete, so an interrupted or failed command never leaves a
+half-written file where a finished one is expected. The temporary name keeps the destination's suffixes
+(``.nii.gz``, ``.png``, ``.pt``), because writers such as nibabel and matplotlib choose the format from them.
+
+- :func:`atomic_path` : context manager yielding the temporary path of one file; renames on success.
+- :func:`atomic_write_text` / :func:`atomic_write_bytes` : the common one-shot cases.
+- :func:`atomic_output_dir` : the same for a whole output folder (``predict --out``, ``demo --out``), with the
+  ``--overwrite`` rule.
+- :func:`check_output_dir` : that rule alone, for checking an output folder *before* the expensive work.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_output_dir", "check_output_dir"]
+
+
+def _temporary_name(path: Path) -> Path:
+    # Hidden, unique per process and call, destination's suffixes kept: ".<name>.<pid>-<hex>.tmp<suffixes>".
+    suffixes = "".join(path.suffixes)
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{suffixes}")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block ends without error, rename it to ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left as it was (absent or the previous
+    version). The destination's folder is created if needed.
+
+    Parameters
+    ----------
+    path : the destination file.
+    fsync : flush the finished file to disk before the rename (checkpoints: survive a power loss, not only a
+        crash of this process).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_name(path)
+    try:
+        yield tmp
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse an output folder that exists as a file, or exists non-empty without ``overwrite``.
+
+    Raises
+    ------
+    ValueError naming the folder and what to do.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise ValueError(f"output {out_dir} exists and is not a directory")
+        if any(out_dir.iterdir()) and not overwrite:
+            raise ValueError(f"output directory {out_dir} exists and is not empty; pass --overwrite to replace it "
+                             "or choose another --out")
+
+
+@contextmanager
+def atomic_output_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a fresh ``<out_dir>.tmp-XXXX`` beside ``out_dir``; on success rename it to ``out_dir``.
+
+    On an exception the temporary directory is removed and ``out_dir`` is left untouched. An existing empty
+    ``out_dir`` is replaced; a non-empty one only with ``overwrite`` (it is moved aside, the new one renamed in,
+    then the old one deleted, so ``out_dir`` is never half-written).
+    """
+    out = Path(out_dir)
+    check_output_dir(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        check_output_dir(out, overwrite)  # again: it may have appeared meanwhile
+        old = None
+        if out.exists():
+            if any(out.iterdir()):
+                old = Path(tempfile.mkdtemp(prefix=f"{out.name}.old-", dir=out.parent))
+                os.replace(out, old / out.name)
+            else:
+                out.rmdir()
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
