@@ -214,11 +214,50 @@ def test_forward_rejects_bad_inputs() -> None:
         build_model({"arch": "unet"})
 
 
-def test_default_model_size() -> None:
-    # 1-3 M parameters train on 2 CPU cores; the count pins the architecture so a change is noticed.
-    counts = {arch: count_parameters(build_model(ModelConfig(arch=arch))) for arch in ARCHS}
-    assert all(1_000_000 <= n <= 3_000_000 for n in counts.values()), counts
-    assert counts["pe-unet"] > counts["channels"] > counts["unet"]
+def _expected_parameters(cfg: ModelConfig) -> int:
+    """Parameter count of the documented architecture, written out by hand from model/unet.py's docstring:
+    stem conv, per level ``blocks_per_level`` residual blocks and a strided down conv, ``mid_blocks`` blocks,
+    per level an upsampling conv and blocks whose first takes the skip concatenation, a GroupNorm + 1x1 head;
+    FiLM (Linear(emb, 2 out)) in every block and the embedding MLP for pe-unet only."""
+    conv = lambda i, o, k: i * o * k * k + o  # noqa: E731  weights + bias
+    norm = lambda c: 2 * c  # noqa: E731  GroupNorm affine
+    film = cfg.arch == "pe-unet"
+
+    def block(i: int, o: int) -> int:
+        return (norm(i) + conv(i, o, 3) + norm(o) + conv(o, o, 3) + (conv(i, o, 1) if i != o else 0)
+                + ((cfg.emb_dim * 2 * o + 2 * o) if film else 0))
+
+    chans = [cfg.base_channels * m for m in cfg.channel_mults]
+    c_in = 2 * cfg.in_contrasts + (3 * cfg.in_contrasts if cfg.arch == "channels" else 0)
+    n, ch = conv(c_in, chans[0], 3), chans[0]
+    for level, lc in enumerate(chans):  # encoder
+        for _ in range(cfg.blocks_per_level):
+            n, ch = n + block(ch, lc), lc
+        if level < len(chans) - 1:
+            n, ch = n + conv(ch, chans[level + 1], 3), chans[level + 1]
+    n += cfg.mid_blocks * block(ch, ch)
+    for level in reversed(range(len(chans))):  # decoder
+        lc = chans[level]
+        if level < len(chans) - 1:
+            n, ch = n + conv(ch, lc, 3), lc
+        n += block(ch + lc, lc) + (cfg.blocks_per_level - 1) * block(lc, lc)
+    n += norm(ch) + conv(ch, 3, 1)
+    if film:  # Linear(4C + 2 n_fourier, emb), Linear(emb, emb)
+        width = 4 * cfg.in_contrasts + 2 * cfg.n_fourier
+        n += width * cfg.emb_dim + cfg.emb_dim + cfg.emb_dim * cfg.emb_dim + cfg.emb_dim
+    return n
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_architecture_pinned_by_parameter_count(arch: str) -> None:
+    # The count written out by hand pins every layer's shape; 1-3 M parameters train on 2 CPU cores.
+    cfg = ModelConfig(arch=arch)
+    n = count_parameters(build_model(cfg))
+    assert n == _expected_parameters(cfg)
+    small = ModelConfig(arch=arch, base_channels=16, channel_mults=(1, 2, 3), blocks_per_level=2, mid_blocks=2,
+                        groups=4, emb_dim=24, n_fourier=5)
+    assert count_parameters(build_model(small)) == _expected_parameters(small)
+    assert 1_000_000 <= n <= 3_000_000
 
 
 def test_normalised_round_trip_and_floor() -> None:

@@ -174,7 +174,26 @@ def test_masked_ssim_zero_when_equal_grows_with_error_ignores_outside(case: dict
     outside = ~mask.expand_as(pred)
     garbage[outside] = 1e4
     assert float(masked_ssim_loss(garbage, target, mask)) == float(masked_ssim_loss(pred, target, mask))
-    assert len(SSIM_DATA_RANGE) == 3
+
+
+def test_masked_ssim_of_constant_maps_uses_the_documented_data_ranges() -> None:
+    """Two constant images a, b: every window has zero variance, so SSIM = (2ab + C1) / (a^2 + b^2 + C1) with
+    C1 = (0.01 L)^2, L the map's documented dynamic range (ln(6000/50), ln(3000/5) in normalised T1 / T2 units,
+    1.2 for PD). A wrong range, a missing channel or a swapped order moves the loss off this closed form."""
+    pred_phys = (1200.0, 80.0, 0.70)  # [T1 ms, T2 ms, PD]
+    true_phys = (900.0, 100.0, 0.75)
+    pred = torch.tensor(pred_phys, dtype=torch.float64).reshape(1, 3, 1, 1).expand(1, 3, 24, 24).clone()
+    true = torch.tensor(true_phys, dtype=torch.float64).reshape(1, 3, 1, 1).expand(1, 3, 24, 24).clone()
+    mask = torch.ones(1, 1, 24, 24, dtype=torch.bool)
+    a = (math.log(1200.0 / 1000.0), math.log(80.0 / 100.0), 0.70)  # normalised: ln(T1/1000), ln(T2/100), PD
+    b = (math.log(900.0 / 1000.0), math.log(100.0 / 100.0), 0.75)
+    ranges = (math.log(6000.0 / 50.0), math.log(3000.0 / 5.0), 1.2)
+    per_map = [1.0 - (2 * x * y + (0.01 * r) ** 2) / (x * x + y * y + (0.01 * r) ** 2) for x, y, r in zip(a, b, ranges)]
+    weights = (1.0, 2.0, 0.5)
+    expected = sum(w * v for w, v in zip(weights, per_map)) / sum(weights)
+    got = float(masked_ssim_loss(pred, true, mask, weights))
+    assert_allclose(got, expected, rtol=1e-12)  # float64 throughout
+    assert_allclose(SSIM_DATA_RANGE, ranges, rtol=0)
 
 
 # ----------------------------------------------------------------------------- combined
@@ -207,8 +226,10 @@ def test_total_loss_is_the_weighted_sum_of_its_parts(case: dict) -> None:
 def test_loss_config_validation_and_round_trip() -> None:
     cfg = LossConfig(l1=2.0, ssim=0.3, physics=0.05, map_weights=(1.0, 0.5, 2.0))
     assert LossConfig.from_dict(cfg.to_dict()) == cfg
-    for bad in ({"l1": -1.0}, {"physics": float("nan")}, {"map_weights": (0.0, 0.0, 0.0)}, {"map_weights": (1, 2)}):
-        with pytest.raises(ValueError):
+    for bad, message in (({"l1": -1.0}, r"LossConfig\.l1 .*-1\.0"), ({"physics": float("nan")}, r"LossConfig\.physics"),
+                         ({"map_weights": (0.0, 0.0, 0.0)}, r"map_weights .*not all 0"),
+                         ({"map_weights": (1, 2)}, r"map_weights")):
+        with pytest.raises(ValueError, match=message):
             LossConfig(**bad)
     with pytest.raises(ValueError, match="unknown"):
         LossConfig.from_dict({"l2": 1.0})

@@ -95,7 +95,10 @@ def test_seeded_patches_are_reproducible_and_aligned() -> None:
     top, left = divmod(int(a["labels"][0, 0]), 50)
     torch.testing.assert_close(a["targets"], item["targets"][:, top:top + 16, left:left + 16], rtol=0, atol=0)
     torch.testing.assert_close(a["mask"], mask[:, top:top + 16, left:left + 16], rtol=0, atol=0)
-    assert a["mask"].sum() > 0  # centred on a brain voxel
+    # the rule: centre on a uniformly drawn brain voxel (row-major order), shift the window inside the slice
+    inside = np.argwhere(mask[0].numpy() > 0)
+    cy, cx = inside[int(np.random.default_rng(123).integers(len(inside)))]
+    assert (top, left) == (min(max(cy - 8, 0), 40 - 16), min(max(cx - 8, 0), 50 - 16))
     torch.testing.assert_close(a["params"], item["params"], rtol=0, atol=0)  # non-image entries untouched
     crops = {int(ds[(0, s)]["labels"][0, 0]) for s in range(20)}
     assert len(crops) > 1 and c["inputs"].shape == (3, 16, 16)
@@ -214,8 +217,13 @@ def test_bench_train_cli_writes_json(tmp_path: Path) -> None:
                                     "--repeats", "1", "--warmup", "0", "--threads", "1", "--json", str(out)])
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
-    assert set(data["parameters"]) == {"pe-unet", "unet"}
+    # The networks benchmarked are the shipped architectures: parameter counts from an independent build.
+    from relaxomap.model import ModelConfig, build_model, count_parameters
+
+    assert data["parameters"] == {a: count_parameters(build_model(ModelConfig(arch=a))) for a in ("pe-unet", "unet")}
     for key in ("train_patch_samples_per_s", "train_slice_samples_per_s", "infer_ms_per_slice"):
         row = data["results"][key]
-        assert row["pe-unet"] > 0 and row["unet"] > 0
-        assert row["ratio_vs_unet"] == pytest.approx(row["pe-unet"] / row["unet"], rel=1e-12)
+        assert set(row) == {"pe-unet", "unet", "ratio_vs_unet"}
+        assert all(math.isfinite(v) and v > 0 for v in row.values()), row  # timings, not a speed claim
+        # the printed table shows the ratio the JSON holds
+        assert f"{row['ratio_vs_unet']:.2f}" in res.output, res.output
