@@ -37,9 +37,9 @@ def test_tissue_mean_bound_equals_monte_carlo_map_fit() -> None:
     Gaussian prior terms, started at the prior mean); the spread of the errors must equal the linearised
     posterior sd. A case away from the FLAIR null (no CSF, whose null gives two T1 solutions), SNR 30, 10
     voxels per tissue so that data and prior both matter, relaxation priors narrowed to +-10 % so that the
-    model is linear over the posterior (the linearisation is exact in that limit; with the default +-40 % the
-    MAP spread exceeds the local bound by up to 1.26x for deep GM and lesion T1, see docs/bounds.md). Tolerance 12 %:
-    three standard errors of an sd estimated from 300 trials (1 / sqrt(2 N) = 4.1 %)."""
+    model is linear over the posterior (the linearisation is exact in that limit; with the default +-40 %
+    the MAP spread exceeds the local bound by up to 1.26x for deep GM and lesion T1, see docs/bounds.md).
+    Tolerance 12 %: three standard errors of an sd estimated from 300 trials (1 / sqrt(2 N) = 4.1 %)."""
     config = BoundsConfig(tissues=("WM", "GM", "deep GM", "MS lesion"), forward="closed", n_voxels=10,
                           snr=30.0, bias_sd=0.05, prior={"relaxation_factor": (0.9, 1.1)})
     result = bounds(EXAM, config)
