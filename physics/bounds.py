@@ -23,8 +23,8 @@ standard deviation of the uniform prior it stands for (width / √12). Two level
 - **tissue mean** (exam level): every tissue seen in ``n_voxels`` voxels. Its posterior sd is the floor of the
   signed bias an ideal estimator could reach: the gains are shared by all tissues, so more voxels do not
   help along the directions the data cannot see.
-- **one voxel**: its own T1 / T2 / PD / bias with the tissue's prior, the exam parameters (gains, angles,
-  efficiencies) known to their exam-level posterior.
+- **one voxel**: its own T1 / T2 / PD / bias drawn from the tissue's prior and seen once, beside the exam
+  (whose data inform the shared gains, angles and efficiencies).
 
 Priors (fixed, not tuned): T1 and T2 of parenchyma and lesions log-uniform over ±40 % around the tissue
 table (:mod:`relaxomap.physics.tissues`); PD within ±5 % (water content); CSF as water: T1 3.6–4.4 s, PD 1
@@ -280,16 +280,25 @@ def _exam_information(model: _Model, jac: np.ndarray, n_voxels: int) -> np.ndarr
     return n_voxels * flat.T @ flat
 
 
-def _voxel_covariance(model: _Model, jac: np.ndarray, exam_cov: np.ndarray, k: int, prior_sd: np.ndarray
+def _voxel_covariance(model: _Model, jac: np.ndarray, info: np.ndarray, prior_sd: np.ndarray, k: int
                       ) -> np.ndarray:
-    """(4, 4) posterior covariance of one voxel's (ln T1, ln T2, ln PD, ln b) in tissue k."""
-    own = slice(4 * k, 4 * k + 4)
-    cols = np.r_[np.arange(4 * k, 4 * k + 4), np.arange(model.exam.start, model.exam.stop)]
-    j = jac[:, k, :][:, cols] / model.sigma[:, None]  # (C, 4 + E)
-    precision = j.T @ j
-    precision[:4, :4] += np.diag(1.0 / prior_sd[own] ** 2)
-    precision[4:, 4:] += np.linalg.inv(exam_cov)
-    return np.linalg.inv(precision)[:4, :4]
+    """(4, 4) posterior covariance of one voxel's (ln T1, ln T2, ln PD, ln b) in tissue k.
+
+    The voxel joins the exam as a tissue of its own: its four parameters are drawn independently from tissue
+    k's prior and seen once (one measurement per contrast); the exam parameters are informed by every
+    tissue's data, and each prior enters once.
+    """
+    p = model.n_params
+    own = np.arange(4 * k, 4 * k + 4)
+    full = np.zeros((p + 4, p + 4))
+    full[:p, :p] = info
+    j = np.zeros((len(model.protocols), p + 4))
+    j[:, p:] = jac[:, k, own]  # the voxel's own parameters act as tissue k's do
+    j[:, model.exam] = jac[:, k, model.exam]
+    j /= model.sigma[:, None]
+    full += j.T @ j
+    sd = np.r_[prior_sd, prior_sd[own]]
+    return _posterior(full, sd)[p:, p:]
 
 
 def _limited_by(ratio: float) -> str:
@@ -321,13 +330,12 @@ def bounds(protocols: Sequence[Protocol], config: BoundsConfig | None = None) ->
     prior_sd = model.prior_sd()
     info = _exam_information(model, jac, config.n_voxels)
     cov = _posterior(info, prior_sd)
-    exam_cov = cov[model.exam, model.exam]
     eig = np.linalg.eigvalsh(info)  # the data's information alone: zero along what they cannot see
     n_unidentified = int((eig < 1e-10 * eig.max()).sum())
     s = model.signals()
     tissues = []
     for k, name in enumerate(model.names):
-        voxel = _voxel_covariance(model, jac, exam_cov, k, prior_sd)
+        voxel = _voxel_covariance(model, jac, info, prior_sd, k)
         prior = {m: 100 * prior_sd[4 * k + i] for i, m in enumerate(_MAPS)}
         mean = {m: 100 * math.sqrt(cov[4 * k + i, 4 * k + i]) for i, m in enumerate(_MAPS)}
         vox = {m: 100 * math.sqrt(voxel[i, i]) for i, m in enumerate(_MAPS)}
