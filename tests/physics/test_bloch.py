@@ -165,7 +165,8 @@ def test_cpmg_180_train_is_pure_t2_decay() -> None:
 @pytest.mark.parametrize("name", ["t2w_tse_3t", "flair_3t", "t1flair_1.5t"])
 @pytest.mark.parametrize("b1", [1.0, 0.85])
 def test_tse_150_refocusing_equals_epg(name: str, b1: float) -> None:
-    from relaxomap.physics.epg import epg_echo_train, epg_reference
+    from relaxomap.physics.epg import epg_echo_train
+    from relaxomap.physics.epg_reference import epg_reference
 
     p = PRESETS[name]
     assert p.refocus_deg == 150.0
