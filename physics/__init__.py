@@ -1,5 +1,35 @@
-"""relaxomap.physics — sequence protocols, closed-form signal equations (Numba + torch),
-EPG and Bloch simulators, and fidelity validation. Imports no other relaxomap layer."""
+"""relaxomap.physics — MR physics: protocols, signal models, simulators and their references.
+
+The lowest layer: it imports no other relaxomap layer (synth, model and train import it). Times in ms,
+angles in degrees at the API (radians inside the kernels), field in tesla.
+
+Modules
+-------
+Protocols, tissues, inputs
+    ``protocol``        :class:`Protocol` (one acquired contrast), ``SEQUENCE_KINDS`` and their codes,
+                        ``SPIN_ECHO_KINDS``, ``CONTRASTS``, clinical ``PRESETS``, ``pack_protocols`` tables.
+    ``tissues``         literature T1 / T2 / PD of brain tissues at 1.5 T and 3 T.
+    ``rf``              RF pulse shapes (``PulseShape``, sinc, rect) and the RF-spoiling phase schedule.
+    ``checks``          input checks and config helpers shared by every layer (errors name field and value).
+Forward models
+    ``forward``         ``render(..., forward="closed"|"epg")``: the one place that picks the simulator that
+                        turns maps into images (``FORWARD_MODELS``).
+    ``signal``          closed-form steady-state signal equations: Numba float32 ``signal``, differentiable
+                        torch twin, float64 ``signal_reference`` and the NumPy baseline ``signal_numpy``.
+    ``_signal_kernel``  the Numba kernel of ``signal`` (threads, per-protocol constants).
+    ``_fastexp``        float32 exp2 and subnormal flushing used by that kernel.
+    ``epg``             extended phase graphs of spin-echo trains (Numba, steady state, B1, schedules).
+    ``epg_dictionary``  ``EPGDictionary``: precomputed EPG table over (T1, T2), bilinear lookup.
+    ``epg_numpy``       vectorised NumPy EPG: the benchmark baseline of the kernel.
+Simulators and references (each reference is independent of its fast twin: neither imports the other)
+    ``epg_reference``   float64 complex EPG of one voxel, its own input checks and timing.
+    ``bloch``           isochromat Bloch simulator (hard / shaped pulses, ideal or RF spoiling).
+    ``_bloch_kernel``   its Numba kernels (pulse propagators, the TR loop over an op table).
+    ``bloch_reference`` float64 NumPy Bloch simulation of one voxel on its own event timeline.
+Validation and benchmarks
+    ``fidelity``        closed form and textbook equations against EPG and Bloch, per tissue or T1 × T2 grid.
+    ``bench``           throughput of the kernels beside their NumPy baselines (``relaxomap bench physics``).
+"""
 from __future__ import annotations
 
 from relaxomap.physics.protocol import PRESETS, SEQUENCE_KINDS, Protocol, pack_protocols, preset

@@ -12,6 +12,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
+# Private module: physics.bloch (and tests/physics/test_bloch.py) import the underscore names they use.
+__all__: list[str] = []
+
 # Program op codes: one row (code, a, b, c) per op, one TR per program.
 _FREE, _PULSE, _CRUSH, _SPOIL, _INVERT, _SAMPLE = 0, 1, 2, 3, 4, 5
 
@@ -129,11 +132,103 @@ def _apply_pulse(mx, my, mz, a, b, phase, ap):
         mz[j] = ap[2, 0] * x + ap[2, 1] * y + ap[2, 2] * z + bz
 
 
+@njit(cache=True)
+def _free(mx, my, mz, t, t1, t2, dw):
+    """Free precession for ``t`` [ms]: rotation by dw·t about z, then relaxation (M0 = 1)."""
+    e1, e2 = _decay(t, t1), _decay(t, t2)
+    c, s = math.cos(dw * t), math.sin(dw * t)
+    for j in range(mx.shape[0]):
+        x, y = mx[j], my[j]
+        mx[j] = e2 * (c * x - s * y)
+        my[j] = e2 * (s * x + c * y)
+        mz[j] = mz[j] * e1 + (1.0 - e1)
+
+
+@njit(cache=True)
+def _crush(mx, my, cyc, phi, cphi, sphi):
+    """``cyc`` crusher cycles: isochromat j turns by cyc·φ_j about z (cphi, sphi: cos, sin of φ_j)."""
+    for j in range(mx.shape[0]):
+        if cyc == 1.0:
+            c, s = cphi[j], sphi[j]
+        else:
+            c, s = math.cos(cyc * phi[j]), math.sin(cyc * phi[j])
+        x, y = mx[j], my[j]
+        mx[j] = c * x - s * y
+        my[j] = s * x + c * y
+
+
+@njit(cache=True)
+def _play_tr(ops, aff_a, aff_b, mx, my, mz, ap, cur_re, cur_im, phi, cphi, sphi, t1, t2, dw, rf, rf_inc):
+    """One TR of the op table on the isochromats (mx, my, mz); samples into ``cur_re``, ``cur_im``.
+
+    rf : (3,) float64 RF-spoiling state carried across TRs: [pulses played, next RF phase, receiver phase].
+    """
+    n_iso = mx.shape[0]
+    for o in range(ops.shape[0]):
+        code = int(ops[o, 0])
+        if code == _FREE:
+            _free(mx, my, mz, ops[o, 1], t1, t2, dw)
+        elif code == _PULSE:
+            p = int(ops[o, 1])
+            phase = ops[o, 2]
+            if ops[o, 3] != 0.0:  # RF-spoiled pulse: quadratic phase schedule
+                phase += rf[1]
+                rf[2] = rf[1]
+                rf[0] += 1.0
+                rf[1] = (rf[1] + rf[0] * rf_inc) % (2.0 * math.pi)
+            _apply_pulse(mx, my, mz, aff_a[p], aff_b[p], phase, ap)
+        elif code == _CRUSH:
+            _crush(mx, my, ops[o, 1], phi, cphi, sphi)
+        elif code == _SPOIL:
+            zbar = mz.sum() / n_iso
+            for j in range(n_iso):
+                mx[j] = 0.0
+                my[j] = 0.0
+                mz[j] = zbar
+        elif code == _INVERT:
+            kappa = ops[o, 1]
+            for j in range(n_iso):
+                mx[j] = 0.0
+                my[j] = 0.0
+                mz[j] = -kappa * mz[j]
+        else:  # _SAMPLE
+            slot = int(ops[o, 1])
+            re, im = mx.sum() / n_iso, my.sum() / n_iso
+            c, s = math.cos(rf[2]), math.sin(rf[2])
+            cur_re[slot] = c * re + s * im
+            cur_im[slot] = c * im - s * re
+
+
+@njit(cache=True)
+def _tr_change(mz, cur_re, cur_im, prev_abs, prev_mz, tr):
+    """TR-to-TR change of the mean M_z and (from the second TR) of every echo magnitude; updates prev_abs.
+
+    Returns (change, mean M_z of this TR).
+    """
+    zbar = mz.sum() / mz.shape[0]
+    err = abs(zbar - prev_mz)
+    for k in range(cur_re.shape[0]):
+        amp = math.sqrt(cur_re[k] * cur_re[k] + cur_im[k] * cur_im[k])
+        if tr > 1:
+            err = max(err, abs(amp - prev_abs[k]))
+        prev_abs[k] = amp
+    return err, zbar
+
+
+@njit(cache=True)
+def _steady(err, prev_err, tol):
+    """Whether the change ``err`` of this TR, with the geometric tail Δ·r/(1−r) still to come, is below tol."""
+    if err == 0.0:
+        return True
+    r = min(err / prev_err, 0.999) if prev_err > 0.0 else 0.999
+    return err * max(1.0, r / (1.0 - r)) < tol
+
+
 @njit(parallel=True, cache=True)
 def _run_kernel(t1, t2, b1, df_hz, ops, p_shaped, p_angle, p_w, p_ph, p_n, p_dt, n_iso, rf_inc, max_tr, tol, n_slots):
+    """Every voxel to steady state: (echo real parts, imaginary parts) (n_vox, n_slots), TRs run, converged."""
     n_vox = t1.shape[0]
     n_p = p_angle.shape[0]
-    n_ops = ops.shape[0]
     sig_re = np.zeros((n_vox, n_slots))
     sig_im = np.zeros((n_vox, n_slots))
     n_tr = np.zeros(n_vox, np.int64)
@@ -141,12 +236,11 @@ def _run_kernel(t1, t2, b1, df_hz, ops, p_shaped, p_angle, p_w, p_ph, p_n, p_dt,
     phi = 2.0 * math.pi * np.arange(n_iso) / n_iso  # (n_iso,) dephasing per crusher cycle
     cphi, sphi = np.cos(phi), np.sin(phi)
     for v in prange(n_vox):
-        T1, T2 = t1[v], t2[v]
         dw = 2.0 * math.pi * df_hz[v] / 1000.0  # [rad/ms]
         aff_a = np.empty((n_p, 3, 3))
         aff_b = np.empty((n_p, 3))
         for p in range(n_p):
-            _pulse_affine(p_shaped[p], p_angle[p], p_w[p], p_ph[p], p_n[p], p_dt[p], b1[v], dw, T1, T2,
+            _pulse_affine(p_shaped[p], p_angle[p], p_w[p], p_ph[p], p_n[p], p_dt[p], b1[v], dw, t1[v], t2[v],
                           aff_a[p], aff_b[p])
         mx = np.zeros(n_iso)
         my = np.zeros(n_iso)
@@ -155,73 +249,16 @@ def _run_kernel(t1, t2, b1, df_hz, ops, p_shaped, p_angle, p_w, p_ph, p_n, p_dt,
         cur_re = np.zeros(n_slots)
         cur_im = np.zeros(n_slots)
         prev_abs = np.zeros(n_slots)
+        rf = np.zeros(3)
         prev_mz, prev_err = 1.0, 0.0
-        rf_count, rf_phase, rx_phase = 0, 0.0, 0.0
         tr = 0
         done = False
         while tr < max_tr and not done:
-            for o in range(n_ops):
-                code = int(ops[o, 0])
-                if code == _FREE:
-                    t = ops[o, 1]
-                    e1, e2 = _decay(t, T1), _decay(t, T2)
-                    c, s = math.cos(dw * t), math.sin(dw * t)
-                    for j in range(n_iso):
-                        x, y = mx[j], my[j]
-                        mx[j] = e2 * (c * x - s * y)
-                        my[j] = e2 * (s * x + c * y)
-                        mz[j] = mz[j] * e1 + (1.0 - e1)
-                elif code == _PULSE:
-                    p = int(ops[o, 1])
-                    phase = ops[o, 2]
-                    if ops[o, 3] != 0.0:  # RF-spoiled pulse: quadratic phase schedule
-                        phase += rf_phase
-                        rx_phase = rf_phase
-                        rf_count += 1
-                        rf_phase = (rf_phase + rf_count * rf_inc) % (2.0 * math.pi)
-                    _apply_pulse(mx, my, mz, aff_a[p], aff_b[p], phase, ap)
-                elif code == _CRUSH:
-                    cyc = ops[o, 1]
-                    for j in range(n_iso):
-                        if cyc == 1.0:
-                            c, s = cphi[j], sphi[j]
-                        else:
-                            c, s = math.cos(cyc * phi[j]), math.sin(cyc * phi[j])
-                        x, y = mx[j], my[j]
-                        mx[j] = c * x - s * y
-                        my[j] = s * x + c * y
-                elif code == _SPOIL:
-                    zbar = mz.sum() / n_iso
-                    for j in range(n_iso):
-                        mx[j] = 0.0
-                        my[j] = 0.0
-                        mz[j] = zbar
-                elif code == _INVERT:
-                    kappa = ops[o, 1]
-                    for j in range(n_iso):
-                        mx[j] = 0.0
-                        my[j] = 0.0
-                        mz[j] = -kappa * mz[j]
-                else:  # _SAMPLE
-                    slot = int(ops[o, 1])
-                    re, im = mx.sum() / n_iso, my.sum() / n_iso
-                    c, s = math.cos(rx_phase), math.sin(rx_phase)
-                    cur_re[slot] = c * re + s * im
-                    cur_im[slot] = c * im - s * re
+            _play_tr(ops, aff_a, aff_b, mx, my, mz, ap, cur_re, cur_im, phi, cphi, sphi, t1[v], t2[v], dw, rf, rf_inc)
             tr += 1
-            zbar = mz.sum() / n_iso
-            err = abs(zbar - prev_mz)
-            for k in range(n_slots):
-                amp = math.sqrt(cur_re[k] * cur_re[k] + cur_im[k] * cur_im[k])
-                if tr > 1:
-                    err = max(err, abs(amp - prev_abs[k]))
-                prev_abs[k] = amp
+            err, zbar = _tr_change(mz, cur_re, cur_im, prev_abs, prev_mz, tr)
             if tr > 1:
-                if err == 0.0:
-                    done = True
-                else:
-                    r = min(err / prev_err, 0.999) if prev_err > 0.0 else 0.999
-                    done = err * max(1.0, r / (1.0 - r)) < tol  # geometric tail Δ·r/(1−r) left to converge
+                done = _steady(err, prev_err, tol)
             prev_mz, prev_err = zbar, err
         for k in range(n_slots):
             sig_re[v, k] = cur_re[k]

@@ -79,7 +79,8 @@ def bench_epg(n_vox: int = 100_000, repeats: int = 5, seed: int = 0, protocol: P
     echo of every voxel returned). The dictionary is built once outside the timed region (its build time is
     reported separately), as a renderer of many volumes would.
     """
-    from relaxomap.physics.epg import epg_echo_train, epg_numpy
+    from relaxomap.physics.epg import epg_echo_train
+    from relaxomap.physics.epg_numpy import epg_numpy
     from relaxomap.physics.epg_dictionary import EPGDictionary
 
     protocol = protocol or preset("t2w_tse_3t")

@@ -34,9 +34,10 @@ Conventions (identical to :mod:`physics.epg`)
 
 TRs are repeated until the mean M_z at the end of the TR and every sampled echo magnitude change by less than
 ``tol`` (with the geometric-tail estimate ``Δ·r/(1−r)`` when convergence is slow), or ``max_tr`` is reached.
-Kernels run in float64, parallel over voxels (Numba ``prange``). The plain NumPy single-voxel reference
-(:func:`bloch_reference`, with :func:`rotation_matrix`, :func:`rf_rotation`, :func:`free_precession`) lives in
-:mod:`physics.bloch_reference` and is re-exported here.
+Kernels run in float64, parallel over voxels (Numba ``prange``). One TR is an op table built by
+:func:`_build_program` from the protocol (tests/physics/test_bloch.py checks its times against hand-computed
+ones). The plain NumPy single-voxel reference :func:`physics.bloch_reference.bloch_reference` has its own
+event timeline and input handling; neither module imports the other.
 """
 from __future__ import annotations
 
@@ -57,8 +58,7 @@ from relaxomap.physics._bloch_kernel import (
     _shaped_affine_one,
 )
 from relaxomap.physics.checks import check_finite_range, check_int_range, check_map_array
-from relaxomap.physics.bloch_reference import bloch_reference, free_precession, rf_rotation, rotation_matrix
-from relaxomap.physics.protocol import Protocol
+from relaxomap.physics.protocol import SPIN_ECHO_KINDS, Protocol
 from relaxomap.physics.rf import PulseShape, sinc_shape
 
 __all__ = [
@@ -66,11 +66,7 @@ __all__ = [
     "bloch_run",
     "bloch_signal",
     "bloch_echo_train",
-    "bloch_reference",
     "default_n_iso",
-    "rotation_matrix",
-    "rf_rotation",
-    "free_precession",
     "shaped_pulse_affine",
     "SINC_SPIN_ECHO",
     "SINC_GRADIENT_ECHO",
@@ -81,7 +77,6 @@ SINC_SPIN_ECHO: PulseShape = sinc_shape(4.0, 2.0, 128)
 #: ``pulse="sinc"`` for the readout pulses of ``spgr`` / ``mprage``: Hann sinc, TBW 4, 1 ms.
 SINC_GRADIENT_ECHO: PulseShape = sinc_shape(4.0, 1.0, 64)
 
-_SPIN_ECHO_KINDS = ("se", "tse", "ir_tse")
 _ALIAS_LEVEL = 1e-9  # RF-spoiled auto n_iso: dephased states older than N intervals have decayed below this
 _MAX_AUTO_ISO = 8192
 
@@ -107,13 +102,13 @@ class BlochRun(NamedTuple):
 # ---------------------------------------------------------------------------------------------- sequence programs
 def _pulse_shapes(protocol: Protocol, pulse: str | PulseShape) -> list[PulseShape | None]:
     """Shape per pulse type (None = hard): [excitation, refocusing] for spin echoes, [readout] otherwise."""
-    n_types = 2 if protocol.kind in _SPIN_ECHO_KINDS else 1
+    n_types = 2 if protocol.kind in SPIN_ECHO_KINDS else 1
     if isinstance(pulse, PulseShape):
         return [pulse] * n_types
     if pulse == "hard":
         return [None] * n_types
     if pulse == "sinc":
-        return [SINC_SPIN_ECHO if protocol.kind in _SPIN_ECHO_KINDS else SINC_GRADIENT_ECHO] * n_types
+        return [SINC_SPIN_ECHO if protocol.kind in SPIN_ECHO_KINDS else SINC_GRADIENT_ECHO] * n_types
     raise ValueError(f"bloch: pulse must be 'hard', 'sinc' or a physics.rf.PulseShape; got {pulse!r}")
 
 
@@ -123,7 +118,7 @@ def _build_program(protocol: Protocol, shapes: list[PulseShape | None], spoiling
     rf = 1.0 if spoiling == "rf" else 0.0
     kind, esp, etl = protocol.kind, protocol.esp_ms, protocol.etl
     events: list[tuple[float, float, tuple[float, float, float, float]]] = []  # (start_ms, end_ms, op row)
-    if kind in _SPIN_ECHO_KINDS:
+    if kind in SPIN_ECHO_KINDS:
         t0 = protocol.ti_ms if kind == "ir_tse" else 0.0
         if kind == "ir_tse":
             events.append((0.0, 0.0, (_INVERT, protocol.inversion_efficiency, 0.0, 0.0)))
@@ -206,7 +201,7 @@ def default_n_iso(protocol: Protocol, spoiling: str = "ideal", t2_max_ms: float 
     steady-state ``tol`` (aliased states make the RF-spoiled steady state wobble at about that level):
     ``N = ceil(ln(1e9)·T2_max / interval)`` in [64, 8192] (interval = tr_ms for spgr, esp_ms for mprage).
     """
-    if protocol.kind in _SPIN_ECHO_KINDS:
+    if protocol.kind in SPIN_ECHO_KINDS:
         return 2 * protocol.etl + 2
     if spoiling == "ideal":
         return 1
@@ -351,8 +346,8 @@ def bloch_echo_train(
     ------
     ValueError for gradient-echo kinds (``spgr``, ``mprage``).
     """
-    if isinstance(protocol, Protocol) and protocol.kind not in _SPIN_ECHO_KINDS:
-        raise ValueError(f"bloch_echo_train: protocol.kind must be one of {list(_SPIN_ECHO_KINDS)}; "
+    if isinstance(protocol, Protocol) and protocol.kind not in SPIN_ECHO_KINDS:
+        raise ValueError(f"bloch_echo_train: protocol.kind must be one of {list(SPIN_ECHO_KINDS)}; "
                          f"got {protocol.kind!r}")
     run = bloch_run(t1_ms, t2_ms, protocol, n_iso=n_iso, b1=b1, off_resonance_hz=off_resonance_hz, pulse=pulse,
                     max_tr=max_tr, tol=tol)

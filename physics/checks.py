@@ -1,24 +1,37 @@
-"""Input checks shared by every layer: one helper per kind of check.
+"""Input checks and configuration helpers shared by every layer (public: ``relaxomap.physics.checks``).
 
 Every error names ``owner.field``, the bad value and what is allowed, so a user who typed ``--ti 12000``
 for a ``--tr 9000`` protocol knows what to change. The configuration dataclasses of all layers
 (``Protocol``, ``PhantomConfig``, ``SynthConfig``, ``ModelConfig``, ``TrainConfig``, ...) validate their
 fields with these helpers in ``__post_init__`` and are built from JSON with :func:`config_from_dict`.
+This module imports nothing from relaxomap, so any module of any layer may use it.
 
-Kinds of check
---------------
-- :func:`check_finite_range` : one finite number in an interval (open or closed at either end).
-- :func:`check_int_range` : one integer in a closed interval.
-- :func:`check_range_pair` : a ``[min, max]`` range inside an interval.
-- :func:`check_sequence` : a fixed (or bounded) number of numbers, each in an interval.
-- :func:`check_bool` : a flag.
-- :func:`check_map_array` : a relaxation / PD map (finite, non-negative).
-- :func:`config_from_dict` : a frozen config dataclass from a JSON dict, refusing unknown fields.
-- :func:`config_differences` : the fields two configuration dicts disagree on (refusing a resume, a store
-  rerun or a checkpoint with other settings).
+Number checks (each returns the checked value, converted)
+--------------------------------------------------------
+- :func:`check_finite_range` : one finite number in an interval (open or closed at either end) -> float.
+- :func:`check_int_range` : one integer in a closed interval -> int.
+- :func:`check_range_pair` : a ``[min, max]`` range inside an interval -> (min, max).
+- :func:`check_sequence` : a fixed (or bounded) number of numbers, each in an interval -> tuple.
+- :func:`check_bool` : a flag (``True`` / ``False``, NumPy's included; integers refused) -> bool.
 
 ``strict=True`` (the number checks) refuses anything that is not already a Python ``int`` / ``float``
 (``bool``, strings and NumPy scalars included) with a TypeError, instead of converting it.
+
+Array checks
+------------
+- :func:`check_map_array` : a relaxation / PD / B1 map of any shape is finite and >= 0 (or > 0); returns None
+  and raises ValueError naming the map, the count and the first bad flat index.
+
+Configuration helpers
+---------------------
+- :func:`config_from_dict` : a frozen config dataclass from a JSON dict, refusing unknown fields (lists become
+  tuples; nested configs built with their own ``from_dict``).
+- :func:`config_differences` : the fields two configuration dicts disagree on, one ``"field: saved X vs
+  requested Y"`` line each (refusing a resume, a store rerun or a checkpoint with other settings).
+- :data:`ABSENT` : stands for a field present on one side only in :func:`config_differences` (``<absent>``).
+
+Private: ``_interval`` (the ``"(0, 9000]"`` text of an interval in messages), ``_as_plain`` (tuples and lists
+compared alike in :func:`config_differences`).
 """
 from __future__ import annotations
 
@@ -38,6 +51,7 @@ __all__ = [
     "check_map_array",
     "config_from_dict",
     "config_differences",
+    "ABSENT",
 ]
 
 

@@ -46,9 +46,9 @@ gives Z_0 at the last echo as a·Mz_exc + b. With E_t = E1 over the recovery aft
 
     M = ((a·q + b)·E_t + 1 − E_t) / (1 − a·p·E_t),     echo_k = |h_k · (p·M + q)|,
 
-exact, in float64 per voxel; :func:`epg_reference` checks it against brute-force repetition of TRs.
-:func:`epg_reference` (float64 single-voxel reference) and :func:`epg_numpy` (vectorised NumPy baseline) live in
-:mod:`physics.epg_reference` and are re-exported here.
+exact, in float64 per voxel; the float64 reference :func:`physics.epg_reference.epg_reference` (its own
+complex EPG and input handling; this module does not import it) checks it against brute-force repetition
+of TRs. The vectorised NumPy benchmark baseline is :func:`physics.epg_numpy.epg_numpy`.
 
 References
 ----------
@@ -65,13 +65,10 @@ import numpy as np
 from numba import njit, prange
 
 from relaxomap.physics.checks import check_map_array
-from relaxomap.physics.epg_reference import epg_numpy, epg_reference
-from relaxomap.physics.protocol import Protocol
+from relaxomap.physics.protocol import SPIN_ECHO_KINDS, Protocol
 
-__all__ = ["EPG_KINDS", "epg_echo_train", "epg_signal", "epg_numpy", "epg_reference", "BLOCK"]
+__all__ = ["epg_echo_train", "epg_signal", "BLOCK"]
 
-#: Sequence kinds the EPG simulates; ``spgr``/``mprage`` assume ideal spoiling, where EPG is the closed form.
-EPG_KINDS: tuple[str, ...] = ("se", "tse", "ir_tse")
 #: Voxels per SIMD block of the Numba kernel (states are stored [n_states, BLOCK], voxel innermost).
 BLOCK = 64
 
@@ -83,9 +80,9 @@ _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 def _check_protocol(protocol: Protocol) -> Protocol:
     if not isinstance(protocol, Protocol):
         raise TypeError(f"protocol must be a physics.protocol.Protocol; got {type(protocol).__name__}")
-    if protocol.kind not in EPG_KINDS:
+    if protocol.kind not in SPIN_ECHO_KINDS:
         raise ValueError(
-            f"Protocol.kind must be one of {list(EPG_KINDS)} for the EPG simulator; got {protocol.kind!r} "
+            f"Protocol.kind must be one of {list(SPIN_ECHO_KINDS)} for the EPG simulator; got {protocol.kind!r} "
             f"(with ideal spoiling EPG reduces to the closed form: use physics.signal for 'spgr'/'mprage')"
         )
     return protocol
@@ -190,6 +187,128 @@ def _pulse_coefficients(angles_rad, b1, c2, s2, sa, ca, col):
         s2[u, col] = 0.5 * (1.0 - cos_a)
 
 
+@njit(fastmath=_FASTMATH, cache=True, inline="always")
+def _block_factors(t1_ms, t2_ms, b1, b1_uniform, angles_rad, flip_rad, esp, v0, nv, rel, c2, s2, sa, ca, exc):
+    """Relaxation and pulse factors of the voxels ``v0 .. v0 + nv`` (the last block padded with voxel v0).
+
+    rel : (6, BLOCK) rows E2(esp), E2(esp/2), E1(esp), E1(esp/2), 1 − E1(esp), 1 − E1(esp/2) (the last two
+    exact to float32 even when T1 ≫ esp); exc : (2, BLOCK) rows sin, cos of the excitation; c2, s2, sa, ca:
+    see ``_pulse_coefficients`` (filled once per chunk when b1 is uniform).
+    """
+    for v in range(BLOCK):
+        i = v0 + v if v < nv else v0  # pad the last block with a valid voxel
+        d2 = _decay(0.5 * esp, t2_ms[i])
+        d1 = _decay(0.5 * esp, t1_ms[i])
+        rel[1, v], rel[0, v], rel[3, v], rel[2, v] = d2, d2 * d2, d1, d1 * d1
+        rel[5, v] = _recover(0.5 * esp, t1_ms[i])
+        rel[4, v] = _recover(esp, t1_ms[i])
+        if not b1_uniform:
+            _pulse_coefficients(angles_rad, b1[i], c2, s2, sa, ca, v)
+            exc[0, v] = math.sin(flip_rad * b1[i])
+            exc[1, v] = math.cos(flip_rad * b1[i])
+
+
+@njit(fastmath=_FASTMATH, cache=True, inline="always")
+def _echo_family(g, w, h, pulse_angle, n, rel, c2, s2, sa, ca, sin_exc):
+    """Run the echo family (real g, w; module docstring) through ``n`` pulses; echo j into ``h[j − 1]``.
+
+    g : (2n, BLOCK) F rows, k = 2r + 2j − 4n + 1 at pulse j; w : (n, BLOCK) Z_k, k = 2r + 1; both zeroed here.
+    h : (n, BLOCK) echo j for Mz_exc = 1.
+    """
+    g[:] = 0.0
+    w[:] = 0.0
+    g[2 * n - 1, :] = sin_exc  # F_1 = sin(flip) right after the first esp/2 of dephasing (relaxed in pulse 1)
+    e2h = rel[1]
+    for j in range(1, n + 1):
+        er2 = e2h if j == 1 else rel[0]
+        er1 = rel[3] if j == 1 else rel[2]
+        u = pulse_angle[j - 1]
+        uc2, us2, usa, uca = c2[u], s2[u], sa[u], ca[u]
+        kmax = min(2 * j - 1, 2 * (n - j) + 1)
+        for k in range(1, kmax + 1, 2):
+            gp = g[(k - 2 * j + 4 * n - 1) // 2]
+            gm = g[(-k - 2 * j + 4 * n - 1) // 2]
+            wz = w[(k - 1) // 2]
+            for v in range(BLOCK):
+                x = gp[v] * er2[v]
+                y = gm[v] * er2[v]
+                z = wz[v] * er1[v]
+                gp[v] = uc2[v] * x + us2[v] * y + usa[v] * z
+                gm[v] = us2[v] * x + uc2[v] * y - usa[v] * z
+                wz[v] = 0.5 * usa[v] * (y - x) + uca[v] * z
+        ge = g[2 * n - j - 1]  # F_−1 right after pulse j: the echo esp/2 later
+        for v in range(BLOCK):
+            h[j - 1, v] = ge[v] * e2h[v]
+
+
+@njit(fastmath=_FASTMATH, cache=True, inline="always")
+def _longitudinal_zero(fh, zh, fi, zi, m, j, rel, usa, uca):
+    """Pulse ``j`` (sin α, cos α per voxel: usa, uca) on the k = 0 states (F_0, Z_0 with its recovery) of both
+    longitudinal parts."""
+    er2 = rel[1] if j == 1 else rel[0]
+    er1 = rel[3] if j == 1 else rel[2]
+    rec = rel[5] if j == 1 else rel[4]
+    f0h = fh[2 * m - j - 1]
+    f0i = fi[2 * m - j - 1]
+    z0h = zh[0]
+    z0i = zi[0]
+    for v in range(BLOCK):
+        xh = f0h[v] * er2[v]
+        xi = f0i[v] * er2[v]
+        zhv = z0h[v] * er1[v]
+        ziv = z0i[v] * er1[v] + rec[v]
+        f0h[v] = uca[v] * xh + usa[v] * zhv
+        z0h[v] = uca[v] * zhv - usa[v] * xh
+        f0i[v] = uca[v] * xi + usa[v] * ziv
+        z0i[v] = uca[v] * ziv - usa[v] * xi
+
+
+@njit(fastmath=_FASTMATH, cache=True, inline="always")
+def _longitudinal_family(fh, zh, fi, zi, pulse_angle, m, rel, c2, s2, sa, ca, cos_exc):
+    """Run the longitudinal family through ``m`` pulses, homogeneous (h) and inhomogeneous (i) parts together.
+
+    fh, fi : (2m − 1, BLOCK) F rows, k = 2r + 2j − 4m + 2; zh, zi : (m, BLOCK) Z_k, k = 2r; all zeroed here.
+    h starts at Z_0 = cos(flip) (Mz_exc = 1, no recovery), i at 0 with recovery (module docstring).
+    """
+    fh[:] = 0.0
+    zh[:] = 0.0
+    fi[:] = 0.0
+    zi[:] = 0.0
+    zh[0, :] = cos_exc
+    for j in range(1, m + 1):
+        er2 = rel[1] if j == 1 else rel[0]
+        er1 = rel[3] if j == 1 else rel[2]
+        u = pulse_angle[j - 1]
+        uc2, us2, usa, uca = c2[u], s2[u], sa[u], ca[u]
+        _longitudinal_zero(fh, zh, fi, zi, m, j, rel, usa, uca)
+        kmax = min(2 * (j - 1), 2 * (m - j))
+        for k in range(2, kmax + 1, 2):
+            rp = (k - 2 * j + 4 * m - 2) // 2
+            rm = (-k - 2 * j + 4 * m - 2) // 2
+            for fam in range(2):
+                fp = fh[rp] if fam == 0 else fi[rp]
+                fm = fh[rm] if fam == 0 else fi[rm]
+                zz = zh[k // 2] if fam == 0 else zi[k // 2]
+                for v in range(BLOCK):
+                    x = fp[v] * er2[v]
+                    y = fm[v] * er2[v]
+                    z = zz[v] * er1[v]
+                    fp[v] = uc2[v] * x - us2[v] * y + usa[v] * z
+                    fm[v] = uc2[v] * y - us2[v] * x + usa[v] * z
+                    zz[v] = uca[v] * z - 0.5 * usa[v] * (x + y)
+
+
+@njit(fastmath=_FASTMATH, cache=True, inline="always")
+def _store_block(out, h, zh0, zi0, t1_ms, timing, v0, nv, n, last_only, signed):
+    """Steady state per voxel (float64) and the echoes of voxels ``v0 .. v0 + nv`` into ``out``."""
+    for v in range(nv):
+        mz = _steady_mz_exc(float(zh0[v]), float(zi0[v]), float(t1_ms[v0 + v]), timing)
+        j0 = n - 1 if last_only else 0
+        for j in range(j0, n):
+            val = h[j, v] * mz
+            out[v0 + v, j - j0] = val if signed else abs(val)
+
+
 @njit(parallel=True, fastmath=_FASTMATH, cache=True)
 def _epg_kernel(t1_ms, t2_ms, b1, b1_uniform, angles_rad, pulse_angle, timing, n_echo, last_only, signed, n_threads,
                 out):
@@ -206,25 +325,18 @@ def _epg_kernel(t1_ms, t2_ms, b1, b1_uniform, angles_rad, pulse_angle, timing, n
     m = pulse_angle.shape[0]  # etl: pulses of the longitudinal family
     n = n_echo  # pulses of the echo family
     n_ang = angles_rad.shape[0]
-    esp = timing[0]
     n_blocks = (n_vox + BLOCK - 1) // BLOCK
     n_chunks = max(1, min(n_threads, n_blocks))  # one scratch set per thread, blocks strided over them
     for chunk in prange(n_chunks):
-        g = np.zeros((2 * n, BLOCK), np.float32)  # echo family F rows: k = 2r + 2j − 4n + 1 at pulse j
-        w = np.zeros((n, BLOCK), np.float32)  # echo family Z_k, k = 2r + 1
-        fh = np.zeros((2 * m - 1, BLOCK), np.float32)  # longitudinal F rows: k = 2r + 2j − 4m + 2
-        zh = np.zeros((m, BLOCK), np.float32)  # longitudinal Z_k, k = 2r; h: homogeneous part
-        fi = np.zeros((2 * m - 1, BLOCK), np.float32)  # i: inhomogeneous (recovery) part
-        zi = np.zeros((m, BLOCK), np.float32)
+        g = np.zeros((2 * n, BLOCK), np.float32)  # echo family
+        w = np.zeros((n, BLOCK), np.float32)
         h = np.zeros((n, BLOCK), np.float32)  # echo k for Mz_exc = 1
-        e2 = np.empty(BLOCK, np.float32)  # E2 over esp
-        e2h = np.empty(BLOCK, np.float32)  # E2 over esp/2
-        e1 = np.empty(BLOCK, np.float32)
-        e1h = np.empty(BLOCK, np.float32)
-        q1 = np.empty(BLOCK, np.float32)  # 1 − E1 over esp (recovery of Z_0)
-        q1h = np.empty(BLOCK, np.float32)
-        sexc = np.empty(BLOCK, np.float32)
-        cexc = np.empty(BLOCK, np.float32)
+        fh = np.zeros((2 * m - 1, BLOCK), np.float32)  # longitudinal family, homogeneous part
+        zh = np.zeros((m, BLOCK), np.float32)
+        fi = np.zeros((2 * m - 1, BLOCK), np.float32)  # inhomogeneous (recovery) part
+        zi = np.zeros((m, BLOCK), np.float32)
+        rel = np.empty((6, BLOCK), np.float32)  # relaxation factors (see _block_factors)
+        exc = np.empty((2, BLOCK), np.float32)  # sin, cos of the excitation
         c2 = np.empty((n_ang, BLOCK), np.float32)  # cos²(α/2) per distinct angle and voxel
         s2 = np.empty((n_ang, BLOCK), np.float32)  # sin²(α/2)
         sa = np.empty((n_ang, BLOCK), np.float32)  # sin α
@@ -232,93 +344,16 @@ def _epg_kernel(t1_ms, t2_ms, b1, b1_uniform, angles_rad, pulse_angle, timing, n
         if b1_uniform:
             for v in range(BLOCK):
                 _pulse_coefficients(angles_rad, b1[0], c2, s2, sa, ca, v)
-                sexc[v] = math.sin(timing[4] * b1[0])
-                cexc[v] = math.cos(timing[4] * b1[0])
+                exc[0, v] = math.sin(timing[4] * b1[0])
+                exc[1, v] = math.cos(timing[4] * b1[0])
         for blk in range(chunk, n_blocks, n_chunks):
             v0 = blk * BLOCK
             nv = min(BLOCK, n_vox - v0)
-            for v in range(BLOCK):
-                i = v0 + v if v < nv else v0  # pad the last block with a valid voxel
-                d2 = _decay(0.5 * esp, t2_ms[i])
-                d1 = _decay(0.5 * esp, t1_ms[i])
-                e2h[v], e2[v], e1h[v], e1[v] = d2, d2 * d2, d1, d1 * d1
-                q1h[v] = _recover(0.5 * esp, t1_ms[i])  # 1 − E1, exact to float32 even when T1 ≫ esp
-                q1[v] = _recover(esp, t1_ms[i])
-                if not b1_uniform:
-                    _pulse_coefficients(angles_rad, b1[i], c2, s2, sa, ca, v)
-                    sexc[v] = math.sin(timing[4] * b1[i])
-                    cexc[v] = math.cos(timing[4] * b1[i])
-            g[:] = 0.0
-            w[:] = 0.0
-            fh[:] = 0.0
-            zh[:] = 0.0
-            fi[:] = 0.0
-            zi[:] = 0.0
-            # ---- echo family: F_1 = sin(flip) right after the first esp/2 of dephasing (relaxed in pulse 1)
-            g[2 * n - 1, :] = sexc
-            for j in range(1, n + 1):
-                er2 = e2h if j == 1 else e2
-                er1 = e1h if j == 1 else e1
-                u = pulse_angle[j - 1]
-                uc2, us2, usa, uca = c2[u], s2[u], sa[u], ca[u]
-                kmax = min(2 * j - 1, 2 * (n - j) + 1)
-                for k in range(1, kmax + 1, 2):
-                    gp = g[(k - 2 * j + 4 * n - 1) // 2]
-                    gm = g[(-k - 2 * j + 4 * n - 1) // 2]
-                    wz = w[(k - 1) // 2]
-                    for v in range(BLOCK):
-                        x = gp[v] * er2[v]
-                        y = gm[v] * er2[v]
-                        z = wz[v] * er1[v]
-                        gp[v] = uc2[v] * x + us2[v] * y + usa[v] * z
-                        gm[v] = us2[v] * x + uc2[v] * y - usa[v] * z
-                        wz[v] = 0.5 * usa[v] * (y - x) + uca[v] * z
-                ge = g[2 * n - j - 1]  # F_−1 right after pulse j: the echo esp/2 later
-                for v in range(BLOCK):
-                    h[j - 1, v] = ge[v] * e2h[v]
-            # ---- longitudinal family, homogeneous (h) and inhomogeneous (i) parts together
-            zh[0, :] = cexc
-            for j in range(1, m + 1):
-                er2 = e2h if j == 1 else e2
-                er1 = e1h if j == 1 else e1
-                rec = q1h if j == 1 else q1
-                u = pulse_angle[j - 1]
-                uc2, us2, usa, uca = c2[u], s2[u], sa[u], ca[u]
-                f0h = fh[2 * m - j - 1]
-                f0i = fi[2 * m - j - 1]
-                z0h = zh[0]
-                z0i = zi[0]
-                for v in range(BLOCK):
-                    xh = f0h[v] * er2[v]
-                    xi = f0i[v] * er2[v]
-                    zhv = z0h[v] * er1[v]
-                    ziv = z0i[v] * er1[v] + rec[v]
-                    f0h[v] = uca[v] * xh + usa[v] * zhv
-                    z0h[v] = uca[v] * zhv - usa[v] * xh
-                    f0i[v] = uca[v] * xi + usa[v] * ziv
-                    z0i[v] = uca[v] * ziv - usa[v] * xi
-                kmax = min(2 * (j - 1), 2 * (m - j))
-                for k in range(2, kmax + 1, 2):
-                    rp = (k - 2 * j + 4 * m - 2) // 2
-                    rm = (-k - 2 * j + 4 * m - 2) // 2
-                    for fam in range(2):
-                        fp = fh[rp] if fam == 0 else fi[rp]
-                        fm = fh[rm] if fam == 0 else fi[rm]
-                        zz = zh[k // 2] if fam == 0 else zi[k // 2]
-                        for v in range(BLOCK):
-                            x = fp[v] * er2[v]
-                            y = fm[v] * er2[v]
-                            z = zz[v] * er1[v]
-                            fp[v] = uc2[v] * x - us2[v] * y + usa[v] * z
-                            fm[v] = uc2[v] * y - us2[v] * x + usa[v] * z
-                            zz[v] = uca[v] * z - 0.5 * usa[v] * (x + y)
-            # ---- steady state per voxel (float64) and output
-            for v in range(nv):
-                mz = _steady_mz_exc(float(zh[0, v]), float(zi[0, v]), float(t1_ms[v0 + v]), timing)
-                j0 = n - 1 if last_only else 0
-                for j in range(j0, n):
-                    val = h[j, v] * mz
-                    out[v0 + v, j - j0] = val if signed else abs(val)
+            _block_factors(t1_ms, t2_ms, b1, b1_uniform, angles_rad, timing[4], timing[0], v0, nv, rel, c2, s2, sa,
+                           ca, exc)
+            _echo_family(g, w, h, pulse_angle, n, rel, c2, s2, sa, ca, exc[0])
+            _longitudinal_family(fh, zh, fi, zi, pulse_angle, m, rel, c2, s2, sa, ca, exc[1])
+            _store_block(out, h, zh[0], zi[0], t1_ms, timing, v0, nv, n, last_only, signed)
 
 
 def _run_kernel(t1: np.ndarray, t2: np.ndarray, b1: np.ndarray, b1_uniform: bool, protocol: Protocol,

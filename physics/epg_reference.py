@@ -1,12 +1,14 @@
-"""NumPy implementations of the EPG that the Numba kernel of :mod:`physics.epg` is held to.
+"""Float64 reference of the EPG simulator :mod:`physics.epg`, written independently of its fast kernel.
 
-* :func:`epg_reference` — plain float64 complex EPG of one voxel: Weigel's F₊/F₋/Z states and general-phase
-  rotations (eq. 15), no family split and no pruning; the steady state is solved exactly from two TRs (the TR
-  is affine in Mz), or TRs are repeated from equilibrium. Slow; the reference the tests compare against.
-* :func:`epg_numpy` — vectorised NumPy float32 version of :func:`physics.epg.epg_echo_train` (same two-family
-  real EPG and state pruning, states of all voxels as ``(n_states, n_vox)`` arrays): the benchmark baseline.
+:func:`epg_reference` is a plain complex EPG of one voxel: Weigel's F₊/F₋/Z states and general-phase rotations
+(eq. 15), no family split and no pruning; the steady state is solved exactly from two TRs (the TR is affine in
+Mz), or TRs are repeated from equilibrium. Slow; the reference the tests hold the Numba kernel to.
 
-Sequence, conventions and validation are those of :mod:`physics.epg`, which re-exports both functions.
+It shares nothing with :mod:`physics.epg` but the :class:`~physics.protocol.Protocol` it reads: its own input
+checks, its own refocusing schedule and its own sequence timing (the same conventions, documented in
+:mod:`physics.epg`: excitation about x at 0, refocusing about y at (k − ½)·esp, echo k at k·esp, inversion
+``ti_ms`` before the excitation for ``ir_tse``, ideal spoiling at the end of the TR). Neither module imports
+the other (tests/physics/test_independence.py).
 """
 from __future__ import annotations
 
@@ -14,101 +16,36 @@ import math
 
 import numpy as np
 
-from relaxomap.physics.protocol import Protocol
+from relaxomap.physics.protocol import SPIN_ECHO_KINDS, Protocol
 
-__all__ = ["epg_reference", "epg_numpy"]
-
-# The validation and timing helpers come from physics.epg, imported inside each function: physics.epg imports
-# this module to re-export its names, so a top-level import would be circular.
+__all__ = ["epg_reference"]
 
 
-# --------------------------------------------------------------------------- vectorised NumPy baseline
-def epg_numpy(t1_ms: np.ndarray, t2_ms: np.ndarray, protocol: Protocol, *,
-              b1: float | np.ndarray | None = None, refocus_deg: np.ndarray | None = None) -> np.ndarray:
-    """Vectorised NumPy (float32) version of :func:`physics.epg.epg_echo_train`: the benchmark baseline.
-
-    Same two-family real EPG and the same state pruning, with the states of all voxels as
-    ``(n_states, n_vox)`` arrays and one set of array operations per pulse; same contract and return.
-    """
-    from relaxomap.physics.epg import _b1_array, _check_protocol, _flat_maps, _schedule_rad, _timing
-
-    protocol = _check_protocol(protocol)
-    t1, t2 = _flat_maps(t1_ms, t2_ms)
-    b1_arr, _ = _b1_array(b1, t1.shape)
-    angles = _schedule_rad(protocol, refocus_deg)
-    esp, etl = protocol.esp_ms, protocol.etl
-    timing = _timing(protocol)
-    f32 = np.float32
-    t1d = np.where(t1 > 0, t1, 1.0).astype(np.float64)  # background (0) handled by the where() below
-    t2d = np.where(t2 > 0, t2, 1.0).astype(np.float64)
-    d2 = np.where(t2 > 0, np.exp(-0.5 * esp / t2d), 0.0)
-    d1 = np.where(t1 > 0, np.exp(-0.5 * esp / t1d), 0.0)
-    e2h, e2, e1h, e1 = (x.astype(f32) for x in (d2, d2 * d2, d1, d1 * d1))
-    q1h = np.where(t1 > 0, -np.expm1(-0.5 * esp / t1d), 1.0).astype(f32)  # 1 − E1, precise for T1 ≫ esp
-    q1 = np.where(t1 > 0, -np.expm1(-esp / t1d), 1.0).astype(f32)
-    b1v = b1_arr.astype(np.float64)
-    flip = timing[4] * b1v
-    # F over k = −K..K (row K + k), Z over k = 0..K; K = 2·etl covers every reachable state.
-    K = 2 * etl
-    # echo family (real g, w)
-    g = np.zeros((2 * K + 1, t1.size), f32)
-    wz = np.zeros((K + 1, t1.size), f32)
-    g[K + 1] = np.sin(flip)
-    h = np.zeros((etl, t1.size), f32)
-    # longitudinal family: homogeneous / inhomogeneous stacked on a leading axis
-    f = np.zeros((2, 2 * K + 1, t1.size), f32)
-    z = np.zeros((2, K + 1, t1.size), f32)
-    z[0, 0] = np.cos(flip)
-    for j in range(1, etl + 1):
-        r2, r1, rec = (e2h, e1h, q1h) if j == 1 else (e2, e1, q1)
-        alpha = angles[j - 1] * b1v
-        ca, sa = np.cos(alpha).astype(f32), np.sin(alpha).astype(f32)
-        c2, s2 = (0.5 * (1 + ca)).astype(f32), (0.5 * (1 - ca)).astype(f32)
-        if j > 1:  # shift by one esp: F_k -> F_{k+2}
-            g[2:] = g[:-2].copy()
-            g[:2] = 0.0
-            f[:, 2:] = f[:, :-2].copy()
-            f[:, :2] = 0.0
-        ko = np.arange(1, min(2 * j - 1, 2 * (etl - j) + 1) + 1, 2)  # echo-family pairs, k odd
-        x, y, zz = g[K + ko] * r2, g[K - ko] * r2, wz[ko] * r1
-        g[K + ko] = c2 * x + s2 * y + sa * zz
-        g[K - ko] = s2 * x + c2 * y - sa * zz
-        wz[ko] = 0.5 * sa * (y - x) + ca * zz
-        h[j - 1] = g[K - 1] * e2h
-        x0, z0 = f[:, K] * r2, z[:, 0] * r1  # longitudinal k = 0: F_0 and Z_0 (with recovery)
-        z0[1] += rec
-        f[:, K], z[:, 0] = ca * x0 + sa * z0, ca * z0 - sa * x0
-        ke = np.arange(2, min(2 * (j - 1), 2 * (etl - j)) + 1, 2)  # longitudinal pairs, k even >= 2
-        x, y, zz = f[:, K + ke] * r2, f[:, K - ke] * r2, z[:, ke] * r1
-        f[:, K + ke] = c2 * x - s2 * y + sa * zz
-        f[:, K - ke] = c2 * y - s2 * x + sa * zz
-        z[:, ke] = ca * zz - 0.5 * sa * (x + y)
-    mz = _steady_mz_exc_vec(z[0, 0].astype(np.float64), z[1, 0].astype(np.float64), t1, timing)
-    return np.abs(h * mz.astype(f32)).T.astype(f32)  # (etl, n_vox) -> (n_vox, etl)
+# --------------------------------------------------------------------------- input checks
+def _check_inputs(t1_ms: float, t2_ms: float, protocol: Protocol, b1: float) -> None:
+    """TypeError / ValueError naming the argument, the bad value and what is allowed."""
+    if not isinstance(protocol, Protocol):
+        raise TypeError(f"epg_reference: protocol must be a physics.protocol.Protocol; got {type(protocol).__name__}")
+    if protocol.kind not in SPIN_ECHO_KINDS:
+        raise ValueError(
+            f"epg_reference: Protocol.kind must be one of {list(SPIN_ECHO_KINDS)}; got {protocol.kind!r} "
+            f"(with ideal spoiling EPG reduces to the closed form: use physics.signal for 'spgr'/'mprage')"
+        )
+    for name, val in (("t1_ms", t1_ms), ("t2_ms", t2_ms), ("b1", b1)):
+        if not (math.isfinite(val) and val > 0):
+            raise ValueError(f"epg_reference: {name} must be finite and > 0; got {val}")
 
 
-def _steady_mz_exc_vec(z_h: np.ndarray, z_i: np.ndarray, t1_ms: np.ndarray, timing: np.ndarray) -> np.ndarray:
-    """NumPy twin of ``physics.epg._steady_mz_exc`` over voxels (float64)."""
-    t1 = t1_ms.astype(np.float64)
-    pos = t1 > 0
-    safe = np.where(pos, t1, 1.0)
-
-    def dec(t: float) -> np.ndarray:
-        return np.ones_like(t1) if t <= 0 else np.where(pos, np.exp(-t / safe), 0.0)
-
-    def rec(t: float) -> np.ndarray:
-        return np.zeros_like(t1) if t <= 0 else np.where(pos, -np.expm1(-t / safe), 1.0)
-
-    half = 0.5 * timing[0]
-    a = z_h * dec(half)
-    b = z_i * dec(half) + rec(half)
-    e_t = dec(timing[1])
-    if timing[5] > 0.5:
-        p, q = -timing[3] * dec(timing[2]), rec(timing[2])
-    else:
-        p, q = np.ones_like(t1), np.zeros_like(t1)
-    m = ((a * q + b) * e_t + rec(timing[1])) / (1.0 - a * p * e_t)
-    return p * m + q
+def _refocusing_rad(protocol: Protocol, refocus_deg: np.ndarray | None) -> np.ndarray:
+    """Refocusing angle of each of the etl pulses [rad], (etl,) float64."""
+    if refocus_deg is None:
+        return np.full(protocol.etl, math.radians(protocol.refocus_deg))
+    angles = np.asarray(refocus_deg, dtype=np.float64)
+    if angles.shape != (protocol.etl,):
+        raise ValueError(f"epg_reference: refocus_deg must have shape (etl,) = ({protocol.etl},); got {angles.shape}")
+    if not (np.isfinite(angles).all() and (angles > 0).all() and (angles <= 180).all()):
+        raise ValueError(f"epg_reference: refocus_deg must hold finite angles in (0, 180] deg; got {angles}")
+    return np.radians(angles)
 
 
 # --------------------------------------------------------------------------- float64 reference
@@ -180,13 +117,8 @@ def epg_reference(t1_ms: float, t2_ms: float, protocol: Protocol, *, b1: float =
     -------
     (etl,) float64 : |echo k| for PD = 1.
     """
-    from relaxomap.physics.epg import _check_protocol, _schedule_rad
-
-    protocol = _check_protocol(protocol)
-    for name, val in (("t1_ms", t1_ms), ("t2_ms", t2_ms), ("b1", b1)):
-        if not (math.isfinite(val) and val > 0):
-            raise ValueError(f"epg_reference: {name} must be finite and > 0; got {val}")
-    angles = _schedule_rad(protocol, refocus_deg)
+    _check_inputs(t1_ms, t2_ms, protocol, b1)
+    angles = _refocusing_rad(protocol, refocus_deg)
     if n_tr is None:
         ech0, m0 = _reference_tr(0.0, t1_ms, t2_ms, protocol, angles, b1)
         ech1, m1 = _reference_tr(1.0, t1_ms, t2_ms, protocol, angles, b1)

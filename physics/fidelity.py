@@ -7,7 +7,7 @@ are computed, all with M0 = PD:
   refocusing-angle effect on M_z included, echo amplitude e^(−TE/T2) (ideal refocusing);
 * ``textbook`` — the same with ``model="textbook"``
   (e.g. FLAIR ``|1 − 2e^(−TI/T1) + e^(−TR/T1)| e^(−TE/T2)``);
-* ``epg``      — :func:`physics.epg.epg_reference` (float64, steady state; spin-echo kinds only; NaN for
+* ``epg``      — :func:`physics.epg_reference.epg_reference` (float64, steady state; spin-echo kinds only; NaN for
   ``spgr`` / ``mprage``, where EPG with ideal spoiling *is* the closed form);
 * ``bloch``    — :func:`physics.bloch.bloch_signal` (the reference; hard pulses and ideal spoiling by default).
 
@@ -30,8 +30,8 @@ import numpy as np
 
 from relaxomap.physics.checks import check_finite_range, check_int_range
 from relaxomap.physics.bloch import bloch_signal
-from relaxomap.physics.epg import EPG_KINDS, epg_reference
-from relaxomap.physics.protocol import Protocol
+from relaxomap.physics.epg_reference import epg_reference
+from relaxomap.physics.protocol import SPIN_ECHO_KINDS, Protocol
 from relaxomap.physics.signal import signal_reference
 from relaxomap.physics.tissues import tissue_values
 
@@ -225,7 +225,7 @@ def fidelity(
     for i, p in enumerate(prots):
         for model in MODELS:
             sig[model][i] = signal_reference(t1[i], t2[i], pd[i], [p], model=model)[0]
-        if p.kind in EPG_KINDS:  # float64 EPG (about 1 ms per point): its precision, not float32's, is measured
+        if p.kind in SPIN_ECHO_KINDS:  # float64 EPG (about 1 ms per point): its precision, not float32's, is measured
             k = p.echo_index - 1
             sig["epg"][i] = [pd[i, j] * epg_reference(t1[i, j], t2[i, j], p, b1=b1)[k] for j in range(t1.shape[1])]
         sig["bloch"][i] = bloch_signal(t1[i], t2[i], pd[i], p, b1=b1, pulse=bloch_pulse, spoiling=bloch_spoiling)

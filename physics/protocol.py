@@ -34,6 +34,7 @@ __all__ = [
     "Protocol",
     "CONTRASTS",
     "SEQUENCE_KIND_NAMES",
+    "SPIN_ECHO_KINDS",
     "PRESETS",
     "preset",
     "pack_protocols",
@@ -49,6 +50,10 @@ SEQUENCE_KINDS: dict[str, int] = {"se": 0, "tse": 1, "ir_tse": 2, "spgr": 3, "mp
 
 #: Sequence kind of each integer code (the inverse of :data:`SEQUENCE_KINDS`).
 SEQUENCE_KIND_NAMES: dict[int, str] = {code: kind for kind, code in SEQUENCE_KINDS.items()}
+
+#: Spin-echo kinds (CPMG trains): the kinds the EPG simulator runs and the Bloch simulator refocuses.
+#: ``spgr`` / ``mprage`` assume ideal spoiling, where EPG is the closed form.
+SPIN_ECHO_KINDS: tuple[str, ...] = ("se", "tse", "ir_tse")
 
 #: Column order of :func:`pack_protocols` rows (float64), as used by the Numba kernels.
 PACK_COLUMNS: tuple[str, ...] = (

@@ -1,8 +1,8 @@
 """Synthetic MRI from T1 / T2 / PD maps (predicted or true) at any protocol: ``relaxomap render``.
 
 The maps directory is what ``relaxomap predict`` writes (``T1_ms.nii.gz``, ``T2_ms.nii.gz``, ``PD.nii.gz``, one
-grid). The image is ``physics.signal.signal`` (closed-form steady state, every kind) or
-``physics.epg.epg_signal`` (extended phase graphs, spin-echo kinds: imperfect refocusing and stimulated
+grid). The image is :func:`physics.forward.render` with ``forward="closed"`` (closed-form steady state, every
+kind) or ``forward="epg"`` (extended phase graphs for the spin-echo kinds: imperfect refocusing and stimulated
 echoes), written as float32 NIfTI with the maps' affine and a BIDS sidecar (times in seconds).
 """
 from __future__ import annotations
@@ -12,17 +12,16 @@ from typing import Any
 
 import numpy as np
 
+from relaxomap.physics.forward import check_forward, effective_forward, render
 from relaxomap.physics.protocol import PRESETS, SEQUENCE_KINDS, Protocol, preset
 from relaxomap.train.io_nifti import load_nifti, nifti_stem, save_nifti, write_json
 from relaxomap.train.resample import same_grid
 from relaxomap.train.sidecar import bids_sidecar_dict
 
-__all__ = ["SEQ_ALIASES", "SIGNAL_MODELS", "build_protocol", "load_maps", "render_volume", "run_render"]
+__all__ = ["SEQ_ALIASES", "build_protocol", "load_maps", "render_volume", "run_render"]
 
 #: ``--seq`` names that stand for a clinical preset (3 T values; ``--tr`` etc. override single fields).
 SEQ_ALIASES: dict[str, str] = {"t1w": "t1w_se_3t", "t2w": "t2w_tse_3t", "flair": "flair_3t"}
-#: ``--model`` choices.
-SIGNAL_MODELS: tuple[str, ...] = ("closed", "epg")
 #: Map files read from the maps directory (the names ``relaxomap predict`` writes).
 _MAP_FILES = {"t1_ms": "T1_ms.nii.gz", "t2_ms": "T2_ms.nii.gz", "pd": "PD.nii.gz"}
 #: Slices per signal call (bounds the memory of the EPG state arrays).
@@ -116,41 +115,33 @@ def load_maps(maps_dir: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 
 def render_volume(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray, protocol: Protocol,
-                  model: str = "closed") -> np.ndarray:
+                  forward: str = "closed") -> np.ndarray:
     """Magnitude image of (X, Y, Z) maps under one protocol, slab by slab along the third axis.
 
     Parameters
     ----------
     t1_ms, t2_ms : (X, Y, Z) [ms]; pd : (X, Y, Z) relative (CSF = 1).
     protocol : the acquisition.
-    model : ``"closed"`` (:func:`physics.signal.signal`) or ``"epg"`` (:func:`physics.epg.epg_signal`; for
-        ``spgr``/``mprage``, which assume ideal spoiling, EPG equals the closed form and that is used).
+    forward : ``"closed"`` or ``"epg"`` (:func:`physics.forward.render`; for ``spgr``/``mprage``, which assume
+        ideal spoiling, EPG equals the closed form and that is used).
 
     Returns
     -------
     (X, Y, Z) float32 image (PD-scaled, M0 = 1).
     """
-    from relaxomap.physics.signal import signal
-
-    if model not in SIGNAL_MODELS:
-        raise ValueError(f"--model must be one of {list(SIGNAL_MODELS)}; got {model!r}")
+    check_forward(forward)
     t1, t2, p = (np.asarray(a, np.float32) for a in (t1_ms, t2_ms, pd))
     if not (t1.shape == t2.shape == p.shape) or t1.ndim != 3:
         raise ValueError(f"maps must be three (X, Y, Z) arrays of one shape; got {t1.shape}, {t2.shape}, {p.shape}")
-    use_epg = model == "epg" and protocol.kind in ("se", "tse", "ir_tse")
-    if use_epg:
-        from relaxomap.physics.epg import epg_signal
     out = np.empty(t1.shape, np.float32)
     for z0 in range(0, t1.shape[2], _SLAB):
         sl = np.s_[:, :, z0:z0 + _SLAB]
-        if use_epg:
-            out[sl] = epg_signal(t1[sl], t2[sl], p[sl], [protocol])[0]
-        else:
-            out[sl] = signal(t1[sl], t2[sl], p[sl], [protocol], model="closed")[0]
+        out[sl] = render(t1[sl], t2[sl], p[sl], [protocol], forward=forward)[0]
     return out
 
 
-def run_render(maps_dir: str | Path, protocol: Protocol, out_path: str | Path, model: str = "closed") -> dict[str, Any]:
+def run_render(maps_dir: str | Path, protocol: Protocol, out_path: str | Path,
+               forward: str = "closed") -> dict[str, Any]:
     """Render one image from a maps directory and write ``out_path`` (NIfTI) and its BIDS sidecar.
 
     Returns the sidecar dict (BIDS times in seconds; ``RelaxomapProtocol`` keeps the protocol in ms).
@@ -160,12 +151,12 @@ def run_render(maps_dir: str | Path, protocol: Protocol, out_path: str | Path, m
     if not (name.endswith(".nii.gz") or name.endswith(".nii")):
         raise ValueError(f"--out must be a .nii or .nii.gz file; got {out}")
     maps, affine = load_maps(maps_dir)
-    image = render_volume(maps["t1_ms"], maps["t2_ms"], maps["pd"], protocol, model)
-    effective = "epg" if model == "epg" and protocol.kind in ("se", "tse", "ir_tse") else "closed"
+    image = render_volume(maps["t1_ms"], maps["t2_ms"], maps["pd"], protocol, forward)
+    effective = effective_forward(protocol, forward)
     sidecar = bids_sidecar_dict(
         protocol,
         RelaxomapSignalModel=effective,
-        RelaxomapSignalModelRequested=model,
+        RelaxomapSignalModelRequested=forward,
         RelaxomapMaps=str(Path(maps_dir).resolve()),
         ImageComments="synthetic image rendered by relaxomap from T1/T2/PD maps (M0 = 1, PD-scaled magnitude)",
     )

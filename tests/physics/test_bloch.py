@@ -7,16 +7,15 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from relaxomap.physics.bloch import (
-    bloch_echo_train,
+from relaxomap.physics import bloch as bloch_module
+from relaxomap.physics._bloch_kernel import _CRUSH, _FREE, _INVERT, _PULSE, _SAMPLE, _SPOIL
+from relaxomap.physics.bloch import bloch_echo_train, bloch_run, bloch_signal, default_n_iso, shaped_pulse_affine
+from relaxomap.physics.bloch_reference import (
     bloch_reference,
-    bloch_run,
-    bloch_signal,
-    default_n_iso,
     free_precession,
     rf_rotation,
     rotation_matrix,
-    shaped_pulse_affine,
+    sequence_events,
 )
 from relaxomap.physics.protocol import PRESETS, Protocol
 from relaxomap.physics.rf import PulseShape, rect_shape, rf_spoil_phases_deg, sinc_shape
@@ -165,7 +164,8 @@ def test_cpmg_180_train_is_pure_t2_decay() -> None:
 @pytest.mark.parametrize("name", ["t2w_tse_3t", "flair_3t", "t1flair_1.5t"])
 @pytest.mark.parametrize("b1", [1.0, 0.85])
 def test_tse_150_refocusing_equals_epg(name: str, b1: float) -> None:
-    from relaxomap.physics.epg import epg_echo_train, epg_reference
+    from relaxomap.physics.epg import epg_echo_train
+    from relaxomap.physics.epg_reference import epg_reference
 
     p = PRESETS[name]
     assert p.refocus_deg == 150.0
@@ -239,6 +239,119 @@ def test_stepped_kernel_converges_to_exact_ode_reference(name: str, spoiling: st
     # quarters the error (ratio 4 ± 10 %, higher-order terms), and at 256 steps it is below 1e-6 M0
     assert errors[1] < 1e-6
     assert_allclose(errors[0] / errors[1], 4.0, rtol=0.1)
+
+
+# ------------------------------------------------------------------------------------------ sequence timing
+_OP_NAMES = {_FREE: "free", _PULSE: "pulse", _CRUSH: "crush", _SPOIL: "spoil", _INVERT: "invert", _SAMPLE: "sample"}
+
+
+def _program_times(protocol: Protocol, pulse: str | PulseShape = "hard") -> tuple[list[tuple], float]:
+    """The kernel's op table for one TR as (op, start_ms, end_ms, index) from the TR start, and the TR length."""
+    shapes = bloch_module._pulse_shapes(protocol, pulse)
+    ops, _, _ = bloch_module._build_program(protocol, shapes, "ideal")
+    t, out = 0.0, []
+    for code, a, _, _ in ops:
+        if code == _FREE:
+            t += a
+            continue
+        dur = shapes[int(a)].duration_ms if code == _PULSE and shapes[int(a)] is not None else 0.0
+        index = int(a) if code in (_PULSE, _SAMPLE) else 0
+        out.append((_OP_NAMES[int(code)], round(t, 9), round(t + dur, 9), index))
+        t += dur
+    return out, t
+
+
+def _reference_times(protocol: Protocol, duration_ms: float, shift_ms: float) -> list[tuple]:
+    """The reference's timeline for one TR in the same form, shifted so that the TR starts at 0."""
+    events, start, end = sequence_events(protocol, (duration_ms, duration_ms))
+    assert end - start == protocol.tr_ms and start == -shift_ms
+    return [(e.action, round(e.start_ms - start, 9), round(e.start_ms - start + e.duration_ms, 9), e.index)
+            for e in events]
+
+
+def test_program_timing_of_a_small_tse_by_hand() -> None:
+    # Hard pulses, esp 10 ms, etl 3, TR 100 ms: excitation at 0; refocusing at 5, 15, 25 ms, each between two
+    # crushers; echoes at 10, 20, 30 ms; spoiler at the end of the TR (100 ms).
+    p = Protocol("tse", tr_ms=100.0, te_ms=20.0, etl=3, esp_ms=10.0, refocus_deg=150.0)
+    expected = [("pulse", 0.0, 0.0, 0)]
+    for k, centre in enumerate((5.0, 15.0, 25.0)):
+        expected += [("crush", centre, centre, 0), ("pulse", centre, centre, 1), ("crush", centre, centre, 0),
+                     ("sample", centre + 5.0, centre + 5.0, k)]
+    expected.append(("spoil", 100.0, 100.0, 0))
+    times, tr = _program_times(p)
+    assert times == expected and tr == 100.0
+    assert _reference_times(p, 0.0, 0.0) == expected
+
+
+def test_program_timing_of_a_small_ir_tse_with_shaped_pulses_by_hand() -> None:
+    # 2 ms pulses centred on the nominal times; TR runs inversion to inversion. Inversion at 0; excitation
+    # 499-501 ms (TI = 500); refocusing 504-506 and 514-516 ms, crushers at their edges; echoes at 510, 520 ms.
+    p = Protocol("ir_tse", tr_ms=2000.0, te_ms=20.0, ti_ms=500.0, etl=2, esp_ms=10.0, inversion_efficiency=0.9)
+    expected = [("invert", 0.0, 0.0, 0), ("pulse", 499.0, 501.0, 0),
+                ("crush", 504.0, 504.0, 0), ("pulse", 504.0, 506.0, 1), ("crush", 506.0, 506.0, 0),
+                ("sample", 510.0, 510.0, 0),
+                ("crush", 514.0, 514.0, 0), ("pulse", 514.0, 516.0, 1), ("crush", 516.0, 516.0, 0),
+                ("sample", 520.0, 520.0, 1), ("spoil", 2000.0, 2000.0, 0)]
+    times, tr = _program_times(p, rect_shape(2.0, 8))
+    assert times == expected and tr == 2000.0
+    assert _reference_times(p, 2.0, 500.0) == expected  # the reference counts from the excitation: inversion at −TI
+
+
+def test_program_timing_of_a_small_mprage_by_hand() -> None:
+    # etl 3, esp 10, TI 100 (inversion → centre pulse): pulses at 90, 100, 110 ms, each followed by a spoiler
+    # right before the next pulse slot (100, 110, 120 ms); the sample TE = 4 ms after the centre pulse.
+    p = Protocol("mprage", tr_ms=500.0, te_ms=4.0, ti_ms=100.0, etl=3, esp_ms=10.0, flip_deg=8.0)
+    expected = [("invert", 0.0, 0.0, 0), ("pulse", 90.0, 90.0, 0), ("spoil", 100.0, 100.0, 0),
+                ("pulse", 100.0, 100.0, 0), ("sample", 104.0, 104.0, 0), ("spoil", 110.0, 110.0, 0),
+                ("pulse", 110.0, 110.0, 0), ("spoil", 120.0, 120.0, 0), ("spoil", 500.0, 500.0, 0)]
+    times, tr = _program_times(p)
+    assert times == expected and tr == 500.0
+    assert _reference_times(p, 0.0, 0.0) == expected
+
+
+_HARD_CASES = {
+    "tse150": Protocol("tse", tr_ms=900.0, te_ms=24.0, etl=4, esp_ms=12.0, refocus_deg=150.0),
+    "ir_tse": Protocol("ir_tse", tr_ms=3000.0, te_ms=24.0, ti_ms=800.0, etl=4, esp_ms=12.0, refocus_deg=140.0,
+                       flip_deg=80.0, inversion_efficiency=0.9),
+    "se": Protocol("se", tr_ms=500.0, te_ms=15.0, refocus_deg=160.0),
+    "spgr_rf": Protocol("spgr", tr_ms=15.0, te_ms=5.0, flip_deg=20.0),
+    "mprage_rf": Protocol("mprage", tr_ms=600.0, te_ms=3.0, ti_ms=200.0, etl=5, esp_ms=8.0, flip_deg=10.0),
+}
+
+
+def _kernel_vs_reference(p: Protocol, n_tr: int) -> tuple[np.ndarray, np.ndarray]:
+    spoiling = "rf" if p.kind in ("spgr", "mprage") else "ideal"
+    kw = dict(b1=0.9, off_resonance_hz=37.0, spoiling=spoiling, n_iso=48 if spoiling == "rf" else None)
+    run = bloch_run(850.0, 75.0, p, max_tr=n_tr, tol=1e-300, **kw)  # tol: run exactly n_tr TRs
+    assert int(run.n_tr) == n_tr
+    return run.echoes, bloch_reference(850.0, 75.0, p, n_tr=n_tr, **kw)
+
+
+@pytest.mark.parametrize("name", sorted(_HARD_CASES))
+def test_kernel_equals_reference_on_its_own_timeline(name: str) -> None:
+    # Hard pulses: the kernel (op table from _build_program, Numba) and the reference (its own timeline, 3×3
+    # matrices) are the same maths; off-resonance (37 Hz) makes every free interval's length visible as a
+    # phase. Both float64: a few hundred operations per TR round at 1e-16 each, so 1e-12 of M0.
+    got, ref = _kernel_vs_reference(_HARD_CASES[name], 7)
+    assert_allclose(got, ref, rtol=0, atol=1e-12)
+    assert np.abs(ref).min() > 1e-3  # every sample carries signal
+
+
+def test_kernel_versus_reference_sees_a_builder_timing_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Move each echo of the op table 0.1 ms late (TR kept): the comparison above must then fail by far.
+    build = bloch_module._build_program
+
+    def late_echoes(protocol, shapes, spoiling):
+        ops, n_slots, te_slot = build(protocol, shapes, spoiling)
+        ops = ops.copy()
+        for i in np.flatnonzero(ops[:, 0] == _SAMPLE):
+            ops[i - 1, 1] += 0.1  # the free interval before the sample
+            ops[i + 1, 1] -= 0.1  # and the one after it
+        return ops, n_slots, te_slot
+
+    monkeypatch.setattr(bloch_module, "_build_program", late_echoes)
+    got, ref = _kernel_vs_reference(_HARD_CASES["tse150"], 7)
+    assert np.abs(got - ref).max() > 1e-4
 
 
 # ------------------------------------------------------------------------------------------ errors, warnings

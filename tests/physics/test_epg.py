@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from relaxomap.physics.epg import EPG_KINDS, epg_echo_train, epg_numpy, epg_reference, epg_signal
+from relaxomap.physics.epg import epg_echo_train, epg_signal
 from relaxomap.physics.epg_dictionary import EPGDictionary
-from relaxomap.physics.protocol import PRESETS, Protocol, preset
+from relaxomap.physics.epg_numpy import epg_numpy
+from relaxomap.physics.epg_reference import epg_reference
+from relaxomap.physics.protocol import PRESETS, SPIN_ECHO_KINDS, Protocol, preset
 
 ATOL32 = 1e-5  # float32 kernels vs float64 (module docstring)
 EPS32 = 2.0**-24
@@ -235,7 +237,7 @@ def test_epg_signal_contract(random_maps: dict) -> None:
 
 
 # --------------------------------------------------------------------------- dictionary mode
-@pytest.mark.parametrize("name", sorted(n for n, p in PRESETS.items() if p.kind in EPG_KINDS))
+@pytest.mark.parametrize("name", sorted(n for n, p in PRESETS.items() if p.kind in SPIN_ECHO_KINDS))
 def test_dictionary_matches_direct(name: str, random_maps: dict) -> None:
     # Bilinear interpolation in (ln T1, ln T2) errs by ≤ h²/8·|∂²S/∂(ln T)²| per axis. Each relaxation
     # factor e^{−t/T} has |∂²/∂(ln T)²| = |x² − x|·e^{−x} ≤ 0.31 (x = t/T); the inversion factor

@@ -61,7 +61,7 @@ def test_flair_alias_epg_matches_epg_signal(maps_dir: tuple[Path, np.ndarray], t
     prot = build_protocol("flair", ti_ms=2400.0)
     assert prot.kind == "ir_tse" and prot.ti_ms == 2400.0 and prot.etl == PRESETS["flair_3t"].etl
     out = tmp_path / "flair.nii.gz"
-    side = run_render(d, prot, out, model="epg")
+    side = run_render(d, prot, out, forward="epg")
     expected = epg_signal(np.float32([WM[0]]), np.float32([WM[1]]), np.float32([WM[2]]), [prot])[0, 0]
     assert_allclose(nib.load(out).get_fdata(), expected, rtol=1e-7)  # same kernel, same float32 inputs
     closed = signal(np.float32([WM[0]]), np.float32([WM[1]]), np.float32([WM[2]]), [prot])[0, 0]
