@@ -26,7 +26,9 @@ Simulators and references (each reference is independent of its fast twin: neith
     ``bloch``           isochromat Bloch simulator (hard / shaped pulses, ideal or RF spoiling).
     ``_bloch_kernel``   its Numba kernels (pulse propagators, the TR loop over an op table).
     ``bloch_reference`` float64 NumPy Bloch simulation of one voxel on its own event timeline.
-Validation and benchmarks
+Validation, bounds and benchmarks
+    ``bounds``          what a set of protocols allows: linearised posterior sd of T1 / T2 / PD per tissue with
+                        gains, receive field, refocusing angle and inversion efficiency marginalised; advice.
     ``fidelity``        closed form and textbook equations against EPG and Bloch, per tissue or T1 × T2 grid.
     ``bench``           throughput of the kernels beside their NumPy baselines (``relaxomap bench physics``).
 """

@@ -8,7 +8,8 @@ Tissue k (mean values T1_k [ms], T2_k [ms], PD_k) seen in contrast c gives the m
 
     s_kc = g_c · b_k · PD_k · f_c(T1_k, T2_k; α_c, κ_c)
 
-with f_c the forward model (:data:`FORWARD_MODELS`: EPG for the spin-echo kinds, closed form otherwise),
+with f_c the forward model (:func:`relaxomap.physics.forward.render`: EPG for the spin-echo kinds, or the
+closed form),
 α_c the refocusing angle of a spin-echo series and κ_c the inversion efficiency of an inversion series — both
 unknown in practice (not in the DICOM / BIDS headers) —, g_c an unknown gain per contrast (receiver scaling,
 prescan normalisation) and b_k a smooth receive (bias) field at the tissue, shared by all contrasts, so that
@@ -46,14 +47,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from relaxomap.physics.checks import check_finite_range, check_int_range
+from relaxomap.physics.forward import check_forward, effective_forward, render
 from relaxomap.physics.protocol import Protocol
 from relaxomap.physics.tissues import tissue_values
 
-__all__ = ["FORWARD_MODELS", "PRIOR", "BoundsConfig", "TissueBound", "BoundsResult", "bounds",
-           "forward_signals", "candidate_contrasts", "advise"]
+__all__ = ["PRIOR", "BoundsConfig", "TissueBound", "BoundsResult", "Advice", "bounds", "forward_signals",
+           "candidate_contrasts", "advise"]
 
-FORWARD_MODELS: tuple[str, ...] = ("epg", "closed")
-_EPG_KINDS = ("se", "tse", "ir_tse")
 _IR_KINDS = ("ir_tse", "mprage")
 _MAPS = ("t1", "t2", "pd")
 _SQRT12 = math.sqrt(12.0)
@@ -120,8 +120,10 @@ class BoundsConfig:
             if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
                 raise ValueError(f"BoundsConfig.prior[{key!r}] must be 0 < lo < hi; got ({lo}, {hi})")
         object.__setattr__(self, "prior", {k: (float(v[0]), float(v[1])) for k, v in self.prior.items()})
-        if self.forward not in FORWARD_MODELS:
-            raise ValueError(f"BoundsConfig.forward must be one of {FORWARD_MODELS}; got {self.forward!r}")
+        try:
+            check_forward(self.forward)
+        except ValueError as err:
+            raise ValueError(f"BoundsConfig.{err}") from None
 
 
 @dataclass(frozen=True)
@@ -171,17 +173,13 @@ class BoundsResult:
 # ---------------------------------------------------------------------------------------------- forward model
 def forward_signals(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray, protocols: Sequence[Protocol],
                     forward: str = "epg") -> np.ndarray:
-    """(C, K) float64 magnitudes of K voxels (t1_ms, t2_ms [ms], pd: (K,)) in C protocols."""
-    from relaxomap.physics.epg import epg_signal
-    from relaxomap.physics.signal import signal_reference
+    """(C, K) magnitudes of K voxels (t1_ms, t2_ms [ms], pd: (K,)) in C protocols, as float64.
 
-    out = np.empty((len(protocols), len(t1_ms)), np.float64)
-    for c, p in enumerate(protocols):
-        if forward == "epg" and p.kind in _EPG_KINDS:
-            out[c] = epg_signal(t1_ms, t2_ms, pd, p)[0]
-        else:
-            out[c] = signal_reference(t1_ms, t2_ms, pd, p)[0]
-    return out
+    The float32 kernels of :func:`relaxomap.physics.forward.render`: their rounding (6e-8 relative) over the
+    finite-difference steps of :meth:`_Model.jacobian` (1e-3) leaves derivatives good to 1e-4.
+    """
+    return render(np.asarray(t1_ms, np.float64), np.asarray(t2_ms, np.float64), np.asarray(pd, np.float64),
+                  list(protocols), forward=forward).astype(np.float64)
 
 
 class _Model:
@@ -198,7 +196,7 @@ class _Model:
         self.pd = np.array([t.pd for t in table], np.float64)
         self.is_csf = np.array([n.upper() == "CSF" for n in self.names])
         refocus_free = config.unknown_refocus and config.forward == "epg"
-        self.alpha_of = [c for c, p in enumerate(protocols) if refocus_free and p.kind in _EPG_KINDS]
+        self.alpha_of = [c for c, p in enumerate(protocols) if refocus_free and effective_forward(p, "epg") == "epg"]
         self.kappa_of = [c for c, p in enumerate(protocols) if config.unknown_inversion and p.kind in _IR_KINDS]
         # An unknown angle / efficiency is linearised at its prior's centre (the prior mean of the bound).
         alpha0, kappa0 = (float(np.mean(self.prior[k])) for k in ("refocus_deg", "inversion_efficiency"))
