@@ -39,14 +39,10 @@ __all__ = [
     "AugmentConfig",
     "augment_maps",
     "flip_maps",
-    "random_flip",
     "warp_maps",
     "random_warp",
     "perturb_tissues",
     "tissue_references",
-    "add_texture",
-    "multiply_smooth",
-    "add_lesions",
 ]
 
 _OWNER = "AugmentConfig"
@@ -146,12 +142,6 @@ def flip_maps(maps: Maps, axes: Sequence[int]) -> Maps:
     f = lambda a: np.ascontiguousarray(np.flip(a, axes))  # noqa: E731
     return _copy(maps, t1_ms=f(maps.t1_ms), t2_ms=f(maps.t2_ms), pd=f(maps.pd), labels=f(maps.labels),
                  mask=f(maps.mask))
-
-
-def random_flip(maps: Maps, rng: np.random.Generator, prob: Sequence[float] = (0.5, 0.0, 0.0)) -> Maps:
-    """Flip each axis with its probability (``prob`` one per axis)."""
-    draws = rng.uniform(size=len(prob))
-    return flip_maps(maps, [a for a, (u, p) in enumerate(zip(draws, prob)) if u < p])
 
 
 # ----------------------------------------------------------------------------- resampling
@@ -473,28 +463,6 @@ def _texture_factors(rng, labels, voxel_mm, sd, scale_mm):
         w1 = (sd[c] * np.sin(angle[:, c])).astype(np.float32)[labels]
         out.append(np.exp(w0 * f0 + w1 * f1))
     return out
-
-
-def add_texture(maps: Maps, rng: np.random.Generator, sd: Sequence[float] = (0.03, 0.04, 0.02),
-                scale_mm: float = 12.0) -> Maps:
-    """Smooth within-tissue variation: (T1, T2, PD) × ``exp(sd · field)``, a different field mix per label.
-
-    Factors are bounded by ``exp(±3 sd)``; a mixed voxel is scaled as a whole (a physical mixture still).
-    """
-    k1, k2, kp = _texture_factors(rng, maps.labels, maps.voxel_mm, sd, scale_mm)
-    return _from_rates(maps, *scale_rates(*to_rates(maps.t1_ms, maps.t2_ms, maps.pd), k1, k2, kp))
-
-
-def multiply_smooth(maps: Maps, rng: np.random.Generator, sd: Sequence[float] = (0.03, 0.03, 0.02),
-                    scale_mm: float = 70.0) -> Maps:
-    """One smooth multiplicative field per (T1, T2, PD) over all tissues, bounded by ``exp(±3 sd)``."""
-    k1, k2, kp = smooth_factors(rng, maps.shape, maps.voxel_mm, sd, scale_mm)
-    return _from_rates(maps, *scale_rates(*to_rates(maps.t1_ms, maps.t2_ms, maps.pd), k1, k2, kp))
-
-
-def add_lesions(maps: Maps, rng: np.random.Generator, config: LesionConfig) -> Maps:
-    """Synthetic lesions (:func:`synth.lesions.insert_lesions`)."""
-    return insert_lesions(maps, rng, config)
 
 
 def augment_maps(maps: Maps, rng: np.random.Generator, config: AugmentConfig, *, field_t: float | None = None,

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 __all__ = ["ramp", "smoothstep", "ellipsoid_depth", "capsule_depth", "index_box", "index_boxes", "grad_norm",
-           "rotation_zyx", "union_depth", "intersection_depth", "ramp_of_union", "Ellipsoid", "CapsuleChain",
+           "rotation_zyx", "union_depth", "ramp_of_union", "Ellipsoid", "CapsuleChain",
            "CoordGrid", "step32"]
 
 
@@ -346,14 +346,6 @@ def union_depth(depths: list[np.ndarray]) -> np.ndarray:
     out = np.array(depths[0], dtype=np.result_type(*depths), copy=True)
     for d in depths[1:]:
         np.maximum(out, d, out=out)
-    return out
-
-
-def intersection_depth(depths: list[np.ndarray]) -> np.ndarray:
-    """Element-wise minimum of signed depths (the intersection of the shapes), like :func:`union_depth`."""
-    out = np.array(depths[0], dtype=np.result_type(*depths), copy=True)
-    for d in depths[1:]:
-        np.minimum(out, d, out=out)
     return out
 
 

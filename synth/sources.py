@@ -28,7 +28,7 @@ from relaxomap.synth.maps import Maps
 from relaxomap.synth.phantom import PhantomConfig, make_phantom
 from relaxomap.synth.real import load_maps, subject_name
 
-__all__ = ["SOURCE_KINDS", "SourceConfig", "draw_subject", "anatomy_id", "load_cached"]
+__all__ = ["SOURCE_KINDS", "SourceConfig", "draw_subject", "anatomy_id"]
 
 SOURCE_KINDS: tuple[str, ...] = ("phantom", "real", "mixed")
 _OWNER = "SourceConfig"
@@ -120,11 +120,6 @@ def _load_readonly(path: str) -> tuple[Maps, np.ndarray]:
     ref = tissue_references(maps)
     ref.flags.writeable = False
     return maps, ref
-
-
-def load_cached(path: str | Path) -> Maps:
-    """:func:`synth.real.load_maps` cached per process (arrays are read-only; copy before editing)."""
-    return _load_readonly(str(Path(path).resolve()))[0]
 
 
 def draw_subject(config: SourceConfig, seed: int) -> Maps:
