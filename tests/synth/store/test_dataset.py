@@ -10,11 +10,12 @@ import torch
 from numpy.testing import assert_allclose
 from torch.utils.data import DataLoader
 
-from relaxomap.synth.dataset import SPLITS, SynthDataset, split_key, split_of
 from relaxomap.synth.generate import SynthConfig
 from relaxomap.synth.phantom import PhantomConfig
 from relaxomap.synth.sources import SourceConfig
-from relaxomap.synth.store import check_store, write_store
+from relaxomap.synth.store.dataset import SPLITS, SynthDataset, split_key, split_of
+from relaxomap.synth.store.format import check_store
+from relaxomap.synth.store.writer import write_store
 
 SIZE = 48
 N = 40  # 20 subjects of 2 slices

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from relaxomap.synth.store_format import check_store
+from relaxomap.synth.store.format import check_store
 
 __all__ = ["SynthDataset", "split_of", "split_key", "SPLITS"]
 
@@ -103,7 +103,7 @@ class SynthDataset(Dataset):
         else:
             self.indices = np.flatnonzero(self.sample_splits == split).astype(np.int64)
         self.subject_ids = subject_ids
-        self._h5: Any = None  # synth.store.ImageReader of this process
+        self._h5: Any = None  # synth.store.format.ImageReader of this process
         self._pid = -1
         self._rng: np.random.Generator | None = None
 
@@ -148,7 +148,7 @@ class SynthDataset(Dataset):
 
     def _file(self) -> Any:  # the ImageReader, opened once per process
         if self._h5 is None or self._pid != os.getpid():
-            from relaxomap.synth.store_format import ImageReader
+            from relaxomap.synth.store.format import ImageReader
 
             self._h5 = ImageReader(self.path)  # a view's samples straight from its part files
             self._pid = os.getpid()
