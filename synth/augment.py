@@ -30,9 +30,9 @@ import numpy as np
 from relaxomap.physics.checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
 from relaxomap.physics.tissues import TISSUES, label_lookup
 from relaxomap.synth.fields import smooth_noise, smooth_noise_mm
-from relaxomap.synth.geometry import rotation_zyx
 from relaxomap.synth.lesions import LesionConfig, insert_lesions
 from relaxomap.synth.maps import Maps
+from relaxomap.synth.orientation import rotation_zyx
 from relaxomap.synth.texture import TEXTURE_CLIP, from_rates, scale_rates, smooth_factors, to_rates, truncated_normal
 
 __all__ = [

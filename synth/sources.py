@@ -25,7 +25,8 @@ from relaxomap.physics.tissues import TISSUES
 from relaxomap.synth.augment import AugmentConfig, augment_maps, perturb_tissues, tissue_references
 from relaxomap.synth.lesions import LesionConfig, insert_lesions
 from relaxomap.synth.maps import Maps
-from relaxomap.synth.phantom import PhantomConfig, make_phantom
+from relaxomap.synth.phantom.build import make_phantom
+from relaxomap.synth.phantom.config import PhantomConfig
 from relaxomap.synth.real import load_maps, subject_name
 
 __all__ = ["SOURCE_KINDS", "SourceConfig", "draw_subject", "anatomy_id"]

@@ -11,7 +11,7 @@ from numpy.testing import assert_allclose
 from relaxomap.physics.protocol import PACK_COLUMNS
 from relaxomap.synth.generate import SynthConfig, generate_subject, render_signal
 from relaxomap.synth.normalize import normalize_intensity
-from relaxomap.synth.phantom import PhantomConfig
+from relaxomap.synth.phantom.config import PhantomConfig
 from relaxomap.synth.sources import SourceConfig
 from relaxomap.synth.store.format import store_fields
 

@@ -15,7 +15,7 @@ def train_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     slices still hold brain, CSF, skull and lesion labels rendered with the real protocols and artefacts.
     """
     from relaxomap.synth.generate import SynthConfig
-    from relaxomap.synth.phantom import PhantomConfig
+    from relaxomap.synth.phantom.config import PhantomConfig
     from relaxomap.synth.sources import SourceConfig
     from relaxomap.synth.store.writer import write_store
 

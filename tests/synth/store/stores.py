@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from relaxomap.synth.generate import SynthConfig
-from relaxomap.synth.phantom import PhantomConfig
+from relaxomap.synth.phantom.config import PhantomConfig
 from relaxomap.synth.sources import SourceConfig
 from relaxomap.synth.store.format import check_store
 

@@ -11,7 +11,7 @@ from numpy.testing import assert_allclose
 from torch.utils.data import DataLoader
 
 from relaxomap.synth.generate import SynthConfig
-from relaxomap.synth.phantom import PhantomConfig
+from relaxomap.synth.phantom.config import PhantomConfig
 from relaxomap.synth.sources import SourceConfig
 from relaxomap.synth.store.dataset import SPLITS, SynthDataset, split_key, split_of
 from relaxomap.synth.store.format import check_store
