@@ -5,7 +5,7 @@ Every function takes the maps and an ``np.random.Generator`` and returns new Map
 Physical consistency
 --------------------
 All resampling and blending happens on ``(PD, PD/T1, PD/T2)``, which is linear in tissue fractions
-(:mod:`synth.texture`): a resampled or blended voxel is a physical mixture of its neighbours' tissues.
+(:mod:`synth.rates`): a resampled or blended voxel is a physical mixture of its neighbours' tissues.
 
 Per-tissue relaxation perturbation (:func:`perturb_tissues`) re-maps each tissue's values with a per-subject
 factor. BrainWeb maps hold one value per tissue — without this the network could learn a label lookup — and
@@ -33,7 +33,14 @@ from relaxomap.synth.fields import smooth_noise, smooth_noise_mm
 from relaxomap.synth.lesions import LesionConfig, insert_lesions
 from relaxomap.synth.maps import Maps
 from relaxomap.synth.orientation import rotation_zyx
-from relaxomap.synth.texture import TEXTURE_CLIP, from_rates, scale_rates, smooth_factors, to_rates, truncated_normal
+from relaxomap.synth.rates import from_rates, scale_rates, to_rates
+from relaxomap.synth.texture import (
+    TEXTURE_CLIP,
+    TEXTURE_PRIOR,
+    check_texture_prior,
+    smooth_factors,
+    truncated_normal,
+)
 
 __all__ = [
     "AugmentConfig",
@@ -63,8 +70,9 @@ class AugmentConfig:
     elastic_mm : sd of the smooth displacement field [mm] (0 = none).
     elastic_scale_mm : feature size of the displacement field [mm].
     tissue_sd : relative sd of the per-subject (T1, T2, PD) factor of each tissue (truncated at 2.5 sd).
-    texture_sd, texture_scale_mm : smooth within-tissue variation (log-amplitude per channel, size [mm]).
-    global_sd, global_scale_mm : one smooth multiplicative field over all tissues.
+    texture_sd, texture_scale_mm, global_sd, global_scale_mm : the texture prior: (T1, T2, PD) log-amplitude and
+        feature size [mm] of the smooth within-tissue variation and of one smooth multiplicative field over all
+        tissues (defaults and ranges: :class:`relaxomap.synth.texture.TexturePrior`).
     shape : output grid (X, Y, Z); None keeps the source grid. A smaller z extent takes a random slab
         whose centre lies inside the brain.
     voxel_mm : output voxel size [mm]; None keeps the source voxel size.
@@ -79,10 +87,10 @@ class AugmentConfig:
     elastic_mm: float = 2.5
     elastic_scale_mm: float = 40.0
     tissue_sd: tuple[float, float, float] = (0.10, 0.12, 0.05)
-    texture_sd: tuple[float, float, float] = (0.03, 0.04, 0.02)
-    texture_scale_mm: float = 12.0
-    global_sd: tuple[float, float, float] = (0.03, 0.03, 0.02)
-    global_scale_mm: float = 70.0
+    texture_sd: tuple[float, float, float] = TEXTURE_PRIOR.texture_sd
+    texture_scale_mm: float = TEXTURE_PRIOR.texture_scale_mm
+    global_sd: tuple[float, float, float] = TEXTURE_PRIOR.global_sd
+    global_scale_mm: float = TEXTURE_PRIOR.global_scale_mm
     shape: tuple[int, int, int] | None = None
     voxel_mm: tuple[float, float, float] | None = None
     z_supersample: int = 0
@@ -97,10 +105,7 @@ class AugmentConfig:
         set_("elastic_mm", check_finite_range(_OWNER, "elastic_mm", self.elastic_mm, 0.0, 30.0))
         set_("elastic_scale_mm", check_finite_range(_OWNER, "elastic_scale_mm", self.elastic_scale_mm, 5.0, 500.0))
         set_("tissue_sd", check_sequence(_OWNER, "tissue_sd", self.tissue_sd, 0.0, 0.35, length=3))
-        set_("texture_sd", check_sequence(_OWNER, "texture_sd", self.texture_sd, 0.0, 0.3, length=3))
-        set_("texture_scale_mm", check_finite_range(_OWNER, "texture_scale_mm", self.texture_scale_mm, 1.0, 500.0))
-        set_("global_sd", check_sequence(_OWNER, "global_sd", self.global_sd, 0.0, 0.3, length=3))
-        set_("global_scale_mm", check_finite_range(_OWNER, "global_scale_mm", self.global_scale_mm, 1.0, 1000.0))
+        check_texture_prior(_OWNER, self)
         if self.shape is not None:  # (X, Y, Z)
             set_("shape", check_sequence(_OWNER, "shape", self.shape, 1, 2048, length=3, integer=True))
         if self.voxel_mm is not None:

@@ -1,112 +1,77 @@
-"""Per-subject tissue values, partial-volume mixing in rate space, and within-tissue texture.
+"""Random variation of tissue values shared by every map source: the texture prior (one owner of its defaults),
+smooth multiplicative fields, truncated-normal jitter.
 
-Partial volume convention (used by every map source, and by the BrainWeb subject 47 conversion): a voxel
-holding volume fractions ``f_t`` of tissues ``t`` (fast exchange) has
-
-    PD = Σ f_t PD_t,      PD / T1 = Σ f_t PD_t / T1_t,      PD / T2 = Σ f_t PD_t / T2_t,
-
-i.e. the voxel's R1 and R2 are the PD-weighted means of its compartments'. The triple
-``(pd, a1, a2) = (PD, PD/T1 [1/ms], PD/T2 [1/ms])`` is therefore *linear* in the fractions: mixing, linear
-interpolation and blending of maps are done on it, never on T1 / T2 themselves, which keeps every
-mixed voxel a physically possible mixture of its tissues.
-
-Multiplying a tissue's PD by ``k_pd`` and its T1 by ``k_t1`` maps ``(pd, a1, a2)`` to
-``(k_pd pd, a1 k_pd / k_t1, a2 k_pd / k_t2)``; applied to a whole mixed voxel it equals scaling every
-compartment by the same factors, which is still a physical mixture.
+The *texture prior* is the smooth within-tissue variation of (T1, T2, PD) — each tissue's values times
+``exp(texture_sd · F)``, ``F`` a mix of two smooth random fields with per-label weights — plus one smooth
+multiplicative field over all tissues, ``exp(global_sd · G)``. The procedural phantom
+(:class:`relaxomap.synth.phantom.config.PhantomConfig`) and the augmentation of real maps
+(:class:`relaxomap.synth.augment.AugmentConfig`) both apply it; its defaults and checks live here
+(:class:`TexturePrior`, :func:`check_texture_prior`). Smooth fields are clipped to ±:data:`TEXTURE_CLIP`
+standard deviations, which bounds every factor. Factors act on whole voxels in rate space
+(:mod:`relaxomap.synth.rates`), so a mixed voxel stays a physical mixture.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
-import numba
 import numpy as np
 
+from relaxomap.physics.checks import check_finite_range, check_sequence
 from relaxomap.synth.fields import smooth_noise_mm
 
-__all__ = [
-    "truncated_normal",
-    "to_rates",
-    "scaled_from_rates",
-    "from_rates",
-    "scale_rates",
-    "TEXTURE_CLIP",
-    "smooth_factors",
-]
+__all__ = ["TEXTURE_CLIP", "TexturePrior", "TEXTURE_PRIOR", "check_texture_prior", "smooth_factors",
+           "truncated_normal"]
 
 #: smooth random fields are clipped to ±TEXTURE_CLIP standard deviations, which bounds every factor.
 TEXTURE_CLIP = 3.0
 
 
-def truncated_normal(rng: np.random.Generator, size: int | tuple[int, ...], bound: float) -> np.ndarray:
-    """Standard normal draws restricted to ``[-bound, bound]`` (redrawn, not clipped), float64."""
-    if not bound > 0:
-        raise ValueError(f"truncated_normal: bound must be > 0 standard deviations; got {bound}")
-    z = rng.standard_normal(size)
-    bad = np.abs(z) > bound
-    while bad.any():
-        z[bad] = rng.standard_normal(int(bad.sum()))
-        bad = np.abs(z) > bound
-    return z
+@dataclass(frozen=True)
+class TexturePrior:
+    """The defaults of the texture prior (module docstring); configs that apply it copy these as their defaults.
 
-
-def to_rates(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(pd, pd/T1 [1/ms], pd/T2 [1/ms])`` float32, 0 where T1 (T2) is 0 (background)."""
-    pd = np.asarray(pd, np.float32)
-    t1 = np.asarray(t1_ms, np.float32)
-    t2 = np.asarray(t2_ms, np.float32)
-    a1 = np.divide(pd, t1, out=np.zeros_like(pd), where=t1 > 0)
-    a2 = np.divide(pd, t2, out=np.zeros_like(pd), where=t2 > 0)
-    return pd.copy(), a1, a2
-
-
-def from_rates(pd: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inverse of :func:`to_rates`: ``(t1_ms, t2_ms, pd)`` float32, all 0 where pd or a rate is ~0."""
-    pd = np.asarray(pd, np.float32)
-    ok = (pd > 1e-6) & (a1 > 0) & (a2 > 0)
-    t1 = np.divide(pd, a1, out=np.zeros_like(pd), where=ok)
-    t2 = np.divide(pd, a2, out=np.zeros_like(pd), where=ok)
-    return t1, t2, np.where(ok, pd, np.float32(0.0)).astype(np.float32)
-
-
-@numba.njit(cache=True, error_model="numpy")  # no fastmath: bit-identical to from_rates(*scale_rates(...))
-def _scaled_from_rates_kernel(pd, a1, a2, k_t1, k_t2, k_pd, t1, t2, pd_out):  # pragma: no cover - numba
-    small = np.float32(1e-6)
-    zero = np.float32(0.0)
-    for n in range(pd.size):
-        kp = k_pd[n]
-        p = pd[n] * kp
-        b1 = a1[n] * (kp / k_t1[n])
-        b2 = a2[n] * (kp / k_t2[n])
-        if p > small and b1 > zero and b2 > zero:
-            t1[n] = p / b1
-            t2[n] = p / b2
-            pd_out[n] = p
-        else:
-            t1[n] = zero
-            t2[n] = zero
-            pd_out[n] = zero
-
-
-def scaled_from_rates(pd: np.ndarray, a1: np.ndarray, a2: np.ndarray, k_t1: np.ndarray, k_t2: np.ndarray,
-                      k_pd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``from_rates(*scale_rates(pd, a1, a2, k_t1, k_t2, k_pd))`` in one pass (identical float32 results).
-
-    All six arrays float32 of one shape; returns ``(t1_ms, t2_ms, pd)``.
+    Parameters
+    ----------
+    texture_sd : (T1, T2, PD) log-amplitude of the smooth within-tissue variation (≈ relative sd), each in
+        [0, 0.3].
+    texture_scale_mm : feature size of that variation [mm], in [1, 500].
+    global_sd : (T1, T2, PD) log-amplitude of one smooth multiplicative field over all tissues, each in [0, 0.3].
+    global_scale_mm : feature size of the global field [mm], in [1, 1000].
     """
-    arrs = [np.ascontiguousarray(v, np.float32) for v in (pd, a1, a2, k_t1, k_t2, k_pd)]
-    if any(v.shape != arrs[0].shape for v in arrs):
-        return from_rates(*scale_rates(pd, a1, a2, k_t1, k_t2, k_pd))  # broadcasting: the NumPy path
-    out = [np.empty(arrs[0].shape, np.float32) for _ in range(3)]
-    _scaled_from_rates_kernel(*(v.reshape(-1) for v in arrs), *(o.reshape(-1) for o in out))
-    return out[0], out[1], out[2]
+
+    texture_sd: tuple[float, float, float] = (0.03, 0.04, 0.02)
+    texture_scale_mm: float = 12.0
+    global_sd: tuple[float, float, float] = (0.03, 0.03, 0.02)
+    global_scale_mm: float = 70.0
 
 
-def scale_rates(
-    pd: np.ndarray, a1: np.ndarray, a2: np.ndarray, k_t1: np.ndarray, k_t2: np.ndarray, k_pd: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scale T1, T2, PD of every compartment of each voxel by ``k_t1``, ``k_t2``, ``k_pd`` (broadcast)."""
-    pd2 = (pd * k_pd).astype(np.float32)
-    return pd2, (a1 * (k_pd / k_t1)).astype(np.float32), (a2 * (k_pd / k_t2)).astype(np.float32)
+#: the default texture prior, which PhantomConfig and AugmentConfig read their defaults from
+TEXTURE_PRIOR = TexturePrior()
+
+
+def check_texture_prior(owner: str, config: Any) -> None:
+    """Check the texture-prior fields of a frozen config dataclass and store them normalised, in place.
+
+    Parameters
+    ----------
+    owner : the config's class name, used in error messages (``"PhantomConfig.texture_sd[1] must be ..."``).
+    config : an instance with the fields of :class:`TexturePrior` (``texture_sd``, ``texture_scale_mm``,
+        ``global_sd``, ``global_scale_mm``).
+
+    Raises
+    ------
+    ValueError
+        naming the field, for a value outside the ranges of :class:`TexturePrior`.
+    """
+    checked = {
+        "texture_sd": check_sequence(owner, "texture_sd", config.texture_sd, 0.0, 0.3, length=3),
+        "texture_scale_mm": check_finite_range(owner, "texture_scale_mm", config.texture_scale_mm, 1.0, 500.0),
+        "global_sd": check_sequence(owner, "global_sd", config.global_sd, 0.0, 0.3, length=3),
+        "global_scale_mm": check_finite_range(owner, "global_scale_mm", config.global_scale_mm, 1.0, 1000.0),
+    }
+    for name, value in checked.items():
+        object.__setattr__(config, name, value)  # frozen dataclass
 
 
 def smooth_factors(
@@ -138,3 +103,15 @@ def smooth_factors(
         np.multiply(f, np.float32(s), out=f)
         out.append(np.exp(f, out=f))
     return out[0], out[1], out[2]
+
+
+def truncated_normal(rng: np.random.Generator, size: int | tuple[int, ...], bound: float) -> np.ndarray:
+    """Standard normal draws restricted to ``[-bound, bound]`` (redrawn, not clipped), float64."""
+    if not bound > 0:
+        raise ValueError(f"truncated_normal: bound must be > 0 standard deviations; got {bound}")
+    z = rng.standard_normal(size)
+    bad = np.abs(z) > bound
+    while bad.any():
+        z[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(z) > bound
+    return z

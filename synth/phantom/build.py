@@ -30,7 +30,8 @@ from relaxomap.synth.phantom.deep import deep_structures
 from relaxomap.synth.phantom.frame import CoordGrid, canonical_coords
 from relaxomap.synth.phantom.head import cranial_layers, face_and_neck, sagittal_sinus
 from relaxomap.synth.phantom.tissue_mix import draw_tissue_values, mix_fractions
-from relaxomap.synth.texture import TEXTURE_CLIP, scaled_from_rates, smooth_factors
+from relaxomap.synth.rates import scaled_from_rates
+from relaxomap.synth.texture import TEXTURE_CLIP, smooth_factors
 
 __all__ = ["make_phantom"]
 

@@ -14,6 +14,7 @@ from relaxomap.physics.checks import (
 )
 from relaxomap.physics.tissues import TISSUES
 from relaxomap.synth.lesions import LesionConfig
+from relaxomap.synth.texture import TEXTURE_PRIOR, check_texture_prior
 
 __all__ = ["PhantomConfig"]
 
@@ -31,9 +32,9 @@ class PhantomConfig:
     field_t : field strength [T] (1.5 or 3) whose tissue means are used.
     value_sd : relative sd of the per-subject (T1, T2, PD) of each tissue around the literature mean.
     value_trunc_sd : per-subject draws are restricted to ±value_trunc_sd sd.
-    texture_sd : (T1, T2, PD) log-amplitude of the smooth within-tissue variation.
-    texture_scale_mm : feature size of that variation [mm].
-    global_sd, global_scale_mm : the same for one smooth field applied to all tissues.
+    texture_sd, texture_scale_mm, global_sd, global_scale_mm : the texture prior: (T1, T2, PD) log-amplitude and
+        feature size [mm] of the smooth within-tissue variation and of one smooth field applied to all tissues
+        (defaults and ranges: :class:`relaxomap.synth.texture.TexturePrior`).
     head_scale : (min, max) per-axis scale of the head relative to an average adult.
     rotate_deg : (3,) maximum |pitch|, |roll|, |yaw| [deg] (rotations about x, y, z).
     shift_mm : maximum in-plane offset of the head from the grid centre [mm].
@@ -50,10 +51,10 @@ class PhantomConfig:
     field_t: float = 3.0
     value_sd: tuple[float, float, float] = (0.08, 0.10, 0.05)
     value_trunc_sd: float = 2.5
-    texture_sd: tuple[float, float, float] = (0.03, 0.04, 0.02)
-    texture_scale_mm: float = 12.0
-    global_sd: tuple[float, float, float] = (0.03, 0.03, 0.02)
-    global_scale_mm: float = 70.0
+    texture_sd: tuple[float, float, float] = TEXTURE_PRIOR.texture_sd
+    texture_scale_mm: float = TEXTURE_PRIOR.texture_scale_mm
+    global_sd: tuple[float, float, float] = TEXTURE_PRIOR.global_sd
+    global_scale_mm: float = TEXTURE_PRIOR.global_scale_mm
     head_scale: tuple[float, float] = (0.88, 1.10)
     rotate_deg: tuple[float, float, float] = (10.0, 6.0, 12.0)
     shift_mm: float = 12.0
@@ -74,10 +75,7 @@ class PhantomConfig:
         set_("field_t", f)
         set_("value_sd", check_sequence(_OWNER, "value_sd", self.value_sd, 0.0, 0.35, length=3))
         set_("value_trunc_sd", check_finite_range(_OWNER, "value_trunc_sd", self.value_trunc_sd, 0.5, 4.0))
-        set_("texture_sd", check_sequence(_OWNER, "texture_sd", self.texture_sd, 0.0, 0.3, length=3))
-        set_("texture_scale_mm", check_finite_range(_OWNER, "texture_scale_mm", self.texture_scale_mm, 1.0, 500.0))
-        set_("global_sd", check_sequence(_OWNER, "global_sd", self.global_sd, 0.0, 0.3, length=3))
-        set_("global_scale_mm", check_finite_range(_OWNER, "global_scale_mm", self.global_scale_mm, 1.0, 1000.0))
+        check_texture_prior(_OWNER, self)
         set_("head_scale", check_range_pair(_OWNER, "head_scale", self.head_scale, 0.5, 1.5))
         set_("rotate_deg", check_sequence(_OWNER, "rotate_deg", self.rotate_deg, 0.0, 45.0, length=3))
         set_("shift_mm", check_finite_range(_OWNER, "shift_mm", self.shift_mm, 0.0, 100.0))
