@@ -6,7 +6,7 @@ training samples (:mod:`relaxomap.synth.generate`), prediction on clinical volum
 has rows = y descending (anterior at the top) and columns = x ascending (the subject's left on the right,
 radiological display is not used), i.e. ``image = axial.T[::-1]``. :func:`rotation_zyx` poses the procedural
 phantom's head (:mod:`relaxomap.synth.phantom.frame`) and rotates real maps in the augmentation warp
-(:mod:`relaxomap.synth.augment`).
+(:mod:`relaxomap.synth.augment.warp`).
 """
 from __future__ import annotations
 

@@ -22,7 +22,9 @@ import numpy as np
 
 from relaxomap.physics.checks import check_bool, check_finite_range, config_from_dict
 from relaxomap.physics.tissues import TISSUES
-from relaxomap.synth.augment import AugmentConfig, augment_maps, perturb_tissues, tissue_references
+from relaxomap.synth.augment.config import AugmentConfig
+from relaxomap.synth.augment.pipeline import augment_maps
+from relaxomap.synth.augment.tissues import perturb_tissues, tissue_references
 from relaxomap.synth.lesions import LesionConfig, insert_lesions
 from relaxomap.synth.maps import Maps
 from relaxomap.synth.phantom.build import make_phantom

@@ -5,7 +5,7 @@ The *texture prior* is the smooth within-tissue variation of (T1, T2, PD) — ea
 ``exp(texture_sd · F)``, ``F`` a mix of two smooth random fields with per-label weights — plus one smooth
 multiplicative field over all tissues, ``exp(global_sd · G)``. The procedural phantom
 (:class:`relaxomap.synth.phantom.config.PhantomConfig`) and the augmentation of real maps
-(:class:`relaxomap.synth.augment.AugmentConfig`) both apply it; its defaults and checks live here
+(:class:`relaxomap.synth.augment.config.AugmentConfig`) both apply it; its defaults and checks live here
 (:class:`TexturePrior`, :func:`check_texture_prior`). Smooth fields are clipped to ±:data:`TEXTURE_CLIP`
 standard deviations, which bounds every factor. Factors act on whole voxels in rate space
 (:mod:`relaxomap.synth.rates`), so a mixed voxel stays a physical mixture.

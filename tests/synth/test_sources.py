@@ -14,7 +14,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from relaxomap.physics.tissues import LESION_LABELS
-from relaxomap.synth.augment import AugmentConfig
+from relaxomap.synth.augment.config import AugmentConfig
 from relaxomap.synth.lesions import LesionConfig
 from relaxomap.synth.phantom.config import PhantomConfig
 from relaxomap.synth.real import brainweb_paths, load_maps

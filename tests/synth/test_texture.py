@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from relaxomap.synth.augment import AugmentConfig
+from relaxomap.synth.augment.config import AugmentConfig
 from relaxomap.synth.phantom.config import PhantomConfig
 from relaxomap.synth.texture import TEXTURE_PRIOR, TexturePrior, check_texture_prior, smooth_factors, truncated_normal
 
