@@ -87,17 +87,11 @@ def _lowest_bit(b, table):  # pragma: no cover - numba
     return table[((b & (~b + np.uint64(1))) * _DE_BRUIJN) >> np.uint64(58)]
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _mix_kernel(frac, slot_label, slot_brain, values, tex, tex_w, n_sub, low_bit, pd, a1, a2, labels,
-                mask):  # pragma: no cover
-    # Flat layout: frac (S <= 64, N·n_sub) with the sub-slices of output voxel n at n·n_sub + sub; tex (6, N);
-    # outputs (N,). Voxels are taken in chunks: a vectorised slot-major pass sets bit s of bits[i] where slot s
-    # has a non-zero fraction in any sub-slice, then each voxel visits only its set slots (~1.3 of 13 in a head)
-    # in ascending order. Skipped slots hold exact zeros, so every sum equals the loop over all slots bit for bit.
-    n_slot = frac.shape[0]
-    one = np.uint64(1)
-    nil = np.uint64(0)
-    # per-slot copies of the per-label tables, and the first slot of each slot's label (labels may repeat)
+@numba.njit(cache=True, error_model="numpy")
+def _slot_tables(slot_label, values, tex_w):  # pragma: no cover - numba
+    # per-slot copies of the per-label tables (values (S, 3) float64, texture weights (S, 3, 2) float32), and the
+    # first slot of each slot's label (labels may repeat)
+    n_slot = slot_label.shape[0]
     sv = np.empty((n_slot, 3))
     sw = np.empty((n_slot, 3, 2), np.float32)
     first = np.empty(n_slot, np.int64)
@@ -112,70 +106,109 @@ def _mix_kernel(frac, slot_label, slot_brain, values, tex, tex_w, n_sub, low_bit
             if slot_label[r] == lab:
                 first[s] = r
                 break
+    return sv, sw, first
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _mark_slots(frac, n0, m, n_sub, bits):  # pragma: no cover - numba
+    # bits[i] for i < m: bit s set where slot s has a non-zero fraction in any sub-slice of voxel n0 + i
+    # (a vectorised slot-major pass)
+    one = np.uint64(1)
+    nil = np.uint64(0)
+    for i in range(m):
+        bits[i] = nil
+    for s in range(frac.shape[0]):
+        bit = one << np.uint64(s)
+        if n_sub == 1:
+            row = frac[s, n0:n0 + m]
+            for i in range(m):
+                bits[i] |= bit if row[i] != 0 else nil
+        else:
+            for i in range(m):
+                for sub in range(n_sub):
+                    bits[i] |= bit if frac[s, (n0 + i) * n_sub + sub] != 0 else nil
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _mix_voxel(n, bb, frac, n_sub, slot_brain, sv, sw, tex, first, low_bit, lab_frac):  # pragma: no cover - numba
+    # Sums over the set slots bb of voxel n, in ascending slot order: total fraction, PD, PD/T1, PD/T2 (textured
+    # tissue values mixed in rate space) and brain fraction; each slot's fraction is added to its label's entry
+    # of lab_frac (at the label's first slot).
+    one = np.uint64(1)
+    nil = np.uint64(0)
+    total = 0.0
+    s_pd = 0.0
+    s_a1 = 0.0
+    s_a2 = 0.0
+    brain = 0.0
+    while bb != nil:
+        s = _lowest_bit(bb, low_bit)
+        bb &= bb - one
+        if n_sub == 1:
+            f = np.float64(frac[s, n])
+        else:
+            f = 0.0
+            for sub in range(n_sub):
+                f += frac[s, n * n_sub + sub]
+        total += f
+        if f <= 0.0:
+            continue
+        lab_frac[first[s]] += f
+        if slot_brain[s]:
+            brain += f
+        pd_t = sv[s, 0]
+        if pd_t <= 0.0:
+            continue
+        # float32 exponents (|e| <= 2 · 0.3 · TEXTURE_CLIP): expf is ~2x cheaper than exp here
+        e1 = sw[s, 0, 0] * tex[0, n] + sw[s, 0, 1] * tex[1, n]
+        e2 = sw[s, 1, 0] * tex[2, n] + sw[s, 1, 1] * tex[3, n]
+        e3 = sw[s, 2, 0] * tex[4, n] + sw[s, 2, 1] * tex[5, n]
+        p = f * pd_t * math.exp(e3)
+        s_pd += p
+        s_a1 += p * sv[s, 1] * math.exp(-e1)  # R1 = 1 / (T1 · factor)
+        s_a2 += p * sv[s, 2] * math.exp(-e2)
+    return total, s_pd, s_a1, s_a2, brain
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _best_label(bb, first, low_bit, lab_frac, air):  # pragma: no cover - numba
+    # The first slot of the label with the largest fraction among the set slots bb, ties to the smallest first
+    # slot; -1 (air) unless a label holds more than the air fraction `air`. Each label is read once, then reset
+    # (lab_frac is all 0 again on return; 0 never wins).
+    one = np.uint64(1)
+    nil = np.uint64(0)
+    best = -1
+    best_frac = air
+    while bb != nil:
+        g = first[_lowest_bit(bb, low_bit)]
+        bb &= bb - one
+        v = lab_frac[g]
+        lab_frac[g] = 0.0
+        if v > best_frac or (v == best_frac and best >= 0 and g < best):
+            best_frac = v
+            best = g
+    return best
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _mix_kernel(frac, slot_label, slot_brain, values, tex, tex_w, n_sub, low_bit, pd, a1, a2, labels,
+                mask):  # pragma: no cover
+    # Flat layout: frac (S <= 64, N·n_sub) with the sub-slices of output voxel n at n·n_sub + sub; tex (6, N);
+    # outputs (N,). Voxels are taken in chunks: a slot-major pass marks the slots with a non-zero fraction in
+    # each voxel (_mark_slots), then each voxel visits only its set slots (~1.3 of 13 in a head) in ascending
+    # order. Skipped slots hold exact zeros, so every sum equals the loop over all slots bit for bit.
+    sv, sw, first = _slot_tables(slot_label, values, tex_w)
     bits = np.empty(_MIX_CHUNK, np.uint64)
-    lab_frac = np.zeros(n_slot)  # fraction of each slot's label, kept at its first slot; back to 0 after a voxel
+    lab_frac = np.zeros(frac.shape[0])  # fraction of each slot's label, kept at its first slot; 0 between voxels
     n_vox = pd.size
     for n0 in range(0, n_vox, _MIX_CHUNK):
         m = min(_MIX_CHUNK, n_vox - n0)
-        for i in range(m):
-            bits[i] = nil
-        for s in range(n_slot):
-            bit = one << np.uint64(s)
-            if n_sub == 1:
-                row = frac[s, n0:n0 + m]
-                for i in range(m):
-                    bits[i] |= bit if row[i] != 0 else nil
-            else:
-                for i in range(m):
-                    for sub in range(n_sub):
-                        bits[i] |= bit if frac[s, (n0 + i) * n_sub + sub] != 0 else nil
+        _mark_slots(frac, n0, m, n_sub, bits)
         for i in range(m):
             n = n0 + i
-            total = 0.0
-            s_pd = 0.0
-            s_a1 = 0.0
-            s_a2 = 0.0
-            brain = 0.0
-            bb = bits[i]
-            while bb != nil:
-                s = _lowest_bit(bb, low_bit)
-                bb &= bb - one
-                if n_sub == 1:
-                    f = np.float64(frac[s, n])
-                else:
-                    f = 0.0
-                    for sub in range(n_sub):
-                        f += frac[s, n * n_sub + sub]
-                total += f
-                if f <= 0.0:
-                    continue
-                lab_frac[first[s]] += f
-                if slot_brain[s]:
-                    brain += f
-                pd_t = sv[s, 0]
-                if pd_t <= 0.0:
-                    continue
-                # float32 exponents (|e| <= 2 · 0.3 · TEXTURE_CLIP): expf is ~2x cheaper than exp here
-                e1 = sw[s, 0, 0] * tex[0, n] + sw[s, 0, 1] * tex[1, n]
-                e2 = sw[s, 1, 0] * tex[2, n] + sw[s, 1, 1] * tex[3, n]
-                e3 = sw[s, 2, 0] * tex[4, n] + sw[s, 2, 1] * tex[5, n]
-                p = f * pd_t * math.exp(e3)
-                s_pd += p
-                s_a1 += p * sv[s, 1] * math.exp(-e1)  # R1 = 1 / (T1 · factor)
-                s_a2 += p * sv[s, 2] * math.exp(-e2)
-            # label: the largest label fraction, ties to the smallest first slot; air (-1) unless a tissue holds
-            # more than the air fraction n_sub - total. Each label is read once, then reset (0 never wins).
-            best = -1
-            best_frac = max(n_sub - total, 0.0)
-            bb = bits[i]
-            while bb != nil:
-                g = first[_lowest_bit(bb, low_bit)]
-                bb &= bb - one
-                v = lab_frac[g]
-                lab_frac[g] = 0.0
-                if v > best_frac or (v == best_frac and best >= 0 and g < best):
-                    best_frac = v
-                    best = g
+            total, s_pd, s_a1, s_a2, brain = _mix_voxel(n, bits[i], frac, n_sub, slot_brain, sv, sw, tex, first,
+                                                        low_bit, lab_frac)
+            best = _best_label(bits[i], first, low_bit, lab_frac, max(n_sub - total, 0.0))
             if total <= 0.0:  # air: no slot set, or (negative fractions) nothing left
                 labels[n] = 0
                 mask[n] = False
