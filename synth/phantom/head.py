@@ -224,8 +224,9 @@ def scalp_fields(q: tuple[np.ndarray, ...], a_mm: float, muscle_mm: float,
 
     ``lateral = S(|x| / a; 0.6, 0.95) · S(z; -45, -25) · (1 - S(z; 15, 35))`` (the temporal fossa, S the cubic
     step of :func:`relaxomap.synth.phantom.shapes.smoothstep`) thins the skull in place
-    (``t_skull *= 1 - 0.4 · lateral``) and gives the temporalis thickness ``muscle_mm · lateral``; ``lower = S(z_top - z; 0, 12)`` with
-    ``z_top = -36 - 36 · S(-y; 15, 50)`` weights face / neck tissue against the scalp layers.
+    (``t_skull *= 1 - 0.4 · lateral``) and gives the temporalis thickness ``muscle_mm · lateral``;
+    ``lower = S(z_top - z; 0, 12)`` with ``z_top = -36 - 36 · S(-y; 15, 50)`` weights face / neck tissue against
+    the scalp layers.
 
     Parameters
     ----------
