@@ -22,14 +22,15 @@ __all__ = ["bench_write", "bench_read", "bench_draw", "bench_stages", "run_bench
 
 def bench_write(config: SynthConfig, n_samples: int, workers: int, folder: str | Path,
                 keep: bool = False) -> dict[str, Any]:
-    """Samples/s of :func:`synth.store.write_store` for a fresh store (parts, merge and all), with the default
-    part size, as ``relaxomap synth`` writes it.
+    """Samples/s of :func:`synth.store.writer.write_store` for a fresh store (parts, merge and all), with the
+    default part size, as ``relaxomap synth`` writes it.
 
     The page cache is flushed first (``os.sync``), so that the disk is not still writing an earlier
     measurement's gigabytes; the store's own writeback (its parts are fsynced) is part of the rate. The store
     is deleted afterwards unless ``keep`` (then ``path`` in the result names it).
     """
-    from relaxomap.synth.store import parts_dir, write_store
+    from relaxomap.synth.store.format import parts_dir
+    from relaxomap.synth.store.writer import write_store
 
     out = Path(folder) / f"bench-{config.forward}-{workers}w-{time.perf_counter_ns()}.h5"
     if hasattr(os, "sync"):
@@ -78,12 +79,12 @@ def bench_stages(config: SynthConfig, repeat: int = 30) -> dict[str, float]:
     import h5py
     import numpy as np
 
-    from relaxomap.synth import store
     from relaxomap.synth.artefacts import apply_artefacts, sample_artefacts
     from relaxomap.synth.generate import _axial_stack, derive_seed, render_signal
     from relaxomap.synth.normalize import normalize_intensity
     from relaxomap.synth.protocols import sample_protocols
     from relaxomap.synth.sources import draw_subject
+    from relaxomap.synth.store.parts import create_datasets
 
     maps = draw_subject(config.source, derive_seed(config.seed, 0, 10_000))
     z = int(np.argmax(maps.mask.sum(axis=(0, 1))))
@@ -108,7 +109,7 @@ def bench_stages(config: SynthConfig, repeat: int = 30) -> dict[str, float]:
 
     def write() -> None:
         with h5py.File(f"bench-{time.perf_counter_ns()}.h5", "w", driver="core", backing_store=False) as f:
-            store._create_datasets(f, 1, *size)
+            create_datasets(f, 1, *size)
             for name, value in sample.items():
                 f[name][0] = value
 
@@ -133,7 +134,7 @@ def bench_read(path: str | Path, n_reads: int, patch: int | None = None) -> dict
     the first does while the store fits in the page cache. ``samples_per_s`` is the second pass,
     ``first_pass_samples_per_s`` the first.
     """
-    from relaxomap.synth.dataset import SynthDataset
+    from relaxomap.synth.store.dataset import SynthDataset
 
     ds = SynthDataset(path, patch=patch)
     rates = []
@@ -193,7 +194,7 @@ def run_bench(config: SynthConfig, n_samples: int = 2048, n_samples_epg: int = 1
     dict with ``write`` (list of write results), ``read`` (list of read results), ``ratios``
     (``epg/closed`` at 1 worker, ``2w/1w`` per forward model) and the configuration used.
     """
-    from relaxomap.synth.store import parts_dir
+    from relaxomap.synth.store.format import parts_dir
 
     own = folder is None
     folder = Path(tempfile.mkdtemp(prefix="relaxomap-bench-")) if own else Path(folder)

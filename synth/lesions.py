@@ -13,7 +13,7 @@ Kinds (labels of :mod:`physics.tissues`):
 Every lesion gets its own values: the :mod:`physics.tissues` mean at the maps' field times a per-lesion
 truncated-normal jitter, with smooth texture inside. Boundaries are soft (fraction ramps over one voxel plus
 a smooth random perturbation of the shape) and blending is done in rate space ``(PD, PD/T1, PD/T2)``
-(:mod:`synth.texture`), so the lesion edge is a physical mixture of lesion and host tissue. A voxel takes
+(:mod:`synth.rates`), so the lesion edge is a physical mixture of lesion and host tissue. A voxel takes
 the lesion label where the lesion fraction is ≥ 0.5. Lesions are placed inside the given volume, so a slab
 always shows the lesions it was given.
 """
@@ -31,7 +31,8 @@ from relaxomap.physics.checks import check_finite_range, check_range_pair, check
 from relaxomap.physics.tissues import label_lookup
 from relaxomap.synth.fields import smooth_noise
 from relaxomap.synth.maps import Maps
-from relaxomap.synth.texture import TEXTURE_CLIP, from_rates, to_rates, truncated_normal
+from relaxomap.synth.rates import from_rates, to_rates
+from relaxomap.synth.texture import TEXTURE_CLIP, truncated_normal
 
 __all__ = ["LesionConfig", "insert_lesions"]
 

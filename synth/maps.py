@@ -1,13 +1,18 @@
 """Ground-truth map sets: the one container every map source returns and every consumer reads."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from relaxomap.physics.checks import check_map_array
+from relaxomap.synth.rates import from_rates
 
 __all__ = ["Maps"]
+
+_ARRAYS = ("t1_ms", "t2_ms", "pd", "labels", "mask", "voxel_mm")
 
 
 @dataclass
@@ -64,3 +69,19 @@ class Maps:
     def stack(self) -> np.ndarray:
         """``(3, *shape)`` float32 array [T1 ms, T2 ms, PD] (the target layout of the store)."""
         return np.stack([self.t1_ms, self.t2_ms, self.pd])
+
+    def replace(self, **changes: Any) -> "Maps":
+        """New Maps with ``changes`` (any attributes); the arrays not changed are copied, so the result shares no
+        memory with these maps unless a change passes an array in."""
+        kw = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        kw.update(changes)
+        for name in _ARRAYS:
+            if name not in changes:
+                kw[name] = np.array(kw[name], copy=True)
+        return Maps(**kw)
+
+    def with_rates(self, pd: np.ndarray, a1: np.ndarray, a2: np.ndarray, **changes: Any) -> "Maps":
+        """:meth:`replace` with T1 [ms], T2 [ms] and PD from rate maps ``(PD, PD/T1, PD/T2)``
+        (:func:`relaxomap.synth.rates.from_rates`) and any other ``changes``."""
+        t1, t2, pd = from_rates(pd, a1, a2)
+        return self.replace(t1_ms=t1, t2_ms=t2, pd=pd, **changes)

@@ -22,13 +22,16 @@ import numpy as np
 
 from relaxomap.physics.checks import check_bool, check_finite_range, config_from_dict
 from relaxomap.physics.tissues import TISSUES
-from relaxomap.synth.augment import AugmentConfig, augment_maps, perturb_tissues, tissue_references
+from relaxomap.synth.augment.config import AugmentConfig
+from relaxomap.synth.augment.pipeline import augment_maps
+from relaxomap.synth.augment.tissues import perturb_tissues, tissue_references
 from relaxomap.synth.lesions import LesionConfig, insert_lesions
 from relaxomap.synth.maps import Maps
-from relaxomap.synth.phantom import PhantomConfig, make_phantom
+from relaxomap.synth.phantom.build import make_phantom
+from relaxomap.synth.phantom.config import PhantomConfig
 from relaxomap.synth.real import load_maps, subject_name
 
-__all__ = ["SOURCE_KINDS", "SourceConfig", "draw_subject", "anatomy_id", "load_cached"]
+__all__ = ["SOURCE_KINDS", "SourceConfig", "draw_subject", "anatomy_id"]
 
 SOURCE_KINDS: tuple[str, ...] = ("phantom", "real", "mixed")
 _OWNER = "SourceConfig"
@@ -120,11 +123,6 @@ def _load_readonly(path: str) -> tuple[Maps, np.ndarray]:
     ref = tissue_references(maps)
     ref.flags.writeable = False
     return maps, ref
-
-
-def load_cached(path: str | Path) -> Maps:
-    """:func:`synth.real.load_maps` cached per process (arrays are read-only; copy before editing)."""
-    return _load_readonly(str(Path(path).resolve()))[0]
 
 
 def draw_subject(config: SourceConfig, seed: int) -> Maps:

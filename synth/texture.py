@@ -1,157 +1,77 @@
-"""Per-subject tissue values, partial-volume mixing in rate space, and within-tissue texture.
+"""Random variation of tissue values shared by every map source: the texture prior (one owner of its defaults),
+smooth multiplicative fields, truncated-normal jitter.
 
-Partial volume convention (used by every map source, and by the BrainWeb subject 47 conversion): a voxel
-holding volume fractions ``f_t`` of tissues ``t`` (fast exchange) has
-
-    PD = Σ f_t PD_t,      PD / T1 = Σ f_t PD_t / T1_t,      PD / T2 = Σ f_t PD_t / T2_t,
-
-i.e. the voxel's R1 and R2 are the PD-weighted means of its compartments'. The triple
-``(pd, a1, a2) = (PD, PD/T1 [1/ms], PD/T2 [1/ms])`` is therefore *linear* in the fractions: mixing, linear
-interpolation and blending of maps are done on it, never on T1 / T2 themselves, which keeps every
-mixed voxel a physically possible mixture of its tissues.
-
-Multiplying a tissue's PD by ``k_pd`` and its T1 by ``k_t1`` maps ``(pd, a1, a2)`` to
-``(k_pd pd, a1 k_pd / k_t1, a2 k_pd / k_t2)``; applied to a whole mixed voxel it equals scaling every
-compartment by the same factors, which is still a physical mixture.
+The *texture prior* is the smooth within-tissue variation of (T1, T2, PD) — each tissue's values times
+``exp(texture_sd · F)``, ``F`` a mix of two smooth random fields with per-label weights — plus one smooth
+multiplicative field over all tissues, ``exp(global_sd · G)``. The procedural phantom
+(:class:`relaxomap.synth.phantom.config.PhantomConfig`) and the augmentation of real maps
+(:class:`relaxomap.synth.augment.config.AugmentConfig`) both apply it; its defaults and checks live here
+(:class:`TexturePrior`, :func:`check_texture_prior`). Smooth fields are clipped to ±:data:`TEXTURE_CLIP`
+standard deviations, which bounds every factor. Factors act on whole voxels in rate space
+(:mod:`relaxomap.synth.rates`), so a mixed voxel stays a physical mixture.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
-import math
-
-import numba
 import numpy as np
 
-from relaxomap.physics.tissues import label_lookup
+from relaxomap.physics.checks import check_finite_range, check_sequence
 from relaxomap.synth.fields import smooth_noise_mm
 
-__all__ = [
-    "truncated_normal",
-    "draw_tissue_values",
-    "to_rates",
-    "scaled_from_rates",
-    "from_rates",
-    "scale_rates",
-    "TEXTURE_CLIP",
-    "smooth_factors",
-    "mix_fractions",
-]
+__all__ = ["TEXTURE_CLIP", "TexturePrior", "TEXTURE_PRIOR", "check_texture_prior", "smooth_factors",
+           "truncated_normal"]
 
 #: smooth random fields are clipped to ±TEXTURE_CLIP standard deviations, which bounds every factor.
 TEXTURE_CLIP = 3.0
-_N_LABELS = 256
 
 
-def truncated_normal(rng: np.random.Generator, size: int | tuple[int, ...], bound: float) -> np.ndarray:
-    """Standard normal draws restricted to ``[-bound, bound]`` (redrawn, not clipped), float64."""
-    if not bound > 0:
-        raise ValueError(f"truncated_normal: bound must be > 0 standard deviations; got {bound}")
-    z = rng.standard_normal(size)
-    bad = np.abs(z) > bound
-    while bad.any():
-        z[bad] = rng.standard_normal(int(bad.sum()))
-        bad = np.abs(z) > bound
-    return z
-
-
-def draw_tissue_values(
-    rng: np.random.Generator,
-    labels: Iterable[int],
-    field_t: float,
-    sd: Sequence[float],
-    trunc_sd: float = 2.5,
-    base: np.ndarray | None = None,
-) -> np.ndarray:
-    """Per-subject tissue values: the literature mean times a truncated-normal relative jitter.
+@dataclass(frozen=True)
+class TexturePrior:
+    """The defaults of the texture prior (module docstring); configs that apply it copy these as their defaults.
 
     Parameters
     ----------
-    rng : random generator.
-    labels : labels to jitter; other rows keep their base value.
-    field_t : field strength [T] (1.5 or 3) whose :mod:`physics.tissues` means are used.
-    sd : (3,) relative standard deviations of (T1, T2, PD), e.g. (0.08, 0.10, 0.05).
-    trunc_sd : draws are restricted to ±trunc_sd standard deviations.
-    base : optional (n, 3) [T1 ms, T2 ms, PD] table to jitter instead of the literature one.
-
-    Returns
-    -------
-    (256, 3) float64 table [T1 ms, T2 ms, PD] indexed by label. CSF (label 1) keeps PD = 1 exactly:
-    PD is relative to CSF, so CSF defines its scale. T2 is kept <= 0.9 T1 (T2 <= T1 always holds).
+    texture_sd : (T1, T2, PD) log-amplitude of the smooth within-tissue variation (≈ relative sd), each in
+        [0, 0.3].
+    texture_scale_mm : feature size of that variation [mm], in [1, 500].
+    global_sd : (T1, T2, PD) log-amplitude of one smooth multiplicative field over all tissues, each in [0, 0.3].
+    global_scale_mm : feature size of the global field [mm], in [1, 1000].
     """
-    table = np.zeros((_N_LABELS, 3))
-    src = label_lookup(field_t) if base is None else np.asarray(base, np.float64)
-    table[: len(src)] = src
-    sd_arr = np.asarray(sd, np.float64)
-    for lab in sorted({int(v) for v in labels}):
-        if table[lab, 2] <= 0:  # background / bone: nothing to jitter
-            continue
-        z = truncated_normal(rng, 3, trunc_sd)
-        table[lab] *= 1.0 + sd_arr * z
-        if lab == 1:
-            table[lab, 2] = src[1, 2]
-        table[lab, 1] = min(table[lab, 1], 0.9 * table[lab, 0])
-    return table
+
+    texture_sd: tuple[float, float, float] = (0.03, 0.04, 0.02)
+    texture_scale_mm: float = 12.0
+    global_sd: tuple[float, float, float] = (0.03, 0.03, 0.02)
+    global_scale_mm: float = 70.0
 
 
-def to_rates(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(pd, pd/T1 [1/ms], pd/T2 [1/ms])`` float32, 0 where T1 (T2) is 0 (background)."""
-    pd = np.asarray(pd, np.float32)
-    t1 = np.asarray(t1_ms, np.float32)
-    t2 = np.asarray(t2_ms, np.float32)
-    a1 = np.divide(pd, t1, out=np.zeros_like(pd), where=t1 > 0)
-    a2 = np.divide(pd, t2, out=np.zeros_like(pd), where=t2 > 0)
-    return pd.copy(), a1, a2
+#: the default texture prior, which PhantomConfig and AugmentConfig read their defaults from
+TEXTURE_PRIOR = TexturePrior()
 
 
-def from_rates(pd: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inverse of :func:`to_rates`: ``(t1_ms, t2_ms, pd)`` float32, all 0 where pd or a rate is ~0."""
-    pd = np.asarray(pd, np.float32)
-    ok = (pd > 1e-6) & (a1 > 0) & (a2 > 0)
-    t1 = np.divide(pd, a1, out=np.zeros_like(pd), where=ok)
-    t2 = np.divide(pd, a2, out=np.zeros_like(pd), where=ok)
-    return t1, t2, np.where(ok, pd, np.float32(0.0)).astype(np.float32)
+def check_texture_prior(owner: str, config: Any) -> None:
+    """Check the texture-prior fields of a frozen config dataclass and store them normalised, in place.
 
+    Parameters
+    ----------
+    owner : the config's class name, used in error messages (``"PhantomConfig.texture_sd[1] must be ..."``).
+    config : an instance with the fields of :class:`TexturePrior` (``texture_sd``, ``texture_scale_mm``,
+        ``global_sd``, ``global_scale_mm``).
 
-@numba.njit(cache=True, error_model="numpy")  # no fastmath: bit-identical to from_rates(*scale_rates(...))
-def _scaled_from_rates_kernel(pd, a1, a2, k_t1, k_t2, k_pd, t1, t2, pd_out):  # pragma: no cover - numba
-    small = np.float32(1e-6)
-    zero = np.float32(0.0)
-    for n in range(pd.size):
-        kp = k_pd[n]
-        p = pd[n] * kp
-        b1 = a1[n] * (kp / k_t1[n])
-        b2 = a2[n] * (kp / k_t2[n])
-        if p > small and b1 > zero and b2 > zero:
-            t1[n] = p / b1
-            t2[n] = p / b2
-            pd_out[n] = p
-        else:
-            t1[n] = zero
-            t2[n] = zero
-            pd_out[n] = zero
-
-
-def scaled_from_rates(pd: np.ndarray, a1: np.ndarray, a2: np.ndarray, k_t1: np.ndarray, k_t2: np.ndarray,
-                      k_pd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``from_rates(*scale_rates(pd, a1, a2, k_t1, k_t2, k_pd))`` in one pass (identical float32 results).
-
-    All six arrays float32 of one shape; returns ``(t1_ms, t2_ms, pd)``.
+    Raises
+    ------
+    ValueError
+        naming the field, for a value outside the ranges of :class:`TexturePrior`.
     """
-    arrs = [np.ascontiguousarray(v, np.float32) for v in (pd, a1, a2, k_t1, k_t2, k_pd)]
-    if any(v.shape != arrs[0].shape for v in arrs):
-        return from_rates(*scale_rates(pd, a1, a2, k_t1, k_t2, k_pd))  # broadcasting: the NumPy path
-    out = [np.empty(arrs[0].shape, np.float32) for _ in range(3)]
-    _scaled_from_rates_kernel(*(v.reshape(-1) for v in arrs), *(o.reshape(-1) for o in out))
-    return out[0], out[1], out[2]
-
-
-def scale_rates(
-    pd: np.ndarray, a1: np.ndarray, a2: np.ndarray, k_t1: np.ndarray, k_t2: np.ndarray, k_pd: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scale T1, T2, PD of every compartment of each voxel by ``k_t1``, ``k_t2``, ``k_pd`` (broadcast)."""
-    pd2 = (pd * k_pd).astype(np.float32)
-    return pd2, (a1 * (k_pd / k_t1)).astype(np.float32), (a2 * (k_pd / k_t2)).astype(np.float32)
+    checked = {
+        "texture_sd": check_sequence(owner, "texture_sd", config.texture_sd, 0.0, 0.3, length=3),
+        "texture_scale_mm": check_finite_range(owner, "texture_scale_mm", config.texture_scale_mm, 1.0, 500.0),
+        "global_sd": check_sequence(owner, "global_sd", config.global_sd, 0.0, 0.3, length=3),
+        "global_scale_mm": check_finite_range(owner, "global_scale_mm", config.global_scale_mm, 1.0, 1000.0),
+    }
+    for name, value in checked.items():
+        object.__setattr__(config, name, value)  # frozen dataclass
 
 
 def smooth_factors(
@@ -185,184 +105,13 @@ def smooth_factors(
     return out[0], out[1], out[2]
 
 
-_MIX_CHUNK = 512  # voxels per chunk of the slot scan: 13 slots x 2 KiB of fractions stay in L1 / L2 cache
-_MAX_SLOTS = 64  # one bit per slot in a uint64 word
-# Index of the lowest set bit of a uint64 (de Bruijn multiplication: integer arithmetic only, no intrinsic):
-# ((b & -b) * _DE_BRUIJN) >> 58 is distinct for each of the 64 single-bit words; the table inverts it.
-_DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)
-
-
-def _low_bit_table() -> np.ndarray:
-    """(64,) int64: bit index k at position ((1 << k) · _DE_BRUIJN mod 2^64) >> 58."""
-    keys = [((1 << k) * int(_DE_BRUIJN) & (2**64 - 1)) >> 58 for k in range(64)]
-    if len(set(keys)) != 64:  # pragma: no cover - a wrong constant fails here, at import
-        raise RuntimeError("synth.texture: _DE_BRUIJN is not a de Bruijn sequence")
-    table = np.zeros(64, np.int64)
-    table[keys] = np.arange(64)
-    return table
-
-
-_LOW_BIT_INDEX = _low_bit_table()
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _lowest_bit(b, table):  # pragma: no cover - numba
-    # index (0-63) of the lowest set bit of the non-zero uint64 b
-    return table[((b & (~b + np.uint64(1))) * _DE_BRUIJN) >> np.uint64(58)]
-
-
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _mix_kernel(frac, slot_label, slot_brain, values, tex, tex_w, n_sub, low_bit, pd, a1, a2, labels,
-                mask):  # pragma: no cover
-    # Flat layout: frac (S <= 64, N·n_sub) with the sub-slices of output voxel n at n·n_sub + sub; tex (6, N);
-    # outputs (N,). Voxels are taken in chunks: a vectorised slot-major pass sets bit s of bits[i] where slot s
-    # has a non-zero fraction in any sub-slice, then each voxel visits only its set slots (~1.3 of 13 in a head)
-    # in ascending order. Skipped slots hold exact zeros, so every sum equals the loop over all slots bit for bit.
-    n_slot = frac.shape[0]
-    one = np.uint64(1)
-    nil = np.uint64(0)
-    # per-slot copies of the per-label tables, and the first slot of each slot's label (labels may repeat)
-    sv = np.empty((n_slot, 3))
-    sw = np.empty((n_slot, 3, 2), np.float32)
-    first = np.empty(n_slot, np.int64)
-    for s in range(n_slot):
-        lab = slot_label[s]
-        for c in range(3):
-            sv[s, c] = values[lab, c]
-            sw[s, c, 0] = tex_w[lab, c, 0]
-            sw[s, c, 1] = tex_w[lab, c, 1]
-        first[s] = s
-        for r in range(s):
-            if slot_label[r] == lab:
-                first[s] = r
-                break
-    bits = np.empty(_MIX_CHUNK, np.uint64)
-    lab_frac = np.zeros(n_slot)  # fraction of each slot's label, kept at its first slot; back to 0 after a voxel
-    n_vox = pd.size
-    for n0 in range(0, n_vox, _MIX_CHUNK):
-        m = min(_MIX_CHUNK, n_vox - n0)
-        for i in range(m):
-            bits[i] = nil
-        for s in range(n_slot):
-            bit = one << np.uint64(s)
-            if n_sub == 1:
-                row = frac[s, n0:n0 + m]
-                for i in range(m):
-                    bits[i] |= bit if row[i] != 0 else nil
-            else:
-                for i in range(m):
-                    for sub in range(n_sub):
-                        bits[i] |= bit if frac[s, (n0 + i) * n_sub + sub] != 0 else nil
-        for i in range(m):
-            n = n0 + i
-            total = 0.0
-            s_pd = 0.0
-            s_a1 = 0.0
-            s_a2 = 0.0
-            brain = 0.0
-            bb = bits[i]
-            while bb != nil:
-                s = _lowest_bit(bb, low_bit)
-                bb &= bb - one
-                if n_sub == 1:
-                    f = np.float64(frac[s, n])
-                else:
-                    f = 0.0
-                    for sub in range(n_sub):
-                        f += frac[s, n * n_sub + sub]
-                total += f
-                if f <= 0.0:
-                    continue
-                lab_frac[first[s]] += f
-                if slot_brain[s]:
-                    brain += f
-                pd_t = sv[s, 0]
-                if pd_t <= 0.0:
-                    continue
-                # float32 exponents (|e| <= 2 · 0.3 · TEXTURE_CLIP): expf is ~2x cheaper than exp here
-                e1 = sw[s, 0, 0] * tex[0, n] + sw[s, 0, 1] * tex[1, n]
-                e2 = sw[s, 1, 0] * tex[2, n] + sw[s, 1, 1] * tex[3, n]
-                e3 = sw[s, 2, 0] * tex[4, n] + sw[s, 2, 1] * tex[5, n]
-                p = f * pd_t * math.exp(e3)
-                s_pd += p
-                s_a1 += p * sv[s, 1] * math.exp(-e1)  # R1 = 1 / (T1 · factor)
-                s_a2 += p * sv[s, 2] * math.exp(-e2)
-            # label: the largest label fraction, ties to the smallest first slot; air (-1) unless a tissue holds
-            # more than the air fraction n_sub - total. Each label is read once, then reset (0 never wins).
-            best = -1
-            best_frac = max(n_sub - total, 0.0)
-            bb = bits[i]
-            while bb != nil:
-                g = first[_lowest_bit(bb, low_bit)]
-                bb &= bb - one
-                v = lab_frac[g]
-                lab_frac[g] = 0.0
-                if v > best_frac or (v == best_frac and best >= 0 and g < best):
-                    best_frac = v
-                    best = g
-            if total <= 0.0:  # air: no slot set, or (negative fractions) nothing left
-                labels[n] = 0
-                mask[n] = False
-                pd[n] = 0.0
-                a1[n] = 0.0
-                a2[n] = 0.0
-                continue
-            labels[n] = slot_label[best] if best >= 0 else 0
-            mask[n] = brain >= 0.5 * n_sub
-            pd[n] = s_pd / n_sub
-            a1[n] = s_a1 / n_sub
-            a2[n] = s_a2 / n_sub
-
-
-def mix_fractions(
-    frac: np.ndarray,
-    slot_labels: np.ndarray,
-    slot_brain: np.ndarray,
-    values_ms: np.ndarray,
-    tex: np.ndarray,
-    tex_w: np.ndarray,
-    n_sub: int = 1,
-) -> tuple[np.ndarray, ...]:
-    """Tissue fractions + per-label values + texture -> rate maps, labels and brain mask.
-
-    Parameters
-    ----------
-    frac : (S, X, Y, Z·n_sub) float32 volume fraction of each tissue slot (sum <= 1; the rest is air), S <= 64.
-    slot_labels : (S,) int64 label of each slot (several slots may share a label).
-    slot_brain : (S,) bool, whether a slot counts as brain for the mask.
-    values_ms : (256, 3) [T1 ms, T2 ms, PD] per label (:func:`draw_tissue_values`).
-    tex : (6, X, Y, Z) float32 texture fields (two per T1, T2, PD), clipped to ±TEXTURE_CLIP.
-    tex_w : (256, 3, 2) weights: a tissue's (T1, T2, PD) factor is ``exp(w0·tex[2c] + w1·tex[2c+1])``.
-    n_sub : sub-slices per output slice (averaged: partial volume along z).
-
-    Returns
-    -------
-    ``(pd, a1, a2, labels, mask)`` on (X, Y, Z): float32 PD, PD/T1 [1/ms], PD/T2 [1/ms] (the rate-space
-    mixture of the module docstring), uint8 label with the largest fraction (0 = air), bool mask
-    "brain fraction >= 0.5".
-    """
-    n_slot, nx, ny, nzs = frac.shape
-    if not 1 <= n_slot <= _MAX_SLOTS:
-        raise ValueError(f"mix_fractions: frac must hold 1 to {_MAX_SLOTS} tissue slots (axis 0); got {n_slot}")
-    if nzs % n_sub:
-        raise ValueError(f"mix_fractions: frac z size {nzs} is not a multiple of n_sub={n_sub}")
-    shape = (nx, ny, nzs // n_sub)
-    if tex.shape != (6,) + shape:
-        raise ValueError(f"mix_fractions: tex must have shape {(6,) + shape}; got {tex.shape}")
-    vals = np.zeros((_N_LABELS, 3), np.float64)  # [PD, 1/T1, 1/T2] per label
-    t = np.asarray(values_ms, np.float64)[:_N_LABELS]
-    ok = t[:, 2] > 0
-    vals[: len(t)][ok, 0] = t[ok, 2]
-    vals[: len(t)][ok, 1] = 1.0 / t[ok, 0]
-    vals[: len(t)][ok, 2] = 1.0 / t[ok, 1]
-    w = np.zeros((_N_LABELS, 3, 2), np.float32)
-    w[: len(tex_w)] = tex_w
-    pd, a1, a2 = (np.empty(shape, np.float32) for _ in range(3))
-    labels = np.empty(shape, np.uint8)
-    mask = np.empty(shape, np.bool_)
-    flat = np.ascontiguousarray(frac, np.float32).reshape(n_slot, -1)
-    _mix_kernel(flat, np.asarray(slot_labels, np.int64),
-                np.asarray(slot_brain, np.bool_), vals, np.ascontiguousarray(tex, np.float32).reshape(6, -1), w,
-                int(n_sub), _LOW_BIT_INDEX, pd.reshape(-1), a1.reshape(-1), a2.reshape(-1), labels.reshape(-1),
-                mask.reshape(-1))
-    return pd, a1, a2, labels, mask
+def truncated_normal(rng: np.random.Generator, size: int | tuple[int, ...], bound: float) -> np.ndarray:
+    """Standard normal draws restricted to ``[-bound, bound]`` (redrawn, not clipped), float64."""
+    if not bound > 0:
+        raise ValueError(f"truncated_normal: bound must be > 0 standard deviations; got {bound}")
+    z = rng.standard_normal(size)
+    bad = np.abs(z) > bound
+    while bad.any():
+        z[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(z) > bound
+    return z

@@ -120,13 +120,13 @@ def synth_group(ctx: click.Context, out: str | None, n_samples: int | None, conf
     from tqdm import tqdm
 
     from relaxomap.synth._alloc import prepare_generation_process
-    from relaxomap.synth.store import write_store
+    from relaxomap.synth.store.writer import write_store
 
     prepare_generation_process()  # this process only generates (synth._alloc)
     t0 = time.perf_counter()
     total = n_samples
     if shard_t is not None:  # this shard's share of the samples
-        from relaxomap.synth.store import Layout, default_part_subjects
+        from relaxomap.synth.store.parts import Layout, default_part_subjects
 
         ps = part_subjects or default_part_subjects(config)
         layout = Layout(n_samples, config.slices_per_subject, ps)
@@ -157,7 +157,7 @@ def synth_group(ctx: click.Context, out: str | None, n_samples: int | None, conf
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Save the summary as JSON.")
 def inspect_command(store: str, png: str | None, samples: int, seed: int, json_path: str | None) -> None:
     """Check a store against the schema; print counts and parameter ranges; optionally a PNG montage."""
-    from relaxomap.synth.inspect import format_summary, montage, summarize
+    from relaxomap.synth.store.summary import format_summary, montage, summarize
 
     try:
         summary = summarize(store, seed=seed)
@@ -179,7 +179,8 @@ def merge_command(store: str, self_contained: bool) -> None:
 
     By default STORE is a view (HDF5 virtual datasets) over STORE.parts/, which must stay beside it.
     """
-    from relaxomap.synth.store import merge_parts, store_bytes
+    from relaxomap.synth.store.format import store_bytes
+    from relaxomap.synth.store.merge import merge_parts
 
     try:
         path = merge_parts(store, self_contained=self_contained)

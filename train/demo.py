@@ -47,7 +47,7 @@ def demo_source(n_slices: int = 20, field_t: float = 3.0) -> Any:
     import dataclasses
 
     from relaxomap.synth.lesions import LesionConfig
-    from relaxomap.synth.phantom import PhantomConfig
+    from relaxomap.synth.phantom.config import PhantomConfig
     from relaxomap.synth.sources import SourceConfig
 
     lesions = dataclasses.replace(LesionConfig(), p_ms=1.0, p_tumour=1.0)

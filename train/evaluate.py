@@ -248,7 +248,7 @@ def evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLik
     import torch
     from tqdm import tqdm
 
-    from relaxomap.synth.dataset import SynthDataset
+    from relaxomap.synth.store.dataset import SynthDataset
     from relaxomap.train.nlls import NLLSConfig, fit_slice
     from relaxomap.train.predict import resolve_device
 

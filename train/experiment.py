@@ -2,12 +2,12 @@
 
 One call synthesises the stores, trains every network variant on the same data with the same budget and
 seed, evaluates them and the voxel-wise least-squares fit on every test scenario, and writes a markdown page
-plus a JSON file. It only orchestrates library functions: :func:`synth.store.write_store`,
+plus a JSON file. It only orchestrates library functions: :func:`synth.store.writer.write_store`,
 :func:`train.trainer.train` and :func:`train.evaluate.run_evaluate`.
 
 Stages and the files that mark them done (under ``out/``; a stage whose output exists is skipped on resume)
 -------------------------------------------------------------------------------------------------------------
-1. stores: ``stores/<name>.h5`` (train, val and one per scenario); :func:`~synth.store.write_store` resumes
+1. stores: ``stores/<name>.h5`` (train, val and one per scenario); :func:`~synth.store.writer.write_store` resumes
    its own parts after an interruption and returns at once for a finished store with the same settings.
 2. training: ``runs/<variant>/summary.json`` (written after :func:`~train.trainer.train` returns); an
    interrupted run continues from its ``last.pt`` with ``train(config, resume=True)``.
@@ -110,7 +110,8 @@ def _run_stages(config: ExperimentConfig, out: Path, results: Path, device: str,
                 echo: Callable[[str], None], command: str) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    from relaxomap.synth.store import default_part_subjects, write_store
+    from relaxomap.synth.store.parts import default_part_subjects
+    from relaxomap.synth.store.writer import write_store
     from relaxomap.train.evaluate import run_evaluate
     from relaxomap.train.trainer import train
 

@@ -105,7 +105,7 @@ class SeededPatches(Dataset):
 
 def _open_datasets(config: TrainConfig) -> tuple[Dataset, Dataset, Any]:
     """(train slices, validation slices, store schema version) following the module docstring's rule."""
-    from relaxomap.synth.dataset import SynthDataset
+    from relaxomap.synth.store.dataset import SynthDataset
 
     if config.val_store is None:
         train_set = SynthDataset(config.store, split="train")

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from relaxomap.synth.generate import SynthConfig
-from relaxomap.synth.store import check_store
+from relaxomap.synth.store.format import check_store
 from relaxomap.train.cli import main
 from relaxomap.train.cli_synth import build_synth_config
 

@@ -14,10 +14,9 @@ import numpy as np
 
 from relaxomap.atomic import atomic_path
 from relaxomap.physics.protocol import CONTRASTS, SEQUENCE_KIND_NAMES
-from relaxomap.synth.store import check_store
+from relaxomap.synth.store.format import check_store
 
 __all__ = ["summarize", "format_summary", "montage"]
-
 
 
 def _str(v: Any) -> str:

@@ -10,11 +10,12 @@ import torch
 from numpy.testing import assert_allclose
 from torch.utils.data import DataLoader
 
-from relaxomap.synth.dataset import SPLITS, SynthDataset, split_key, split_of
 from relaxomap.synth.generate import SynthConfig
-from relaxomap.synth.phantom import PhantomConfig
+from relaxomap.synth.phantom.config import PhantomConfig
 from relaxomap.synth.sources import SourceConfig
-from relaxomap.synth.store import check_store, write_store
+from relaxomap.synth.store.dataset import SPLITS, SynthDataset, brain_patch, split_key, split_of
+from relaxomap.synth.store.format import check_store
+from relaxomap.synth.store.writer import write_store
 
 SIZE = 48
 N = 40  # 20 subjects of 2 slices
@@ -107,6 +108,21 @@ def test_patches_inside_brain_and_flips(store: Path) -> None:
         SynthDataset(store, split="training")
     with pytest.raises(ValueError, match="split_fractions"):
         SynthDataset(store, split_fractions=(0.5, 0.5, 0.5))
+
+
+def test_brain_patch_centres_on_brain_and_stays_inside() -> None:
+    mask = np.zeros((40, 50), bool)
+    mask[20, 30] = True  # one brain voxel: the patch is centred on it
+    ys, xs = brain_patch(mask, 8, np.random.default_rng(0))
+    assert (ys, xs) == (slice(16, 24), slice(26, 34))
+    mask[:] = False
+    mask[1, 48] = True  # at the corner: clamped into the image
+    assert brain_patch(mask, 8, np.random.default_rng(0)) == (slice(0, 8), slice(42, 50))
+    mask[:] = False  # no brain: anywhere, the same two draws as rng.integers(h - p + 1), rng.integers(w - p + 1)
+    ref = np.random.default_rng(5)
+    want = (int(ref.integers(33)), int(ref.integers(43)))
+    ys, xs = brain_patch(mask, 8, np.random.default_rng(5))
+    assert (ys.start, xs.start) == want and ys.stop - ys.start == xs.stop - xs.start == 8
 
 
 def test_no_open_handle_is_pickled(store: Path) -> None:

@@ -1,9 +1,10 @@
-"""Signed-distance geometry of the procedural phantom (:mod:`synth.phantom`): partial-volume ramps, smooth
-steps, depths below ellipsoid and capsule-chain surfaces, index boxes, gradient norms and rotations.
+"""Signed-distance shapes of the procedural phantom: partial-volume ramps, smooth steps, depths below ellipsoid
+and capsule-chain surfaces, and the union of small shapes evaluated only around themselves.
 
 Coordinates and distances are in mm; arrays are 3-D float32 grids ``(X, Y, Z)``. Depths are positive inside a
 surface. The per-voxel loops are fused Numba kernels because these run on full 224 × 256 × 48 grids many
-times per head.
+times per head; :func:`step32` and :func:`step` are the one smoothstep formula, inlined into the other
+kernels of :mod:`relaxomap.synth.phantom`.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from typing import Any, Callable
 import numba
 import numpy as np
 
-__all__ = ["ramp", "smoothstep", "ellipsoid_depth", "capsule_depth", "index_box", "index_boxes", "grad_norm",
-           "rotation_zyx", "union_depth", "intersection_depth", "ramp_of_union", "Ellipsoid", "CapsuleChain",
-           "CoordGrid", "step32"]
+from relaxomap.synth.phantom.frame import CoordGrid, index_boxes
+
+__all__ = ["ramp", "smoothstep", "step32", "step", "ellipsoid_depth", "capsule_depth", "union_depth", "Ellipsoid",
+           "CapsuleChain", "capsule_part", "ramp_of_union"]
 
 
 def ramp(d: np.ndarray, w: float) -> np.ndarray:
@@ -48,6 +50,13 @@ def step32(u, lo, inv):  # pragma: no cover - numba
     inlined in fused kernels; ``u``, ``lo``, ``inv`` float32)."""
     t = min(max((u - lo) * inv, np.float32(0.0)), np.float32(1.0))
     return t * t * (np.float32(3.0) - np.float32(2.0) * t)
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def step(u, lo, hi):  # pragma: no cover - numba
+    """Cubic step of ``u`` from 0 at ``lo`` to 1 at ``hi``: :func:`step32` in the precision of ``u`` (inlined in
+    fused kernels)."""
+    return step32(u, lo, 1.0 / (hi - lo))
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -182,178 +191,12 @@ def capsule_depth(x: np.ndarray, y: np.ndarray, z: np.ndarray, pts: np.ndarray, 
     return out
 
 
-class CoordGrid(tuple):
-    """The canonical coordinates ``(qx, qy, qz)`` [mm] of a 3-D grid (a tuple of three arrays of one shape) with
-    the per-column coordinate ranges that :func:`index_boxes` filters with, computed once per grid.
-
-    ``columns`` is (n0, n1, 6) float32: for each (i, j) column, min / max over k of x, y and z. For a sub-box
-    (:meth:`sub`) the ranges of its whole columns are kept: a superset of each sub-column's range, which keeps
-    :func:`index_boxes` exact (a column whose range misses a box has no voxel in it; one whose range lies
-    inside has all its voxels inside).
-    """
-
-    def __new__(cls, q: tuple[np.ndarray, ...], columns: np.ndarray | None = None) -> "CoordGrid":
-        self = super().__new__(cls, tuple(q))
-        if len(self) != 3 or any(np.shape(c) != np.shape(self[0]) or np.ndim(c) != 3 for c in self):
-            raise ValueError(f"CoordGrid: needs three 3-D arrays of one shape; got shapes {[np.shape(c) for c in q]}")
-        if columns is not None and columns.shape != (*np.shape(self[0])[:2], 6):
-            raise ValueError(f"CoordGrid: columns must have shape {(*np.shape(self[0])[:2], 6)}; got {columns.shape}")
-        self._columns = columns
-        self._rows = None
-        return self
-
-    @property
-    def columns(self) -> np.ndarray:
-        if self._columns is None:
-            self._columns = np.empty((*self[0].shape[:2], 6), np.float32)
-            _column_ranges_kernel(self[0], self[1], self[2], self._columns)
-        return self._columns
-
-    @property
-    def rows(self) -> np.ndarray:
-        """(n0, 6) float32: the coordinate ranges of each i-plane (over its columns), like ``columns``."""
-        if self._rows is None:
-            c = self.columns
-            self._rows = np.stack([c[..., 0].min(1), c[..., 1].max(1), c[..., 2].min(1), c[..., 3].max(1),
-                                   c[..., 4].min(1), c[..., 5].max(1)], axis=1)
-        return self._rows
-
-    def sub(self, box: tuple[slice, ...]) -> "CoordGrid":
-        """The coordinates of the index box ``box`` (views), with their columns' ranges."""
-        return CoordGrid(tuple(c[box] for c in self), self.columns[box[0], box[1]])
-
-
-def index_box(q: tuple[np.ndarray, ...], lo: tuple[float, ...], hi: tuple[float, ...]) -> tuple[slice, ...] | None:
-    """Index box (slices) of the voxels whose canonical coordinates fall in ``[lo, hi]``; None if none do."""
-    return index_boxes(q, [lo], [hi])[0]
-
-
-def index_boxes(q: tuple[np.ndarray, ...], los: Any, his: Any) -> list[tuple[slice, ...] | None]:
-    """:func:`index_box` of several coordinate boxes ``[los[b], his[b]]`` (each (3,) [mm]).
-
-    Each box tests voxel by voxel only the (i, j) columns whose coordinate range overlaps it without lying
-    inside it (exact). Pass a :class:`CoordGrid` to reuse its column ranges; for a plain tuple they are found
-    here (one pass over q).
-    """
-    lo = np.asarray(los, np.float64).reshape(-1, 3)
-    hi = np.asarray(his, np.float64).reshape(-1, 3)
-    grid = q if isinstance(q, CoordGrid) else CoordGrid(q)
-    shape = grid[0].shape
-    hits = [np.zeros((len(lo), n), np.bool_) for n in shape]
-    _box_kernel(grid[0], grid[1], grid[2], grid.columns, grid.rows, lo, hi, *hits)
-    out: list[tuple[slice, ...] | None] = []
-    for b in range(len(lo)):
-        if not hits[0][b].any():
-            out.append(None)
-            continue
-        box = []
-        for hit in hits:
-            idx = np.flatnonzero(hit[b])
-            box.append(slice(max(int(idx[0]) - 2, 0), int(idx[-1]) + 3))
-        out.append(tuple(box))
-    return out
-
-
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _column_ranges_kernel(x, y, z, out):  # pragma: no cover - numba
-    # out[i, j] = (min x, max x, min y, max y, min z, max z) over k
-    n0, n1, n2 = x.shape
-    for i in range(n0):
-        for j in range(n1):
-            ax, bx_, ay, by_, az, bz_ = x[i, j, 0], x[i, j, 0], y[i, j, 0], y[i, j, 0], z[i, j, 0], z[i, j, 0]
-            for k in range(1, n2):
-                ax = min(ax, x[i, j, k])
-                bx_ = max(bx_, x[i, j, k])
-                ay = min(ay, y[i, j, k])
-                by_ = max(by_, y[i, j, k])
-                az = min(az, z[i, j, k])
-                bz_ = max(bz_, z[i, j, k])
-            out[i, j, 0], out[i, j, 1], out[i, j, 2], out[i, j, 3], out[i, j, 4], out[i, j, 5] = (
-                ax, bx_, ay, by_, az, bz_)
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _box_kernel(x, y, z, cols, rows, lo, hi, any_x, any_y, any_z):  # pragma: no cover - numba
-    # for each box b, which x, y, z indices hold at least one voxel inside [lo[b], hi[b]]: i-planes (rows) and
-    # columns whose range (a superset of their coordinates) misses the box are skipped, columns whose range lies
-    # inside it count whole, the rest are tested voxel by voxel (branch-free: bitwise tests, OR-accumulated)
-    n0, n1, n2 = x.shape
-    zk = np.zeros(n2, np.uint8)
-    for b in range(lo.shape[0]):
-        lx, ly, lz = np.float32(lo[b, 0]), np.float32(lo[b, 1]), np.float32(lo[b, 2])
-        hx, hy, hz = np.float32(hi[b, 0]), np.float32(hi[b, 1]), np.float32(hi[b, 2])
-        zk[:] = 0
-        whole = False  # some column lies entirely inside the box (all its k)
-        for i in range(n0):
-            r = rows[i]  # the i-plane's ranges miss the box: none of its columns is in it
-            if r[1] < lx or r[0] > hx or r[3] < ly or r[2] > hy or r[5] < lz or r[4] > hz:
-                continue
-            for j in range(n1):
-                c = cols[i, j]
-                if c[1] < lx or c[0] > hx or c[3] < ly or c[2] > hy or c[5] < lz or c[4] > hz:
-                    continue
-                if lx <= c[0] and c[1] <= hx and ly <= c[2] and c[3] <= hy and lz <= c[4] and c[5] <= hz:
-                    any_x[b, i] = True
-                    any_y[b, j] = True
-                    whole = True
-                    continue
-                row = np.uint8(0)
-                for k in range(n2):
-                    ins = (np.uint8(lx <= x[i, j, k]) & np.uint8(x[i, j, k] <= hx) & np.uint8(ly <= y[i, j, k])
-                           & np.uint8(y[i, j, k] <= hy) & np.uint8(lz <= z[i, j, k]) & np.uint8(z[i, j, k] <= hz))
-                    zk[k] |= ins
-                    row |= ins
-                if row:
-                    any_x[b, i] = True
-                    any_y[b, j] = True
-        for k in range(n2):
-            any_z[b, k] = whole or zk[k] != 0
-
-
-def grad_norm(g: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    """|∇g| [1/mm] by central differences (one-sided at the edges), float32."""
-    acc = np.zeros_like(g)
-    for axis, h in enumerate(spacing):
-        if g.shape[axis] < 2:
-            continue
-        d = np.empty_like(g)
-        sl = [slice(None)] * 3
-
-        def s(a: int | slice, sl: list = sl, axis: int = axis) -> tuple:
-            sl = list(sl)
-            sl[axis] = a
-            return tuple(sl)
-
-        d[s(slice(1, -1))] = (g[s(slice(2, None))] - g[s(slice(None, -2))]) * np.float32(0.5 / h)
-        d[s(0)] = (g[s(1)] - g[s(0)]) / np.float32(h)
-        d[s(-1)] = (g[s(-1)] - g[s(-2)]) / np.float32(h)
-        acc += d * d
-    return np.sqrt(acc)
-
-
-def rotation_zyx(pitch: float, roll: float, yaw: float) -> np.ndarray:
-    """(3, 3) rotation ``Rz(yaw) · Ry(roll) · Rx(pitch)``, angles in degrees."""
-    cx, sx, cy, sy, cz, sz = (f(math.radians(a)) for a in (pitch, roll, yaw) for f in (math.cos, math.sin))
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
 def union_depth(depths: list[np.ndarray]) -> np.ndarray:
     """Element-wise maximum of signed depths (the union of the shapes): equal to ``np.maximum.reduce(depths)``
     but accumulated in place, without first stacking the arrays into one (n, ...) copy."""
     out = np.array(depths[0], dtype=np.result_type(*depths), copy=True)
     for d in depths[1:]:
         np.maximum(out, d, out=out)
-    return out
-
-
-def intersection_depth(depths: list[np.ndarray]) -> np.ndarray:
-    """Element-wise minimum of signed depths (the intersection of the shapes), like :func:`union_depth`."""
-    out = np.array(depths[0], dtype=np.result_type(*depths), copy=True)
-    for d in depths[1:]:
-        np.minimum(out, d, out=out)
     return out
 
 
@@ -424,6 +267,12 @@ class CapsuleChain:
         """Depth [mm] at the points ``(x, y, z)`` [mm]."""
         zz = z / np.float32(self.z_stretch) if self.z_stretch != 1.0 else z
         return capsule_depth(x, y, zz, self.pts_mm, self.radii_mm, cut=self.cut_mm)
+
+
+def capsule_part(pts: np.ndarray, radii: np.ndarray, w: float, z_stretch: float = 1.0) -> tuple[Any, Any, Any]:
+    """A capsule chain through ``pts`` (n, 3) [mm] with ``radii`` (n,) [mm], in ``(x, y, z / z_stretch)``, as a
+    :func:`ramp_of_union` part with ramp width ``w`` [mm]."""
+    return CapsuleChain(pts, radii, z_stretch, cut_mm=w).part(w)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")

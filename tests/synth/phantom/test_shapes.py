@@ -1,35 +1,27 @@
-"""Signed-distance primitives of the phantom against closed forms."""
+"""Signed-distance shapes of the phantom against closed forms; ramp_of_union against evaluating everywhere."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from relaxomap.synth.geometry import (
+from relaxomap.synth.orientation import rotation_zyx
+from relaxomap.synth.phantom.shapes import (
     CapsuleChain,
-    CoordGrid,
     Ellipsoid,
     capsule_depth,
+    capsule_part,
     ellipsoid_depth,
-    grad_norm,
-    index_box,
-    index_boxes,
-    intersection_depth,
     ramp,
     ramp_of_union,
-    rotation_zyx,
     smoothstep,
     union_depth,
 )
-
-
-def _grid(n: int = 21, half: float = 10.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    a = np.linspace(-half, half, n, dtype=np.float32)
-    return np.meshgrid(a, a, a, indexing="ij")
+from tests.synth.phantom.grids import cube_grid
 
 
 def test_ellipsoid_depth_of_a_sphere_is_radius_minus_distance() -> None:
-    x, y, z = _grid()
+    x, y, z = cube_grid()
     d = ellipsoid_depth(x, y, z, 6.0, 6.0, 6.0)
     r = np.sqrt(x * x + y * y + z * z)
     far = r > 0.5  # at the centre the kernel clamps the normalised radius at 1e-3
@@ -37,7 +29,7 @@ def test_ellipsoid_depth_of_a_sphere_is_radius_minus_distance() -> None:
 
 
 def test_ellipsoid_depth_scalar_and_per_voxel_axes_agree() -> None:
-    x, y, z = _grid()
+    x, y, z = cube_grid()
     a = np.full(x.shape, 7.0, np.float32)
     assert_allclose(ellipsoid_depth(x, y, z, a, 5.0, 4.0), ellipsoid_depth(x, y, z, 7.0, 5.0, 4.0), atol=1e-5)
     # on each axis the depth is the semi-axis minus the distance
@@ -47,7 +39,7 @@ def test_ellipsoid_depth_scalar_and_per_voxel_axes_agree() -> None:
 
 
 def test_capsule_depth_of_one_segment_is_radius_minus_distance_to_it() -> None:
-    x, y, z = _grid()
+    x, y, z = cube_grid()
     pts = np.array([[-5.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
     d = capsule_depth(x, y, z, pts, np.array([3.0, 3.0]))
     t = np.clip(x, -5.0, 5.0)
@@ -61,7 +53,7 @@ def test_capsule_depth_of_one_segment_is_radius_minus_distance_to_it() -> None:
 
 
 def test_capsule_depth_with_floor_is_exact_where_it_can_exceed_the_floor() -> None:
-    x, y, z = _grid()
+    x, y, z = cube_grid()
     pts = np.array([[-5.0, 0.0, 0.0], [0.0, 2.0, 1.0], [5.0, 0.0, 0.0]])
     radii = np.array([3.0, 4.0, 2.0])
     exact = capsule_depth(x, y, z, pts, radii)
@@ -86,76 +78,16 @@ def test_ramp_and_smoothstep_closed_forms() -> None:
     assert_allclose(smoothstep(x, -1.0, 1.0, sign=-1.0), smoothstep(-x, -1.0, 1.0), atol=1e-7)
 
 
-def test_index_box_brackets_the_voxels_inside() -> None:
-    x, y, z = _grid()
-    box = index_box((x, y, z), (-1.0, 2.0, -10.0), (1.0, 4.0, -9.0))
-    inside = np.argwhere((np.abs(x) <= 1) & (y >= 2) & (y <= 4) & (z <= -9))
-    for axis, sl in enumerate(box):
-        assert sl.start <= inside[:, axis].min() and inside[:, axis].max() < sl.stop
-        assert sl.start >= inside[:, axis].min() - 2 and sl.stop <= inside[:, axis].max() + 3  # 2-voxel margin
-    assert index_box((x, y, z), (50.0, 50.0, 50.0), (60.0, 60.0, 60.0)) is None
-    # several boxes in one pass: each equal to its own index_box
-    los, his = [(-1.0, 2.0, -10.0), (50.0, 50.0, 50.0), (0.0, -3.0, -5.0)], [(1.0, 4.0, -9.0), (60.0, 60.0, 60.0),
-                                                                             (2.5, 0.0, 5.0)]
-    assert index_boxes((x, y, z), los, his) == [index_box((x, y, z), lo, hi) for lo, hi in zip(los, his)]
-
-
-def test_index_boxes_on_a_deformed_grid_match_brute_force() -> None:
-    """The column pre-filter of index_boxes is exact: on a rotated, warped grid, every box equals the one found
-    by testing every voxel (2-voxel margin, clipped at 0)."""
-    x, y, z = _grid(33, 16.0)
-    r = rotation_zyx(20.0, -11.0, 47.0).astype(np.float32)
-    q = tuple((r[i, 0] * x + r[i, 1] * y + r[i, 2] * z + 0.8 * np.sin((x + 2 * i) / 3.0)).astype(np.float32)
-              for i in range(3))
-    rng = np.random.default_rng(4)
-    los = rng.uniform(-20.0, 12.0, (40, 3))
-    his = los + rng.uniform(0.5, 12.0, (40, 3))
-    los[::8] += 40.0  # five boxes beyond the grid on one axis: None
-    his[::8] += 40.0
-    n_none = 0
-    for (lo, hi), got in zip(zip(los, his), index_boxes(q, los, his)):
-        inside = np.ones(q[0].shape, bool)
-        for c, a, b in zip(q, lo.astype(np.float32), hi.astype(np.float32)):
-            inside &= (c >= a) & (c <= b)
-        if not inside.any():
-            assert got is None
-            n_none += 1
-            continue
-        idx = np.argwhere(inside)
-        assert got == tuple(slice(max(int(idx[:, a].min()) - 2, 0), int(idx[:, a].max()) + 3) for a in range(3))
-    assert n_none == 5
-    # a sub-box keeps its whole columns' ranges (supersets of the sub-columns'): still exact
-    grid = CoordGrid(q)
-    sub = grid.sub((slice(3, 29), slice(5, 30), slice(7, 20)))
-    fresh = tuple(np.ascontiguousarray(c) for c in sub)
-    assert index_boxes(sub, los, his) == index_boxes(fresh, los, his)
-    assert np.array_equal(grid.rows[:, 0], grid.columns[..., 0].min(axis=1))
-    with pytest.raises(ValueError, match="three 3-D arrays of one shape"):
-        CoordGrid((q[0], q[1][:-1], q[2]))
-
-
-def test_grad_norm_of_a_linear_field_and_rotation_is_orthonormal() -> None:
-    x, y, z = _grid()
-    g = (3.0 * x - 4.0 * z).astype(np.float32)
-    assert_allclose(grad_norm(g, (1.0, 1.0, 1.0)), 5.0, rtol=1e-5)  # grid spacing 1 mm; exact for linear g
-    assert_allclose(grad_norm(g, (2.0, 1.0, 1.0)), np.hypot(1.5, 4.0), rtol=1e-5)  # x spacing declared 2 mm
-    r = rotation_zyx(10.0, -20.0, 35.0)
-    assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
-    assert_allclose(np.linalg.det(r), 1.0, atol=1e-12)
-    assert_allclose(rotation_zyx(0.0, 0.0, 90.0) @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-12)
-
-
-def test_union_and_intersection_equal_numpy_reduce() -> None:
+def test_union_equals_numpy_reduce() -> None:
     rng = np.random.default_rng(3)
     parts = [rng.standard_normal((4, 5, 6)).astype(np.float32) for _ in range(4)]
     assert np.array_equal(union_depth(parts), np.maximum.reduce(parts))
-    assert np.array_equal(intersection_depth(parts), np.minimum.reduce(parts))
     assert union_depth(parts).dtype == np.float32 and parts[0] is not union_depth(parts)
 
 
 def test_ramp_of_union_equals_evaluating_everywhere() -> None:
     # a rotated, deformed grid (as in the phantom): boxes are found from the coordinates, not the indices
-    x, y, z = _grid(41, 20.0)
+    x, y, z = cube_grid(41, 20.0)
     r = rotation_zyx(12.0, -7.0, 25.0).astype(np.float32)
     q = tuple((r[i, 0] * x + r[i, 1] * y + r[i, 2] * z + 0.3 * np.sin(x / 5.0)).astype(np.float32) for i in range(3))
     shapes = [(np.array([5.0, -3.0, 2.0]), np.array([4.0, 6.0, 3.0])),
@@ -173,7 +105,7 @@ def test_fused_shapes_in_ramp_of_union_equal_the_numpy_path() -> None:
     """Ellipsoid / CapsuleChain parts are depth-evaluated, ramped and merged in one Numba pass per box; the
     same shapes as plain callables go through NumPy. Ramps in [0, 1] computed in float32 from float64 depths:
     agreement to a few float32 ulps (atol 1e-6), and exactly where a ramp saturates at 0 or 1."""
-    x, y, z = _grid(41, 20.0)
+    x, y, z = cube_grid(41, 20.0)
     r = rotation_zyx(-9.0, 14.0, 33.0).astype(np.float32)
     q = tuple((r[i, 0] * x + r[i, 1] * y + r[i, 2] * z + 0.4 * np.cos(y / 4.0)).astype(np.float32) for i in range(3))
     shapes = [Ellipsoid((5.0, -3.0, 2.0), (4.0, 6.0, 3.0)),
@@ -192,3 +124,12 @@ def test_fused_shapes_in_ramp_of_union_equal_the_numpy_path() -> None:
     assert_allclose(shapes[3](*(np.array([[[v]]], np.float32) for v in (0.0, 2.0, -3.0))), 2.0, atol=1e-5)
     with pytest.raises(ValueError, match="one radius per point"):
         CapsuleChain([[0, 0, 0], [1, 0, 0]], [1.0])
+
+
+def test_capsule_part_is_the_chain_ramped_at_the_voxel_width() -> None:
+    x, y, z = cube_grid(41, 20.0)
+    pts, radii = np.array([[-12.0, -10.0, 0.0], [-2.0, -4.0, 3.0], [6.0, 8.0, 1.0]]), np.array([3.0, 4.5, 2.0])
+    part = capsule_part(pts, radii, 1.0, z_stretch=2.0)
+    assert isinstance(part[2], CapsuleChain) and part[2].cut_mm == 1.0 and part[2].z_stretch == 2.0
+    exact = ramp(capsule_depth(x, y, z / np.float32(2.0), pts, radii), 1.0)
+    assert_allclose(ramp_of_union((x, y, z), [part], 1.0), exact, rtol=0, atol=1e-6)  # float32 ramps in [0, 1]

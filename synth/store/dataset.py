@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from relaxomap.synth.store_format import check_store
+from relaxomap.synth.store.format import check_store
 
-__all__ = ["SynthDataset", "split_of", "split_key", "SPLITS"]
+__all__ = ["SynthDataset", "split_of", "split_key", "brain_patch", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
 
@@ -47,6 +47,24 @@ def split_of(subject_id: str, fractions: tuple[float, float, float] = (0.8, 0.1,
     if u < fractions[0] + fractions[1]:
         return "val"
     return "test"
+
+
+def brain_patch(mask: np.ndarray, p: int, rng: np.random.Generator) -> tuple[slice, slice]:
+    """The (rows, columns) slices of a random ``p`` x ``p`` training patch of an (H, W) image.
+
+    The patch is centred on a brain voxel drawn uniformly from ``mask`` (one ``rng.integers`` draw), its top-left
+    corner ``(cy - p // 2, cx - p // 2)`` clamped so that the patch lies inside the image; a slice without brain
+    gets a uniformly placed patch (two draws: row, then column). ``1 <= p <= min(H, W)``.
+    """
+    h, w = mask.shape
+    brain = np.flatnonzero(mask.ravel())
+    if brain.size:
+        cy, cx = divmod(int(brain[rng.integers(brain.size)]), w)
+        y0 = min(max(cy - p // 2, 0), h - p)
+        x0 = min(max(cx - p // 2, 0), w - p)
+    else:
+        y0, x0 = int(rng.integers(h - p + 1)), int(rng.integers(w - p + 1))
+    return slice(y0, y0 + p), slice(x0, x0 + p)
 
 
 class SynthDataset(Dataset):
@@ -103,7 +121,7 @@ class SynthDataset(Dataset):
         else:
             self.indices = np.flatnonzero(self.sample_splits == split).astype(np.int64)
         self.subject_ids = subject_ids
-        self._h5: Any = None  # synth.store.ImageReader of this process
+        self._h5: Any = None  # synth.store.format.ImageReader of this process
         self._pid = -1
         self._rng: np.random.Generator | None = None
 
@@ -148,7 +166,7 @@ class SynthDataset(Dataset):
 
     def _file(self) -> Any:  # the ImageReader, opened once per process
         if self._h5 is None or self._pid != os.getpid():
-            from relaxomap.synth.store_format import ImageReader
+            from relaxomap.synth.store.format import ImageReader
 
             self._h5 = ImageReader(self.path)  # a view's samples straight from its part files
             self._pid = os.getpid()
@@ -178,15 +196,7 @@ class SynthDataset(Dataset):
             mask = f["mask"][j]
         else:
             mask_full = f["mask"][j]
-            p = self.patch
-            brain = np.flatnonzero(mask_full.ravel())
-            if brain.size:
-                cy, cx = divmod(int(brain[rng.integers(brain.size)]), w)
-                y0 = min(max(cy - p // 2, 0), h - p)
-                x0 = min(max(cx - p // 2, 0), w - p)
-            else:
-                y0, x0 = int(rng.integers(h - p + 1)), int(rng.integers(w - p + 1))
-            ys, xs = slice(y0, y0 + p), slice(x0, x0 + p)
+            ys, xs = brain_patch(mask_full, self.patch, rng)
             mask = mask_full[ys, xs]
         inputs = f["inputs"][j, :, ys, xs]
         targets = f["targets"][j, :, ys, xs]

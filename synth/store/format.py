@@ -1,6 +1,7 @@
 """The HDF5 training store's format: schema, checks and sample-by-sample reading.
 
-:mod:`synth.store` writes stores (parts, workers, shards, merging); this module is what a reader needs.
+:mod:`relaxomap.synth.store.writer` writes stores (parts, workers, shards) and :mod:`relaxomap.synth.store.merge`
+joins their parts; this module is what a reader needs.
 
 Schema (``SCHEMA_VERSION`` = 1; N samples, H × W images, contrast order t1w, t2w, flair)
 ---------------------------------------------------------------------------------------
@@ -31,7 +32,7 @@ written), ``units`` (JSON), ``contrasts`` (JSON), ``protocol_columns`` (JSON), `
 :class:`synth.generate.SynthConfig` JSON), ``package_version``, ``created`` (ISO 8601 UTC).
 
 A store is either **self-contained** (one file) or a **view**: its image datasets are HDF5 virtual datasets
-over the part files in ``STORE.h5.parts/`` beside it (see :mod:`synth.store`).
+over the part files in ``STORE.h5.parts/`` beside it (see :mod:`relaxomap.synth.store.merge`).
 """
 from __future__ import annotations
 
