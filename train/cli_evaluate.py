@@ -21,7 +21,7 @@ def register(main: click.Group, bench: click.Group) -> None:
                   help="Checkpoint (.pt) to evaluate; repeatable. Named by its architecture (file stem added "
                        "when two share one).")
     @click.option("--nlls/--no-nlls", default=True, show_default=True,
-                  help="Also evaluate the voxel-wise least-squares baseline (train/nlls.py).")
+                  help="Also evaluate the voxel-wise least-squares baseline (physics/voxel_fit.py).")
     @click.option("--store", "stores", multiple=True, required=True, type=click.Path(dir_okay=False),
                   help="Synth store (.h5), one scenario each (named by its 'scenario' attribute or file stem); "
                        "repeatable.")

@@ -229,7 +229,7 @@ def evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLik
     batch : slices per forward pass of the networks.
     device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
     n_examples : samples per scenario kept for montages.
-    nlls_config : :class:`train.nlls.NLLSConfig` for the baseline (default settings if ``None``).
+    nlls_config : :class:`physics.voxel_solver.NLLSConfig` for the baseline (default settings if ``None``).
     progress : print a progress bar.
 
     Returns
@@ -249,7 +249,8 @@ def evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLik
     from tqdm import tqdm
 
     from relaxomap.synth.dataset import SynthDataset
-    from relaxomap.train.nlls import NLLSConfig, fit_slice
+    from relaxomap.physics.voxel_fit import fit_slice
+    from relaxomap.physics.voxel_solver import NLLSConfig
     from relaxomap.train.predict import resolve_device
 
     if split not in SPLIT_CHOICES:

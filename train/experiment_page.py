@@ -297,7 +297,7 @@ def render_page(report: Mapping[str, Any], figures: Mapping[str, Sequence[str]],
         lines.append(f"| {v['label']} (`{k}`) | `{v['arch']}` | {v['physics_weight']:g} | {params} | "
                      f"{v.get('step') or '–'} | {_f(v.get('seconds_per_step'))} | {_f(v.get('best_val'), 4)} | "
                      f"{status} |")
-    lines += ["| NLLS fit (`nlls`): voxel-wise least squares, `train/nlls.py` | – | – | – | – | – | – | "
+    lines += ["| NLLS fit (`nlls`): voxel-wise least squares, `physics/voxel_fit.py` | – | – | – | – | – | – | "
               "needs all three contrasts |",
               "", "| scenario | what it tests | seed | slices | evaluated |", "|---|---|---|---|---|"]
     for k, s in report["scenarios"].items():

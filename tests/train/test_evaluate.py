@@ -81,7 +81,7 @@ def test_metrics_equal_train_metrics_on_one_sample(store: Path, checkpoints: dic
     slice (same float32 forward pass with batch 1, same float64 metric code): rtol 1e-12 only absorbs the
     float summation order."""
     from relaxomap.synth.dataset import SynthDataset
-    from relaxomap.train.nlls import fit_slice
+    from relaxomap.physics.voxel_fit import fit_slice
 
     ev = evaluate({"net": checkpoints["pe"], "nlls": "nlls"}, [store], split="all", max_samples=1, batch=1)
     ds = SynthDataset(store)
