@@ -1,4 +1,4 @@
-"""Training: ``train(config)`` for a :class:`train.train_config.TrainConfig` (re-exported here).
+"""Training: ``train(config)`` for a :class:`train.config.TrainConfig` (re-exported here).
 
 A run directory ``out/`` holds ``config.json`` (the TrainConfig), ``last.pt`` (written every
 ``checkpoint_every`` steps and at the end, atomically), ``best.pt`` (lowest validation loss so far),
@@ -57,7 +57,7 @@ from relaxomap.train.distributed import (
 )
 from relaxomap.train.losses import total_loss
 from relaxomap.train.schedule import loss_config_at, lr_at, physics_weight_at
-from relaxomap.train.train_config import RESUME_MAY_CHANGE, TrainConfig
+from relaxomap.train.config import RESUME_MAY_CHANGE, TrainConfig
 
 __all__ = ["TrainConfig", "RESUME_MAY_CHANGE", "train", "masked_l1_normalised", "SeededPatches", "EMA",
            "weights_digest"]

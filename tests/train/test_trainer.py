@@ -15,7 +15,7 @@ from relaxomap.model.config import ModelConfig
 from relaxomap.train.checkpoint import load_checkpoint, load_model
 from relaxomap.train.distributed import EpochBatchSampler
 from relaxomap.train.losses import LossConfig
-from relaxomap.train.train_config import TrainConfig
+from relaxomap.train.config import TrainConfig
 from relaxomap.train.trainer import SeededPatches, masked_l1_normalised, train
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -1,0 +1,313 @@
+"""relaxomap predict: NIfTI + BIDS sidecar IO, parameter resolution, geometry, errors and atomic outputs.
+
+A tiny randomly initialised checkpoint is enough here: these tests check the plumbing around the network
+(files, units, affines, slicing), not the quality of its maps.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from numpy.testing import assert_allclose, assert_array_equal
+
+from relaxomap.model.config import ModelConfig
+from relaxomap.model.unet import build_model
+from relaxomap.synth.normalize import normalize_intensity
+from relaxomap.synth.protocols import ProtocolRanges
+from relaxomap.train.checkpoint import save_checkpoint
+from relaxomap.train.clinical.nifti import load_nifti
+from relaxomap.train.clinical.predict import MAP_FILES, PROVENANCE_FILE, predict_volume, run_predict
+from relaxomap.train.clinical.resample import resample_to_grid, same_grid
+from relaxomap.train.clinical.sidecar import read_bids_sidecar, resolve_parameters, seconds_to_ms, training_ranges
+
+TINY = ModelConfig(base_channels=8, channel_mults=(1, 2), groups=4, emb_dim=16, n_fourier=4, mid_blocks=1)
+#: (TR, TE, TI) [ms] of the test case; TI None = no InversionTime in the sidecar.
+CASE_PARAMS = {"T1w": (600.0, 10.0, None), "T2w": (5000.0, 100.0, None), "FLAIR": (9000.0, 120.0, 2500.0)}
+SHAPE = (36, 40, 6)
+
+
+def make_tiny_checkpoint(path: Path, extra: dict | None = None) -> Path:
+    """A randomly initialised 2-level network saved through the checkpoint API."""
+    torch.manual_seed(0)
+    return save_checkpoint(path, model=build_model(TINY), model_config=TINY, step=0, extra=extra)
+
+
+def head_phantom(shape: tuple[int, int, int] = SHAPE, seed: int = 0) -> np.ndarray:
+    """A bright 'brain' ellipsoid inside a dark 'skull' gap and a 'scalp' shell, with mild noise (float32)."""
+    axes = [np.linspace(-1, 1, n) for n in shape]
+    x, y, z = np.meshgrid(*axes, indexing="ij")
+    r = np.sqrt(x**2 + y**2 + (0.6 * z) ** 2)
+    img = np.where(r < 0.6, 100.0, 0.0) + np.where((r > 0.75) & (r < 0.9), 70.0, 0.0)
+    return (img * (1 + 0.05 * np.random.default_rng(seed).random(shape))).astype(np.float32)
+
+
+def case_affine(voxel=(1.0, 1.0, 3.0), shift=(0.0, 0.0, 0.0)) -> np.ndarray:
+    a = np.diag([*voxel, 1.0])
+    a[:3, 3] = np.array([-18.0, -20.0, -9.0]) + np.asarray(shift)
+    return a
+
+
+def write_case(directory: Path, *, params=CASE_PARAMS, affine=None, data=None) -> dict[str, Path]:
+    """T1w/T2w/FLAIR .nii.gz + BIDS sidecars (seconds) in ``directory``; returns {contrast: path}."""
+    directory.mkdir(parents=True, exist_ok=True)
+    affine = case_affine() if affine is None else affine
+    data = head_phantom() if data is None else data
+    paths = {}
+    for name, (tr, te, ti) in params.items():
+        nib.save(nib.Nifti1Image(data, affine), directory / f"{name}.nii.gz")
+        side = {"RepetitionTime": tr / 1000.0, "EchoTime": te / 1000.0}  # BIDS: seconds
+        if ti is not None:
+            side["InversionTime"] = ti / 1000.0
+        (directory / f"{name}.json").write_text(json.dumps(side))
+        paths[name.lower()] = directory / f"{name}.nii.gz"
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture()
+def case(tmp_path: Path) -> dict[str, Path]:
+    return write_case(tmp_path / "in")
+
+
+# ------------------------------------------------------------------------------------------------ round trip
+def test_nifti_round_trip(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    prov = run_predict(case, out, model_path=tiny_ckpt, progress=False)
+    ref = nib.load(case["t1w"])
+    for name in MAP_FILES.values():
+        img = nib.load(out / name)
+        assert img.shape == SHAPE
+        assert_allclose(img.affine, ref.affine, atol=1e-6)  # float32 header storage of the affine
+    saved = json.loads((out / PROVENANCE_FILE).read_text())
+    assert saved["model"]["sha256"] == hashlib.sha256(tiny_ckpt.read_bytes()).hexdigest()
+    assert saved["parameters"] == json.loads(json.dumps(prov["parameters"]))
+    t1w = saved["parameters"]["t1w"]
+    assert t1w["tr_ms"]["value_ms"] == pytest.approx(600.0, rel=1e-12)  # 0.6 s in the sidecar
+    assert "T1w.json: RepetitionTime = 0.6 s" in t1w["tr_ms"]["source"]
+    assert t1w["ti_ms"]["value_ms"] == 0.0 and t1w["ti_ms"]["source"].startswith("default 0 ms")
+    assert saved["parameters"]["flair"]["ti_ms"]["value_ms"] == pytest.approx(2500.0, rel=1e-12)
+    mask = nib.load(out / "brain_mask.nii.gz").get_fdata() > 0
+    t1 = nib.load(out / "T1_ms.nii.gz").get_fdata()
+    assert mask.any() and np.all(t1[mask] > 0) and np.all(t1[~mask] == 0)
+    # the automatic mask finds the brain ellipsoid, not the scalp shell (r < 0.6 in the phantom's units)
+    x, y, z = np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij")
+    brain = np.sqrt(x**2 + y**2 + (0.6 * z) ** 2) < 0.6
+    dice = 2 * (mask & brain).sum() / (mask.sum() + brain.sum())
+    assert dice > 0.95, dice
+    assert not list(tmp_path.glob("out.tmp-*"))
+
+
+def test_cli_predict(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> None:
+    from relaxomap.train.cli import main
+
+    out = tmp_path / "cli_out"
+    res = CliRunner().invoke(main, ["predict", "--t1w", str(case["t1w"]), "--t2w", str(case["t2w"]), "--flair",
+                                    str(case["flair"]), "--out", str(out), "--model", str(tiny_ckpt), "--quiet",
+                                    "--t2w-te", "90"])
+    assert res.exit_code == 0, res.output
+    prov = json.loads((out / PROVENANCE_FILE).read_text())
+    assert prov["parameters"]["t2w"]["te_ms"] == {"value_ms": 90.0, "source": "flag --t2w-te = 90 ms"}
+    # a second run into the same non-empty directory is refused without --overwrite
+    res = CliRunner().invoke(main, ["predict", "--t1w", str(case["t1w"]), "--out", str(out), "--model",
+                                    str(tiny_ckpt), "--quiet"])
+    assert res.exit_code == 1 and "not empty" in res.output and "--overwrite" in res.output
+
+
+def test_missing_flair_runs_with_present_zero(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> None:
+    prov = run_predict({"t1w": case["t1w"], "t2w": case["t2w"]}, tmp_path / "o", model_path=tiny_ckpt,
+                       progress=False)
+    assert prov["present"] == {"t1w": True, "t2w": True, "flair": False}
+    assert any("FLAIR not given" in w for w in prov["warnings"])
+
+
+# ------------------------------------------------------------------------------------------------ parameters
+def test_seconds_to_ms_and_sidecar_units(tmp_path: Path) -> None:
+    assert seconds_to_ms(2.5) == 2500.0
+    p = tmp_path / "a.json"
+    p.write_text(json.dumps({"RepetitionTime": 0.65, "EchoTime": [0.012], "InversionTime": 0.9}))
+    fp = read_bids_sidecar(p)
+    assert_allclose([fp.values[k].value_ms for k in ("tr_ms", "te_ms", "ti_ms")], [650.0, 12.0, 900.0],
+                    rtol=1e-12)  # exact decimal conversions up to float64 rounding
+    p.write_text(json.dumps({"RepetitionTime": 650, "EchoTime": 0.012}))  # TR written in ms by mistake
+    with pytest.raises(ValueError, match=r"RepetitionTime = 650 s .*BIDS times are in seconds"):
+        read_bids_sidecar(p)
+
+
+def test_flag_overrides_sidecar(case: dict[str, Path]) -> None:
+    fp = read_bids_sidecar(case["flair"].with_name("FLAIR.json"))
+    got = resolve_parameters("flair", fp, {"ti_ms": 2300.0})
+    assert got["ti_ms"].value_ms == 2300.0 and got["ti_ms"].source == "flag --flair-ti = 2300 ms"
+    assert got["tr_ms"].value_ms == pytest.approx(9000.0, rel=1e-12) and "sidecar" in got["tr_ms"].source
+
+
+def test_inversion_recovery_without_ti_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "t1.json"
+    p.write_text(json.dumps({"RepetitionTime": 2.0, "EchoTime": 0.01, "ScanningSequence": "SE_IR"}))
+    with pytest.raises(ValueError, match=r"T1w InversionTime missing although sidecar .*t1\.json says inversion "
+                                         r"recovery \(ScanningSequence SE_IR\); pass --t1w-ti MS"):
+        resolve_parameters("t1w", read_bids_sidecar(p), {})
+    assert resolve_parameters("t1w", read_bids_sidecar(p), {"ti_ms": 800.0})["ti_ms"].value_ms == 800.0
+    p.write_text(json.dumps({"RepetitionTime": 0.6, "EchoTime": 0.01, "ScanningSequence": "SE"}))
+    assert resolve_parameters("t1w", read_bids_sidecar(p), {})["ti_ms"].value_ms == 0.0
+
+
+def test_missing_parameter_messages(tmp_path: Path, tiny_ckpt: Path) -> None:
+    paths = write_case(tmp_path / "in", params={"T1w": (600.0, 10.0, None), "FLAIR": (9000.0, 120.0, None)})
+    with pytest.raises(ValueError, match=r"FLAIR InversionTime missing: sidecar .*FLAIR\.json; pass --flair-ti MS"):
+        run_predict(paths, tmp_path / "o", model_path=tiny_ckpt, progress=False)
+    paths["flair"].with_name("FLAIR.json").unlink()
+    with pytest.raises(ValueError, match=r"FLAIR RepetitionTime missing: no sidecar .*FLAIR\.json; pass --flair-tr"):
+        run_predict(paths, tmp_path / "o", model_path=tiny_ckpt, progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_of_range_parameter_warns(case: dict[str, Path], tmp_path: Path) -> None:
+    ckpt = make_tiny_checkpoint(tmp_path / "ranged.pt", extra={"protocol_ranges": ProtocolRanges().to_dict()})
+    ranges = training_ranges({"extra": {"protocol_ranges": ProtocolRanges().to_dict()}})
+    lo, hi = ranges["flair"]["ti_ms"]
+    assert lo < 2500.0 < hi  # the case's FLAIR TI is a CSF-null TI of the default ranges
+    prov = run_predict(case, tmp_path / "o", model_path=ckpt, progress=False,
+                       param_flags={"flair": {"ti_ms": 1000.0}})
+    msg = [w for w in prov["warnings"] if "FLAIR InversionTime = 1000 ms" in w]
+    assert len(msg) == 1 and f"({lo:g}-{hi:g} ms)" in msg[0]
+    assert not any("T2w" in w and "outside" in w for w in prov["warnings"])
+    assert not any("voxel size" in w for w in prov["warnings"])  # 1 x 1 mm in-plane, as in training
+
+
+def test_voxel_size_warning() -> None:
+    from relaxomap.train.clinical.predict import training_inplane_mm, voxel_warning
+
+    assert training_inplane_mm({}) == 1.0
+    cfg = {"extra": {"store_config": {"source": {"kind": "phantom", "phantom": {"voxel_mm": [0.8, 0.8, 2.0]}}}}}
+    assert training_inplane_mm(cfg) == 0.8
+    assert voxel_warning([1.1, 1.1, 5.0], 1.0) == []
+    (msg,) = voxel_warning([0.45, 0.45, 5.0], 1.0)
+    assert "0.45 x 0.45 mm" in msg and "factor 1.5" in msg
+
+
+# ------------------------------------------------------------------------------------------------ geometry
+def test_resample_linear_ramp_exact() -> None:
+    """Linear interpolation reproduces a linear function exactly: resampling the source's own voxel index
+    must give inv(A_src) @ A_tgt @ i at every target voxel inside the source."""
+    src_shape = (20, 18, 10)
+    ramp = np.broadcast_to(np.arange(src_shape[0], dtype=np.float32)[:, None, None], src_shape)
+    a_src = case_affine(voxel=(1.5, 1.0, 2.0), shift=(3.25, 0.0, 0.0))
+    a_tgt = case_affine(voxel=(1.0, 1.0, 2.0))
+    out = resample_to_grid(ramp, a_src, (16, 18, 10), a_tgt)
+    i = np.arange(16)
+    expected = (np.linalg.inv(a_src) @ a_tgt @ np.stack([i, 0 * i, 0 * i, 0 * i + 1]))[0]
+    inside = (expected >= 0) & (expected <= src_shape[0] - 1)
+    assert inside.sum() >= 10
+    # float32 image and interpolation weights: |error| < 1e-4 voxel for indices < 20
+    assert_allclose(out[inside, 5, 5], expected[inside], atol=1e-4)
+    assert_array_equal(out[~inside, 5, 5], 0.0)
+
+
+def test_shifted_t2w_resampled_onto_t1w_grid(tmp_path: Path, tiny_ckpt: Path) -> None:
+    t1w_aff = case_affine()
+    pattern = np.zeros(SHAPE, np.float32)
+    pattern[10:14, 20:24, 2:4] = 100.0  # a cube at T1w voxels x 10..13
+    paths = write_case(tmp_path / "a", params={"T1w": (600.0, 10.0, None)})
+    # the same cube on a T2w grid shifted by +2 voxels (2 mm) along x: it lies at T2w voxels x 8..11
+    shifted = np.zeros(SHAPE, np.float32)
+    shifted[8:12, 20:24, 2:4] = 100.0
+    t2 = write_case(tmp_path / "b", params={"T2w": (5000.0, 100.0, None)}, data=shifted,
+                    affine=case_affine(shift=(2.0, 0.0, 0.0)))
+    vol = load_nifti(t2["t2w"])
+    assert not same_grid(SHAPE, t1w_aff, vol.shape, vol.affine)
+    back = resample_to_grid(vol.data, vol.affine, SHAPE, t1w_aff)
+    assert_allclose(back, pattern, atol=1e-4)  # integer shift: linear interpolation is exact up to float32
+    prov = run_predict({"t1w": paths["t1w"], "t2w": t2["t2w"]}, tmp_path / "o", model_path=tiny_ckpt,
+                       progress=False)
+    assert prov["inputs"]["t2w"]["resampled_to_reference"] is True
+    assert any("resampled onto the grid" in w for w in prov["warnings"])
+    with pytest.raises(ValueError, match=r"T2w image .*T2w\.nii\.gz .*not on the grid.*--no-resample"):
+        run_predict({"t1w": paths["t1w"], "t2w": t2["t2w"]}, tmp_path / "o2", model_path=tiny_ckpt,
+                    resample=False, progress=False)
+
+
+def test_orientation_does_not_change_world_maps(tmp_path: Path, tiny_ckpt: Path) -> None:
+    """The same image stored with a flipped x axis (LAS instead of RAS) gives the same maps at each point."""
+    data = head_phantom()
+    data[:, :, :] *= np.linspace(0.8, 1.2, SHAPE[0])[:, None, None]  # break the left-right symmetry
+    ras = write_case(tmp_path / "ras", data=data)
+    flip = np.diag([-1.0, 1.0, 1.0, 1.0])
+    flip[0, 3] = SHAPE[0] - 1  # voxel i -> SHAPE[0] - 1 - i
+    las = write_case(tmp_path / "las", data=np.ascontiguousarray(data[::-1]), affine=case_affine() @ flip)
+    run_predict(ras, tmp_path / "o1", model_path=tiny_ckpt, progress=False)
+    run_predict(las, tmp_path / "o2", model_path=tiny_ckpt, progress=False)
+    a = nib.load(tmp_path / "o1" / "T1_ms.nii.gz").get_fdata()
+    b = nib.load(tmp_path / "o2" / "T1_ms.nii.gz").get_fdata()
+    assert_allclose(b[::-1], a, rtol=1e-5, atol=1e-3)  # same float32 computation on the same slices
+
+
+def test_predict_volume_matches_direct_forward(tiny_ckpt: Path) -> None:
+    from relaxomap.train.checkpoint import load_model
+
+    model, _, _ = load_model(tiny_ckpt)
+    rng = np.random.default_rng(3)
+    vols = {c: head_phantom(seed=i) * rng.uniform(0.5, 2.0) for i, c in enumerate(("t1w", "t2w", "flair"))}
+    params = {"t1w": (600.0, 10.0, 0.0), "t2w": (5000.0, 100.0, 0.0), "flair": (9000.0, 120.0, 2500.0)}
+    got1 = predict_volume(vols, params, model, batch=1)
+    got4 = predict_volume(vols, params, model, batch=4)
+    k = 3
+    x = np.stack([normalize_intensity(vols[c][:, :, k].T[::-1])[0] for c in ("t1w", "t2w", "flair")])
+    with torch.no_grad():
+        y = model(torch.from_numpy(x[None].copy()), torch.tensor([list(params.values())], dtype=torch.float32),
+                  torch.ones(1, 3))[0].numpy()
+    for i, key in enumerate(("t1_ms", "t2_ms", "pd")):
+        assert_allclose(got1[key][:, :, k].T[::-1], y[i], rtol=1e-5)  # float32, same ops, other batch size
+        assert_allclose(got4[key], got1[key], rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def test_bad_inputs_name_the_file(tmp_path: Path, tiny_ckpt: Path) -> None:
+    paths = write_case(tmp_path / "in")
+    bad4d = tmp_path / "in" / "T1w4d.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((*SHAPE, 2), np.float32), case_affine()), bad4d)
+    with pytest.raises(ValueError, match=r"T1w image .*T1w4d\.nii\.gz is 4-D \(shape \(36, 40, 6, 2\)\)"):
+        run_predict({**paths, "t1w": bad4d}, tmp_path / "o", model_path=tiny_ckpt, progress=False)
+    nan = head_phantom()
+    nan[3, 4, 5] = np.nan
+    nan_path = tmp_path / "in" / "nan.nii.gz"
+    nib.save(nib.Nifti1Image(nan, case_affine()), nan_path)
+    with pytest.raises(ValueError, match=r"T2w image .*nan\.nii\.gz holds 1 NaN/inf voxel\(s\) \(first at voxel "
+                                         r"\(3, 4, 5\)\)"):
+        run_predict({**paths, "t2w": nan_path}, tmp_path / "o", model_path=tiny_ckpt, progress=False)
+    with pytest.raises(FileNotFoundError, match=r"FLAIR image .*nope\.nii\.gz not found"):
+        run_predict({**paths, "flair": tmp_path / "nope.nii.gz"}, tmp_path / "o", model_path=tiny_ckpt,
+                    progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_default_model_says_how_to_train(case: dict[str, Path], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import relaxomap.train.clinical.predict as tp
+
+    monkeypatch.setattr(tp, "DEFAULT_MODEL", tmp_path / "default_model" / "model.pt")
+    with pytest.raises(FileNotFoundError, match=r"default model.*relaxomap train.*--model"):
+        run_predict(case, tmp_path / "o", progress=False)
+
+
+
+def test_otsu_matches_skimage() -> None:
+    skimage_filters = pytest.importorskip("skimage.filters")
+    from relaxomap.train.clinical.brainmask import otsu_threshold
+
+    rng = np.random.default_rng(5)
+    values = np.concatenate([rng.normal(10.0, 3.0, 4000), rng.normal(60.0, 8.0, 2500)])
+    # both use 256 bins over [min, max] and pick the same bin; skimage returns its centre, ours its upper edge.
+    # Tolerance: float64 rounding of the bin edges (values ~ 100).
+    width = (values.max() - values.min()) / 256
+    assert_allclose(otsu_threshold(values), skimage_filters.threshold_otsu(values, nbins=256) + width / 2,
+                    rtol=0, atol=1e-9)

@@ -1,0 +1,96 @@
+"""relaxomap render: protocol from options, intensities of uniform maps, affine and BIDS sidecar (seconds)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from numpy.testing import assert_allclose
+
+from relaxomap.physics.epg import epg_signal
+from relaxomap.physics.protocol import PRESETS, Protocol
+from relaxomap.physics.signal import signal
+from relaxomap.train.clinical.nifti import save_nifti
+from relaxomap.train.clinical.render import build_protocol, run_render
+
+WM = (850.0, 75.0, 0.70)  # 3 T white matter: T1 [ms], T2 [ms], PD
+SHAPE = (6, 5, 20)  # more slices than one render slab, so the slab loop is exercised
+
+
+def write_maps(directory: Path, t1: float, t2: float, pd: float, affine: np.ndarray) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, value in (("T1_ms", t1), ("T2_ms", t2), ("PD", pd)):
+        save_nifti(directory / f"{name}.nii.gz", np.full(SHAPE, value, np.float32), affine)
+    return directory
+
+
+@pytest.fixture()
+def maps_dir(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    aff = np.array([[0.0, -1.2, 0.0, 40.0], [1.1, 0.0, 0.0, -30.0], [0.0, 0.0, 2.0, 5.0], [0, 0, 0, 1]])
+    return write_maps(tmp_path / "maps", *WM, aff), aff
+
+
+def test_uniform_se_matches_closed_form(maps_dir: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    d, aff = maps_dir
+    prot = build_protocol("se", tr_ms=600.0, te_ms=10.0)
+    out = tmp_path / "se.nii.gz"
+    side = run_render(d, prot, out)
+    img = nib.load(out)
+    assert img.shape == SHAPE
+    assert_allclose(img.affine, aff, atol=1e-6)  # float32 header
+    got = img.get_fdata()
+    t1, t2, pd = WM
+    tr, te = 600.0, 10.0
+    # ideal 90-180 spin echo: PD (1 - 2 e^(-(TR - TE/2)/T1) + e^(-TR/T1)) e^(-TE/T2)
+    expected = pd * (1 - 2 * math.exp(-(tr - te / 2) / t1) + math.exp(-tr / t1)) * math.exp(-te / t2)
+    assert_allclose(got, expected, rtol=1e-5)  # float32 kernel vs float64 formula
+    direct = signal(np.float32([t1]), np.float32([t2]), np.float32([pd]), [prot])[0, 0]
+    assert_allclose(got, direct, rtol=1e-7)  # the stored value is the signal() value itself
+    sc = json.loads((tmp_path / "se.json").read_text())
+    assert sc == json.loads(json.dumps(side))
+    assert sc["RepetitionTime"] == pytest.approx(0.6, rel=1e-12) and sc["EchoTime"] == pytest.approx(0.01, rel=1e-12)
+    assert "InversionTime" not in sc and sc["RelaxomapSignalModel"] == "closed"
+
+
+def test_flair_alias_epg_matches_epg_signal(maps_dir: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    d, _ = maps_dir
+    prot = build_protocol("flair", ti_ms=2400.0)
+    assert prot.kind == "ir_tse" and prot.ti_ms == 2400.0 and prot.etl == PRESETS["flair_3t"].etl
+    out = tmp_path / "flair.nii.gz"
+    side = run_render(d, prot, out, model="epg")
+    expected = epg_signal(np.float32([WM[0]]), np.float32([WM[1]]), np.float32([WM[2]]), [prot])[0, 0]
+    assert_allclose(nib.load(out).get_fdata(), expected, rtol=1e-7)  # same kernel, same float32 inputs
+    closed = signal(np.float32([WM[0]]), np.float32([WM[1]]), np.float32([WM[2]]), [prot])[0, 0]
+    assert abs(expected - closed) > 1e-4 * closed  # 150 deg refocusing: EPG differs from the closed form
+    assert side["InversionTime"] == pytest.approx(2.4, rel=1e-12) and side["RelaxomapSignalModel"] == "epg"
+
+
+def test_build_protocol_options() -> None:
+    with pytest.raises(ValueError, match=r"--seq ir_tse needs --ti VALUE --etl VALUE --esp VALUE"):
+        build_protocol("ir_tse", tr_ms=9000.0, te_ms=120.0)
+    with pytest.raises(ValueError, match=r"--preset t2w_tse_3t is a 'tse' protocol but --seq is 'spgr'"):
+        build_protocol("spgr", preset_name="t2w_tse_3t")
+    with pytest.raises(ValueError, match=r"invalid protocol for --seq tse: Protocol.te_ms .*--esp sets esp_ms"):
+        build_protocol("tse", tr_ms=4000.0, te_ms=95.0, etl=16, esp_ms=10.0)
+    p = build_protocol("tse", preset_name="t2w_tse_3t", te_ms=80.0)
+    assert p == PRESETS["t2w_tse_3t"].with_(te_ms=80.0, name=p.name)
+    assert build_protocol("spgr", tr_ms=20.0, te_ms=4.0, flip_deg=25.0) == Protocol(
+        "spgr", tr_ms=20.0, te_ms=4.0, flip_deg=25.0, name="render_spgr")
+
+
+def test_cli_render(maps_dir: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    from relaxomap.train.cli import main
+
+    d, _ = maps_dir
+    out = tmp_path / "t1w.nii.gz"
+    res = CliRunner().invoke(main, ["render", "--maps", str(d), "--seq", "t1w", "--tr", "500", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    prot = PRESETS["t1w_se_3t"].with_(tr_ms=500.0)
+    expected = signal(np.float32([WM[0]]), np.float32([WM[1]]), np.float32([WM[2]]), [prot])[0, 0]
+    assert_allclose(nib.load(out).get_fdata(), expected, rtol=1e-7)
+    res = CliRunner().invoke(main, ["render", "--maps", str(tmp_path / "none"), "--seq", "t1w", "--out", str(out)])
+    assert res.exit_code == 1 and "maps directory" in res.output and "not found" in res.output
