@@ -26,7 +26,7 @@ from relaxomap.model.unet import build_model, count_parameters
 from relaxomap.physics.protocol import PRESETS, pack_protocols
 from relaxomap.physics.signal import signal_packed_torch
 from relaxomap.physics.tissues import label_lookup
-from relaxomap.train.distributed import resolve_device
+from relaxomap.train.device import resolve_device
 from relaxomap.train.losses import LossConfig, total_loss
 
 __all__ = ["synthetic_batch", "bench_train", "BASELINE_ARCH"]

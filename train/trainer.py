@@ -48,13 +48,8 @@ from relaxomap.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from relaxomap.train.distributed import (
-    DistContext,
-    EpochBatchSampler,
-    init_distributed,
-    resolve_device,
-    shutdown_distributed,
-)
+from relaxomap.train.device import resolve_device
+from relaxomap.train.distributed import DistContext, EpochBatchSampler, init_distributed, shutdown_distributed
 from relaxomap.train.losses import total_loss
 from relaxomap.train.schedule import loss_config_at, lr_at, physics_weight_at
 from relaxomap.train.config import RESUME_MAY_CHANGE, TrainConfig

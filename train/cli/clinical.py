@@ -79,7 +79,7 @@ def register(main: click.Group, bench: click.Group) -> None:
         from relaxomap.train.clinical.predict import MAP_FILES, run_predict
 
         flags = {c: {key: params[f"{c}_{flag}"] for flag, key, _ in _FIELDS} for c in CONTRASTS}
-        prov = run_predict({"t1w": t1w, "t2w": t2w, "flair": flair}, out_dir, model_path=model_path,
+        prov = run_predict({"t1w": t1w, "t2w": t2w, "flair": flair}, out_dir, checkpoint=model_path,
                            mask_path=mask_path, param_flags=flags, resample=not no_resample, device=device,
                            batch=batch, overwrite=overwrite, progress=not quiet)
         _print_warnings(prov["warnings"])
@@ -134,7 +134,7 @@ def register(main: click.Group, bench: click.Group) -> None:
         """Simulate a held-out case, predict its maps from the written files, report metrics and a figure."""
         from relaxomap.train.clinical.demo import format_table, run_demo
 
-        report = run_demo(out_dir, seed=seed, model_path=model_path, device=device, overwrite=overwrite)
+        report = run_demo(out_dir, seed=seed, checkpoint=model_path, device=device, overwrite=overwrite)
         _print_warnings(report["warnings"])
         click.echo(format_table(report["metrics"]))
         click.echo(f"wrote inputs, truth, prediction, figure.png, metrics.json and metrics.md to {out_dir} "

@@ -25,10 +25,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from relaxomap.atomic import check_output_dir
-from relaxomap.train.clinical.nifti import save_nifti, write_json
+from relaxomap.physics.protocol import CONTRASTS
 from relaxomap.synth.orientation import axial_to_image
-from relaxomap.train.clinical.predict import MAP_FILES, MAP_KEYS, load_predictor, resolve_device, run_predict
-from relaxomap.train.clinical.sidecar import CONTRAST_LABELS, CONTRASTS, bids_sidecar_dict, training_ranges
+from relaxomap.train.clinical.nifti import save_nifti, write_json
+from relaxomap.train.clinical.predict import MAP_FILES, load_prediction_model, run_predict
+from relaxomap.train.clinical.sidecar import CONTRAST_LABELS, bids_sidecar_dict
+from relaxomap.train.clinical.training_facts import demo_field_t, forward_model, protocol_ranges, training_ranges
+from relaxomap.train.device import resolve_device
 
 __all__ = ["DEMO_ENTROPY", "demo_source", "make_case", "run_demo", "format_table"]
 
@@ -37,7 +40,6 @@ __all__ = ["DEMO_ENTROPY", "demo_source", "make_case", "run_demo", "format_table
 #: constant, so its anatomy, lesions, protocol and noise are not those of any training sample unless a store
 #: is generated with ``seed = DEMO_ENTROPY``.
 DEMO_ENTROPY = 0x5EED_DE30
-_INPUT_NAMES = {"t1w": "T1w", "t2w": "T2w", "flair": "FLAIR"}
 _TRUTH_FILES = {**MAP_FILES, "mask": "brain_mask.nii.gz", "labels": "labels.nii.gz"}
 
 
@@ -103,7 +105,7 @@ def _metrics(pred: Mapping[str, np.ndarray], maps: Any) -> dict[str, Any]:
 
     acc = MetricAccumulator()
     truth = maps.stack()  # (3, X, Y, Z)
-    p = np.stack([pred[k] for k in MAP_KEYS])
+    p = np.stack([pred[k] for k in MAP_FILES])
     for k in range(truth.shape[3]):
         if maps.mask[:, :, k].any():
             acc.update(np.stack([axial_to_image(p[c, :, :, k]) for c in range(3)]),
@@ -151,7 +153,7 @@ def _figure(path: Path, case: Mapping[str, Any], pred: Mapping[str, np.ndarray],
         ti = f" TI {p.ti_ms:.0f}" if p.ti_ms else ""
         ax.set_title(f"{CONTRAST_LABELS[c]} ({p.kind})\nTR {p.tr_ms:.0f} TE {p.te_ms:.0f}{ti} ms, "
                      f"SNR {case['snr'][c]:.0f}", fontsize=9)
-    for j, k in enumerate(MAP_KEYS):
+    for j, k in enumerate(MAP_FILES):
         t = axial_to_image(truth[k][:, :, z]) * mask
         q = axial_to_image(pred[k][:, :, z]) * mask
         lo, hi = limits[k]
@@ -172,71 +174,92 @@ def _figure(path: Path, case: Mapping[str, Any], pred: Mapping[str, np.ndarray],
     plt.close(fig)
 
 
-def run_demo(out_dir: str | Path, *, seed: int = 0, model_path: str | Path | None = None, device: str = "auto",
+def _write_case(out: Path, case: Mapping[str, Any]) -> tuple[dict[str, Path], Path]:
+    """Write the inputs (NIfTI + BIDS sidecars) and the truth of a case; returns the input paths and the true
+    brain mask's path."""
+    maps, aff = case["maps"], case["affine"]
+    inputs = out / "inputs"
+    truth = out / "truth"
+    inputs.mkdir(parents=True)
+    truth.mkdir()
+    paths = {}
+    for c in CONTRASTS:
+        p = inputs / f"{CONTRAST_LABELS[c]}.nii.gz"
+        save_nifti(p, case["images"][c], aff, description=f"relaxomap demo {c}")
+        write_json(inputs / f"{CONTRAST_LABELS[c]}.json",
+                   bids_sidecar_dict(case["protocols"][c], RelaxomapDemoSNR=case["snr"][c]))
+        paths[c] = p
+    for k, arr in (("t1_ms", maps.t1_ms), ("t2_ms", maps.t2_ms), ("pd", maps.pd),
+                   ("mask", maps.mask.astype(np.float32)), ("labels", maps.labels.astype(np.float32))):
+        save_nifti(truth / _TRUTH_FILES[k], arr, aff, description=f"relaxomap demo truth {k}")
+    return paths, truth / _TRUTH_FILES["mask"]
+
+
+def _score(out: Path, case: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
+    """Metrics of the written prediction against the truth, the automatic mask's Dice, and the figure."""
+    import nibabel as nib
+
+    from relaxomap.train.clinical.brainmask import auto_brain_mask
+
+    maps = case["maps"]
+    pred = {k: np.asarray(nib.load(out / "prediction" / f).dataobj, np.float32) for k, f in MAP_FILES.items()}
+    result = _metrics(pred, maps)
+    auto = auto_brain_mask([case["images"][c] for c in CONTRASTS], maps.voxel_mm)
+    dice = float(2 * (auto & maps.mask).sum() / max(1, auto.sum() + maps.mask.sum()))
+    area = maps.mask.sum(axis=(0, 1))  # (Z,) brain voxels per slice
+    z = maps.shape[2] // 2 if area[maps.shape[2] // 2] > 0 else int(np.argmax(area))
+    _figure(out / "figure.png", case, pred, z)
+    return result, dice
+
+
+def _markdown(seed: int, maps: Any, model: Mapping[str, Any], dice: float, table: str) -> str:
+    return (f"# relaxomap demo, case {seed}\n\nHeld-out phantom `{maps.subject_id}` ({maps.shape[2]} axial slices, "
+            f"{maps.field_t:g} T), model `{model['path']}` (sha256 {model['sha256'][:12]}...).\n"
+            f"Metrics inside the true brain mask ({int(maps.mask.sum())} voxels); PSNR/SSIM are means over "
+            f"slices, MAE/MPE/bias pooled over voxels. Automatic brain mask Dice vs truth: {dice:.3f}.\n\n"
+            f"{table}\n")
+
+
+def run_demo(out_dir: str | Path, *, seed: int = 0, checkpoint: str | Path | None = None, device: str = "auto",
              n_slices: int = 20, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the whole demo (module docstring) into ``out_dir``; returns a report dict.
 
     Returns
     -------
-    ``{"metrics": MetricAccumulator result, "auto_mask_dice": float, "warnings": [...], "runtime_s": float,
-    "files": {...}}``; the same is saved as ``metrics.json``.
+    ``{"case", "model", "metrics": MetricAccumulator result, "auto_mask_dice": float, "training_ranges_ms",
+    "warnings": [...], "runtime_s": float}``; the same is saved as ``metrics.json``.
 
     Raises
     ------
     FileNotFoundError
-        If no checkpoint is found (the default model is missing and ``model_path`` is None).
+        If no checkpoint is found (the default model is missing and ``checkpoint`` is None).
     ValueError
         If ``out_dir`` is not empty and ``overwrite`` is False.
     """
-    from relaxomap.train.clinical.brainmask import auto_brain_mask
-
     t0 = time.perf_counter()
     out = Path(out_dir)
     check_output_dir(out, overwrite)
     # the model first: a missing checkpoint should fail before minutes of simulation
-    _model, _config, meta, _info = load_predictor(model_path, resolve_device("cpu"))
+    _model, _config, meta, _info = load_prediction_model(checkpoint, resolve_device("cpu"))
     del _model
-    ranges = _protocol_ranges(meta)
-    case = make_case(seed, n_slices=n_slices, ranges=ranges, forward=_forward_model(meta),
-                     field_t=_field_t(meta, ranges))
-    maps, aff = case["maps"], case["affine"]
-
+    ranges = protocol_ranges(meta)
+    forward = forward_model(meta)
+    case = make_case(seed, n_slices=n_slices, ranges=ranges, forward=forward, field_t=demo_field_t(meta, ranges))
+    maps = case["maps"]
     created = not out.exists()
     if out.exists() and overwrite:
         shutil.rmtree(out)
     try:
-        inputs = out / "inputs"
-        truth = out / "truth"
-        inputs.mkdir(parents=True)
-        truth.mkdir()
-        paths = {}
-        for c in CONTRASTS:
-            p = inputs / f"{_INPUT_NAMES[c]}.nii.gz"
-            save_nifti(p, case["images"][c], aff, description=f"relaxomap demo {c}")
-            write_json(inputs / f"{_INPUT_NAMES[c]}.json",
-                       bids_sidecar_dict(case["protocols"][c], RelaxomapDemoSNR=case["snr"][c]))
-            paths[c] = p
-        for k, arr in (("t1_ms", maps.t1_ms), ("t2_ms", maps.t2_ms), ("pd", maps.pd),
-                       ("mask", maps.mask.astype(np.float32)), ("labels", maps.labels.astype(np.float32))):
-            save_nifti(truth / _TRUTH_FILES[k], arr, aff, description=f"relaxomap demo truth {k}")
-
-        prov = run_predict(paths, out / "prediction", model_path=model_path, mask_path=truth / _TRUTH_FILES["mask"],
-                           device=device, progress=progress)
-        import nibabel as nib
-
-        pred = {k: np.asarray(nib.load(out / "prediction" / MAP_FILES[k]).dataobj, np.float32) for k in MAP_KEYS}
-        result = _metrics(pred, maps)
-        auto = auto_brain_mask([case["images"][c] for c in CONTRASTS], maps.voxel_mm)
-        dice = float(2 * (auto & maps.mask).sum() / max(1, auto.sum() + maps.mask.sum()))
-        area = maps.mask.sum(axis=(0, 1))  # (Z,) brain voxels per slice
-        z = maps.shape[2] // 2 if area[maps.shape[2] // 2] > 0 else int(np.argmax(area))
-        _figure(out / "figure.png", case, pred, z)
+        paths, truth_mask = _write_case(out, case)
+        prov = run_predict(paths, out / "prediction", checkpoint=checkpoint, mask_path=truth_mask, device=device,
+                           progress=progress)
+        result, dice = _score(out, case)
         report = {
             "case": {"seed": seed, "subject_seed": case["subject_seed"], "demo_entropy": DEMO_ENTROPY,
                      "subject_id": maps.subject_id, "source": maps.source, "field_t": maps.field_t,
                      "shape": list(maps.shape), "voxel_mm": maps.voxel_mm.tolist(),
                      "protocols": {c: p.to_dict() for c, p in case["protocols"].items()},
-                     "snr": case["snr"], "forward_model": _forward_model(meta)},
+                     "snr": case["snr"], "forward_model": forward},
             "model": prov["model"],
             "metrics": result,
             "auto_mask_dice": dice,
@@ -245,45 +268,9 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, model_path: str | Path | Non
             "runtime_s": round(time.perf_counter() - t0, 2),
         }
         write_json(out / "metrics.json", report)
-        table = format_table(result)
-        (out / "metrics.md").write_text(
-            f"# relaxomap demo, case {seed}\n\nHeld-out phantom `{maps.subject_id}` ({maps.shape[2]} axial slices, "
-            f"{maps.field_t:g} T), model `{prov['model']['path']}` (sha256 {prov['model']['sha256'][:12]}...).\n"
-            f"Metrics inside the true brain mask ({int(maps.mask.sum())} voxels); PSNR/SSIM are means over "
-            f"slices, MAE/MPE/bias pooled over voxels. Automatic brain mask Dice vs truth: {dice:.3f}.\n\n"
-            f"{table}\n")
+        (out / "metrics.md").write_text(_markdown(seed, maps, prov["model"], dice, format_table(result)))
         return report
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
-
-
-def _store_config(meta: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The training store's SynthConfig dict that the trainer keeps in ``meta["extra"]["store_config"]``."""
-    cfg = (meta.get("extra") or {}).get("store_config")
-    return cfg if isinstance(cfg, Mapping) else {}
-
-
-def _protocol_ranges(meta: Mapping[str, Any]) -> Any:
-    """The checkpoint's training ProtocolRanges when recorded, else None (the defaults)."""
-    from relaxomap.synth.protocols import ProtocolRanges
-
-    pr = (meta.get("extra") or {}).get("protocol_ranges") or _store_config(meta).get("protocols")
-    return ProtocolRanges.from_dict(dict(pr)) if pr else None
-
-
-def _forward_model(meta: Mapping[str, Any]) -> str:
-    """The training forward model (``closed`` / ``epg``) when the checkpoint records it, else ``closed``."""
-    f = _store_config(meta).get("forward")
-    return str(f) if f in ("closed", "epg") else "closed"
-
-
-def _field_t(meta: Mapping[str, Any], ranges: Any) -> float:
-    """Field strength [T] of the demo: the training source's when recorded, else 3 T if the protocol ranges
-    allow it, else their last field."""
-    f = (_store_config(meta).get("source") or {}).get("field_t")
-    if f is not None:
-        return float(f)
-    fields = tuple(ranges.fields_t) if ranges is not None else (3.0,)
-    return 3.0 if any(abs(x - 3.0) < 0.26 for x in fields) else float(fields[-1])

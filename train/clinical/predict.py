@@ -8,14 +8,16 @@ Two levels:
   Each contrast of each slice is normalised with :func:`synth.normalize.normalize_intensity` (``mask=None``),
   exactly as the simulator normalises its training slices.
 - :func:`run_predict` -- the file pipeline behind ``relaxomap predict``: read NIfTI (+ BIDS sidecar) or DICOM,
-  resolve TR/TE/TI (:mod:`train.clinical.sidecar`), put every contrast on the T1w grid (:mod:`train.clinical.resample`), reorder
-  to RAS so slices are axial, mask (given or :func:`train.clinical.brainmask.auto_brain_mask`), predict, write
-  ``T1_ms.nii.gz``, ``T2_ms.nii.gz``, ``PD.nii.gz``, ``brain_mask.nii.gz`` and ``provenance.json`` with the
-  input affine into a temporary directory renamed into place at the end.
+  resolve TR/TE/TI (:mod:`train.clinical.sidecar`), put every contrast on the T1w grid
+  (:mod:`train.clinical.resample`), reorder to RAS so slices are axial, mask (given or
+  :func:`train.clinical.brainmask.auto_brain_mask`), predict, write ``T1_ms.nii.gz``, ``T2_ms.nii.gz``,
+  ``PD.nii.gz``, ``brain_mask.nii.gz`` and ``provenance.json`` with the input affine into a temporary
+  directory renamed into place at the end.
+
+Nothing here imports the trainer: a checkpoint is read with :func:`train.checkpoint.load_predictor`.
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from datetime import datetime, timezone
@@ -24,55 +26,53 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from relaxomap import __version__
 from relaxomap.atomic import atomic_output_dir, check_output_dir
+from relaxomap.physics.protocol import CONTRASTS
 from relaxomap.synth.normalize import normalize_intensity
 from relaxomap.synth.orientation import axial_to_image, image_to_axial
+from relaxomap.train.checkpoint import load_predictor
 from relaxomap.train.clinical.brainmask import auto_brain_mask
-from relaxomap.train.clinical.nifti import (
-    Volume,
-    load_nifti,
-    save_nifti,
-    voxel_sizes_mm,
-    write_json,
-)
+from relaxomap.train.clinical.nifti import Volume, load_nifti, save_nifti, voxel_sizes_mm, write_json
 from relaxomap.train.clinical.resample import from_ras, resample_to_grid, same_grid, to_ras
 from relaxomap.train.clinical.sidecar import (
     CONTRAST_LABELS,
-    CONTRASTS,
     PARAM_FIELDS,
     FileParams,
-    range_warnings,
+    ParamValue,
     read_bids_sidecar,
     resolve_parameters,
     sidecar_path,
-    training_ranges,
 )
-from relaxomap import __version__
+from relaxomap.train.clinical.training_facts import (
+    range_warnings,
+    training_inplane_mm,
+    training_ranges,
+    voxel_warning,
+)
+from relaxomap.train.device import resolve_device
 
 __all__ = [
-    "MAP_KEYS",
     "MAP_FILES",
     "MASK_FILE",
     "PROVENANCE_FILE",
+    "DEFAULT_MODEL_DIR",
     "DEFAULT_MODEL",
     "predict_volume",
     "load_contrast",
-    "resolve_device",
-    "load_predictor",
-    "sha256_file",
-    "training_inplane_mm",
-    "voxel_warning",
+    "load_prediction_model",
     "run_predict",
 ]
 
-#: Map keys in the network's output channel order.
-MAP_KEYS: tuple[str, ...] = ("t1_ms", "t2_ms", "pd")
-#: Output file of each map.
+#: Output file of each map, in the network's output channel order; the keys name the maps in the dicts of
+#: :func:`predict_volume` (physical units: T1 and T2 in ms, PD relative to CSF = 1).
 MAP_FILES: dict[str, str] = {"t1_ms": "T1_ms.nii.gz", "t2_ms": "T2_ms.nii.gz", "pd": "PD.nii.gz"}
 MASK_FILE = "brain_mask.nii.gz"
 PROVENANCE_FILE = "provenance.json"
-#: The checkpoint used when ``--model`` is not given.
-DEFAULT_MODEL = Path(__file__).resolve().parent / "default_model" / "model.pt"
+#: The shipped model's folder (package data: checkpoint, model card, the recipe's JSON files).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+#: The checkpoint used when ``--checkpoint`` is not given.
+DEFAULT_MODEL = DEFAULT_MODEL_DIR / "model.pt"
 
 
 # ------------------------------------------------------------------------------------------------ pure core
@@ -100,6 +100,55 @@ def _params_array(params: Mapping[str, Sequence[float]] | np.ndarray, present: n
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"params must be finite and >= 0 ms; got {arr.tolist()}")
     return arr
+
+
+def _check_images(images: Mapping[str, np.ndarray | None], mask: np.ndarray | None
+                  ) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(present (3,) bool, common (X, Y, Z) shape) of :func:`predict_volume`'s inputs; ValueError if unusable."""
+    unknown = set(images) - set(CONTRASTS)
+    if unknown:
+        raise ValueError(f"images has unknown contrast(s) {sorted(unknown)}; allowed: {list(CONTRASTS)}")
+    present = np.array([images.get(c) is not None for c in CONTRASTS])
+    if not present.any():
+        raise ValueError(f"predict_volume needs at least one of {list(CONTRASTS)}; got none")
+    given = [c for c in CONTRASTS if images.get(c) is not None]
+    shape = np.shape(images[given[0]])
+    for c in given:
+        s = np.shape(images[c])
+        if len(s) != 3:
+            raise ValueError(f"images[{c!r}] must be 3-D (X, Y, Z); got shape {s}")
+        if s != shape:
+            raise ValueError(f"images[{c!r}] has shape {s}; all contrasts must share one grid {shape}")
+    if mask is not None and np.shape(mask) != shape:
+        raise ValueError(f"mask has shape {np.shape(mask)}; it must match the images {shape}")
+    return present, shape
+
+
+def _predict_slices(model: Any, vols: Mapping[str, np.ndarray], todo: Sequence[int], params: np.ndarray,
+                    present: np.ndarray, shape: tuple[int, ...], batch: int, device: Any, progress: bool
+                    ) -> np.ndarray:
+    """(3, X, Y, Z) float32 maps of the axial slices ``todo`` (others 0), ``batch`` slices per forward pass."""
+    import torch
+    from tqdm import tqdm
+
+    out = np.zeros((len(MAP_FILES), *shape), np.float32)
+    zeros = np.zeros(shape[:2][::-1], np.float32)  # (H=Y, W=X)
+    par_t = torch.as_tensor(params, device=device)
+    pres_t = torch.as_tensor(present.astype(np.float32), device=device)
+    with torch.inference_mode(), tqdm(total=len(todo), unit="slice", disable=not progress, desc="predict") as bar:
+        for start in range(0, len(todo), batch):
+            ks = todo[start:start + batch]
+            # normalised here, a batch at a time, so only `batch` slices are ever copied
+            x = np.stack([np.stack([_normalised_image(vols[c][:, :, k]) if c in vols else zeros
+                                    for c in CONTRASTS]) for k in ks])  # (B, 3, H=Y, W=X)
+            xt = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+            b = xt.shape[0]
+            y = model(xt, par_t.expand(b, -1, -1), pres_t.expand(b, -1))  # (B, 3, H, W)
+            y = y.float().cpu().numpy()
+            for i, k in enumerate(ks):
+                out[:, :, :, k] = image_to_axial(y[i])
+            bar.update(len(ks))
+    return out
 
 
 def predict_volume(
@@ -131,80 +180,42 @@ def predict_volume(
 
     Returns
     -------
-    ``{"t1_ms": (X, Y, Z) float32 [ms], "t2_ms": ... [ms], "pd": ... (relative, CSF = 1)}``
+    ``{"t1_ms": (X, Y, Z) float32 [ms], "t2_ms": ... [ms], "pd": ... (relative, CSF = 1)}`` (:data:`MAP_FILES` keys)
 
     Raises
     ------
     ValueError
         If no contrast is present, shapes differ, or params are missing / negative for a present contrast.
     """
-    import torch
-    from tqdm import tqdm
-
     if batch < 1:
         raise ValueError(f"batch must be >= 1; got {batch}")
-    unknown = set(images) - set(CONTRASTS)
-    if unknown:
-        raise ValueError(f"images has unknown contrast(s) {sorted(unknown)}; allowed: {list(CONTRASTS)}")
-    present = np.array([images.get(c) is not None for c in CONTRASTS])
-    if not present.any():
-        raise ValueError(f"predict_volume needs at least one of {list(CONTRASTS)}; got none")
-    given = [c for c in CONTRASTS if images.get(c) is not None]
-    shape = np.shape(images[given[0]])
-    for c in given:
-        s = np.shape(images[c])
-        if len(s) != 3:
-            raise ValueError(f"images[{c!r}] must be 3-D (X, Y, Z); got shape {s}")
-        if s != shape:
-            raise ValueError(f"images[{c!r}] has shape {s}; all contrasts must share one grid {shape}")
-    if mask is not None and np.shape(mask) != shape:
-        raise ValueError(f"mask has shape {np.shape(mask)}; it must match the images {shape}")
+    present, shape = _check_images(images, mask)
     par = _params_array(params, present)
-
-    vols = {c: images[c] for c in given}
-    if mask is not None:
-        m = np.asarray(mask, bool)
+    vols = {c: images[c] for c in CONTRASTS if images.get(c) is not None}
+    m = None if mask is None else np.asarray(mask, bool)
+    if m is not None:
         todo = [k for k in range(shape[2]) if m[:, :, k].any()]
     else:
-        m = None
         todo = [k for k in range(shape[2]) if any(np.any(np.asarray(v[:, :, k]) > 0) for v in vols.values())]
-
     dev = device if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = np.zeros((len(MAP_KEYS), *shape), np.float32)  # (3, X, Y, Z)
-    zeros = np.zeros(shape[:2][::-1], np.float32)  # (H=Y, W=X)
-    par_t = torch.as_tensor(par, device=dev)
-    pres_t = torch.as_tensor(present.astype(np.float32), device=dev)
     try:
-        with torch.inference_mode(), tqdm(total=len(todo), unit="slice", disable=not progress,
-                                          desc="predict") as bar:
-            for start in range(0, len(todo), batch):
-                ks = todo[start:start + batch]
-                # normalised here, a batch at a time, so only `batch` slices are ever copied
-                x = np.stack([np.stack([_normalised_image(vols[c][:, :, k]) if c in vols else zeros
-                                        for c in CONTRASTS]) for k in ks])  # (B, 3, H=Y, W=X)
-                xt = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
-                b = xt.shape[0]
-                y = model(xt, par_t.expand(b, -1, -1), pres_t.expand(b, -1))  # (B, 3, H, W)
-                y = y.float().cpu().numpy()
-                for i, k in enumerate(ks):
-                    out[:, :, :, k] = image_to_axial(y[i])
-                bar.update(len(ks))
+        out = _predict_slices(model, vols, todo, par, present, shape, batch, dev, progress)
     finally:
         if was_training:
             model.train()
     if m is not None:
         out *= m[None]
-    return {key: out[i] for i, key in enumerate(MAP_KEYS)}
+    return {key: out[i] for i, key in enumerate(MAP_FILES)}
 
 
 # ------------------------------------------------------------------------------------------------ inputs
 def load_contrast(path: str | Path, contrast: str) -> Volume:
     """Read one contrast: a NIfTI file (parameters from its BIDS sidecar) or a DICOM series directory.
 
-    Returns a :class:`train.clinical.nifti.Volume` whose ``metadata["params"]`` is a :class:`train.clinical.sidecar.FileParams`
-    and ``metadata["format"]`` is ``"nifti"`` or ``"dicom"``.
+    Returns a :class:`train.clinical.nifti.Volume` whose ``metadata["params"]`` is a
+    :class:`train.clinical.sidecar.FileParams` and ``metadata["format"]`` is ``"nifti"`` or ``"dicom"``.
     """
     what = f"{CONTRAST_LABELS[contrast]} image"
     p = Path(path)
@@ -220,85 +231,23 @@ def load_contrast(path: str | Path, contrast: str) -> Volume:
     return vol
 
 
-def resolve_device(device: str = "auto") -> Any:
-    """``"auto"`` -> CUDA if available, else CPU; otherwise ``torch.device(device)`` (checked to exist)."""
-    import torch
-
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"--device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device} asked for CUDA but no CUDA device is available; use --device cpu")
-    return dev
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def load_predictor(model_path: str | Path | None, device: Any) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
-    """Load a checkpoint for inference.
-
-    Returns
-    -------
-    model (on ``device``, eval mode), model_config, meta, info ``{"path", "sha256", "version", "arch"}``.
+def load_prediction_model(checkpoint: str | Path | None, device: Any
+                          ) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """:func:`train.checkpoint.load_predictor` of ``checkpoint``, or of :data:`DEFAULT_MODEL` when None.
 
     Raises
     ------
     FileNotFoundError
         If the checkpoint does not exist, saying how to train one.
     """
-    from relaxomap.train.checkpoint import load_model
-
-    path = Path(model_path) if model_path is not None else DEFAULT_MODEL
+    path = Path(checkpoint) if checkpoint is not None else DEFAULT_MODEL
     if not path.is_file():
-        which = "the default model" if model_path is None else "--model"
+        which = "the default model" if checkpoint is None else "--checkpoint"
         raise FileNotFoundError(
             f"model checkpoint {path} ({which}) not found. Train one with `relaxomap train` and pass it with "
-            f"--model PATH, or place a trained checkpoint at {DEFAULT_MODEL}"
+            f"--checkpoint PATH, or place a trained checkpoint at {DEFAULT_MODEL}"
         )
-    model, config, meta = load_model(path)
-    model = model.to(device).eval()
-    meta = dict(meta or {})
-    info = {"path": str(path.resolve()), "sha256": sha256_file(path),
-            "version": str(meta.get("package_version", "unknown")),  # relaxomap version that wrote it
-            "format_version": meta.get("format_version"), "created": meta.get("created"),
-            "step": meta.get("step"), "weights": meta.get("weights"),
-            "arch": getattr(config, "arch", "unknown"),
-            "config": config.to_dict() if hasattr(config, "to_dict") else None}
-    return model, config, meta, info
-
-
-# ------------------------------------------------------------------------------------------------ checks
-def training_inplane_mm(meta: Mapping[str, Any]) -> float:
-    """In-plane voxel size [mm] of the training slices, from the store's source config (1 mm when unknown:
-    the procedural phantom's default and the BrainWeb maps)."""
-    source = ((meta.get("extra") or {}).get("store_config") or {}).get("source") or {}
-    if source.get("kind") == "phantom":
-        vox = (source.get("phantom") or {}).get("voxel_mm")
-    else:
-        vox = (source.get("augment") or {}).get("voxel_mm")
-    return float(min(vox[0], vox[1])) if vox else 1.0
-
-
-def voxel_warning(voxel_mm: Sequence[float], train_mm: float, ratio: float = 1.5) -> list[str]:
-    """A warning when the in-plane voxel size of the RAS-ordered grid is more than ``ratio`` times larger or
-    smaller than the training one: the 2-D network then sees anatomy at a scale it was not trained on."""
-    inplane = float(min(voxel_mm[0], voxel_mm[1]))
-    if inplane > ratio * train_mm or inplane < train_mm / ratio:
-        return [f"in-plane voxel size {voxel_mm[0]:.3g} x {voxel_mm[1]:.3g} mm differs from the training slices' "
-                f"{train_mm:.3g} mm by more than a factor {ratio:g}; consider resampling the inputs to "
-                f"~{train_mm:.3g} mm in-plane"]
-    return []
-
+    return load_predictor(path, device)
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
@@ -318,11 +267,82 @@ def _on_reference_grid(vol: Volume, ref: Volume, label: str, resample: bool, ord
     return resample_to_grid(vol.data, vol.affine, ref.shape, ref.affine, order=order), True
 
 
+def _read_inputs(given: Mapping[str, str | Path], flags: Mapping[str, Mapping[str, float | None]],
+                 warnings: list[str]) -> tuple[dict[str, Volume], dict[str, dict[str, ParamValue]]]:
+    """The given contrasts' volumes and their resolved TR/TE/TI; a warning per contrast not given."""
+    vols = {c: load_contrast(p, c) for c, p in given.items()}
+    params = {c: resolve_parameters(c, vols[c].metadata.get("params", FileParams()), flags.get(c, {}))
+              for c in vols}
+    for c in CONTRASTS:
+        if c not in vols:
+            warnings.append(f"{CONTRAST_LABELS[c]} not given: predicted without it (present = 0); expect "
+                            "larger errors than with all three contrasts")
+    return vols, params
+
+
+def _brain_mask(mask_path: str | Path | None, data: Mapping[str, np.ndarray], ref: Volume, ref_label: str,
+                resample: bool, warnings: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """The brain mask on the reference grid (given, or automatic) and its provenance entry."""
+    if mask_path is not None:
+        mvol = load_nifti(mask_path, "brain mask")
+        mdata, _ = _on_reference_grid(mvol, ref, "brain mask", resample, 0, warnings)
+        mask = mdata > 0  # nearest-neighbour resampling keeps the mask's own values
+        info: dict[str, Any] = {"source": str(mask_path)}
+        if not mask.any():
+            raise ValueError(f"brain mask {mask_path} is empty on the {ref_label} grid")
+    else:
+        mask = auto_brain_mask([data[c] for c in data], ref.voxel_mm)
+        info = {"source": "auto (train.clinical.brainmask.auto_brain_mask: Otsu + largest component + hole "
+                          "filling; pass --mask for a research-grade mask)"}
+    info["n_voxels"] = int(mask.sum())
+    return mask, info
+
+
+def _predict_maps(data: Mapping[str, np.ndarray], mask: np.ndarray, ref: Volume,
+                  params: Mapping[str, Mapping[str, ParamValue]], model: Any, meta: Mapping[str, Any], batch: int,
+                  device: Any, progress: bool, warnings: list[str]) -> dict[str, np.ndarray]:
+    """Reorder the voxel axes to RAS (axial slices), predict, reorder back to the input layout."""
+    ras = {c: to_ras(d, ref.affine) for c, d in data.items()}
+    mask_ras, affine_ras, ornt = to_ras(mask, ref.affine)
+    warnings.extend(voxel_warning(voxel_sizes_mm(affine_ras), training_inplane_mm(meta)))
+    maps_ras = predict_volume({c: r[0] for c, r in ras.items()},
+                              {c: [params[c][f].value_ms for f in PARAM_FIELDS] for c in params},
+                              model, mask_ras, batch, device=device, progress=progress)
+    return {k: np.ascontiguousarray(from_ras(v, ornt)) for k, v in maps_ras.items()}
+
+
+def _provenance(vols: Mapping[str, Volume], resampled: Mapping[str, bool], ref_label: str, ref: Volume,
+                params: Mapping[str, Mapping[str, ParamValue]], model_info: Mapping[str, Any],
+                ranges: Any, mask_info: Mapping[str, Any], device: Any, batch: int,
+                warnings: list[str]) -> dict[str, Any]:
+    """The ``provenance.json`` record of one prediction (``runtime_s`` is added when the files are written)."""
+    return {
+        "relaxomap_version": __version__,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv) if sys.argv else "",
+        "model": dict(model_info),
+        "inputs": {c: {"path": str(Path(v.source).resolve()), "format": v.metadata.get("format"),
+                       "shape": list(v.shape), "voxel_mm": np.round(v.voxel_mm, 4).tolist(),
+                       "resampled_to_reference": resampled[c]} for c, v in vols.items()},
+        "reference_grid": {"contrast": ref_label, "shape": list(ref.shape), "affine": ref.affine.tolist()},
+        "parameters": {c: {f: {"value_ms": pv.value_ms, "source": pv.source} for f, pv in fp.items()}
+                       for c, fp in params.items()},
+        "present": {c: c in vols for c in CONTRASTS},
+        "training_ranges_ms": ranges,
+        "mask": dict(mask_info),
+        "device": str(device),
+        "batch": batch,
+        "outputs": {**MAP_FILES, "mask": MASK_FILE},
+        "units": {"t1_ms": "ms", "t2_ms": "ms", "pd": "relative to CSF = 1"},
+        "warnings": warnings,
+    }
+
+
 def run_predict(
     inputs: Mapping[str, str | Path | None],
     out_dir: str | Path,
     *,
-    model_path: str | Path | None = None,
+    checkpoint: str | Path | None = None,
     mask_path: str | Path | None = None,
     param_flags: Mapping[str, Mapping[str, float | None]] | None = None,
     resample: bool = True,
@@ -337,11 +357,11 @@ def run_predict(
     ----------
     inputs : ``{"t1w": path, "t2w": path, "flair": path or None}``: NIfTI files or DICOM series directories.
     out_dir : output directory (created atomically).
-    model_path : checkpoint; ``None`` = :data:`DEFAULT_MODEL`.
+    checkpoint : checkpoint file; ``None`` = :data:`DEFAULT_MODEL`.
     mask_path : brain mask NIfTI (non-zero = brain); ``None`` = automatic mask.
     param_flags : ``{"flair": {"ti_ms": 2500.0, ...}}`` [ms] overriding the files' metadata.
     resample : put contrasts on the reference (T1w) grid when needed; ``False`` = error instead.
-    device : ``"auto"``, ``"cpu"``, ``"cuda"``...
+    device : ``"auto"``, ``"cpu"``, ``"cuda"``, ... (:func:`train.device.resolve_device`).
     batch : slices per forward pass.
     overwrite : replace a non-empty ``out_dir``.
     progress : tqdm progress bar.
@@ -349,7 +369,8 @@ def run_predict(
     Raises
     ------
     FileNotFoundError, ValueError, ImportError
-        With messages naming the file or parameter (see :mod:`train.clinical.sidecar`, :mod:`train.clinical.nifti`).
+        With messages naming the file or parameter (see :mod:`train.clinical.sidecar`,
+        :mod:`train.clinical.nifti`).
     """
     t0 = time.perf_counter()
     given = {c: inputs.get(c) for c in CONTRASTS if inputs.get(c) is not None}
@@ -359,77 +380,29 @@ def run_predict(
     if not given:
         raise ValueError("no input image: pass at least --t1w (and preferably --t2w and --flair)")
     check_output_dir(Path(out_dir), overwrite)  # fail before any work
-    flags = param_flags or {}
     warnings: list[str] = []
     dev = resolve_device(device)
-    model, _config, meta, model_info = load_predictor(model_path, dev)  # a missing checkpoint fails fast
-
-    vols = {c: load_contrast(p, c) for c, p in given.items()}
-    params = {c: resolve_parameters(c, vols[c].metadata.get("params", FileParams()), flags.get(c, {}))
-              for c in vols}
-    for c in CONTRASTS:
-        if c not in vols:
-            warnings.append(f"{CONTRAST_LABELS[c]} not given: predicted without it (present = 0); expect "
-                            "larger errors than with all three contrasts")
+    model, _config, meta, model_info = load_prediction_model(checkpoint, dev)  # a missing checkpoint fails fast
+    vols, params = _read_inputs(given, param_flags or {}, warnings)
 
     ref_c = next(c for c in CONTRASTS if c in vols)
     ref = vols[ref_c]
-    data = {}
-    resampled = {}
+    data, resampled = {}, {}
     for c, vol in vols.items():
         data[c], resampled[c] = _on_reference_grid(vol, ref, f"{CONTRAST_LABELS[c]} image", resample, 1, warnings)
-
     ranges = training_ranges(meta)
     if ranges is None:
         warnings.append("the checkpoint records no training parameter ranges: out-of-range TR/TE/TI cannot be "
                         "flagged")
     warnings.extend(range_warnings(params, ranges))
+    mask, mask_info = _brain_mask(mask_path, data, ref, CONTRAST_LABELS[ref_c], resample, warnings)
+    maps = _predict_maps(data, mask, ref, params, model, meta, batch, dev, progress, warnings)
 
-    if mask_path is not None:
-        mvol = load_nifti(mask_path, "brain mask")
-        mdata, _ = _on_reference_grid(mvol, ref, "brain mask", resample, 0, warnings)
-        mask = mdata > 0  # nearest-neighbour resampling keeps the mask's own values
-        mask_info = {"source": str(mask_path)}
-        if not mask.any():
-            raise ValueError(f"brain mask {mask_path} is empty on the {CONTRAST_LABELS[ref_c]} grid")
-    else:
-        mask = auto_brain_mask([data[c] for c in data], ref.voxel_mm)
-        mask_info = {"source": "auto (train.clinical.brainmask.auto_brain_mask: Otsu + largest component + hole filling; "
-                               "pass --mask for a research-grade mask)"}
-    mask_info["n_voxels"] = int(mask.sum())
-
-    # axial slices: reorder the voxel axes to RAS, predict, reorder back to the input layout
-    ras = {c: to_ras(d, ref.affine) for c, d in data.items()}
-    mask_ras, affine_ras, ornt = to_ras(mask, ref.affine)
-    warnings.extend(voxel_warning(voxel_sizes_mm(affine_ras), training_inplane_mm(meta)))
-    maps_ras = predict_volume({c: r[0] for c, r in ras.items()},
-                              {c: [params[c][f].value_ms for f in PARAM_FIELDS] for c in params},
-                              model, mask_ras, batch, device=dev, progress=progress)
-    maps = {k: np.ascontiguousarray(from_ras(v, ornt)) for k, v in maps_ras.items()}
-
-    provenance: dict[str, Any] = {
-        "relaxomap_version": __version__,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv) if sys.argv else "",
-        "model": model_info,
-        "inputs": {c: {"path": str(Path(v.source).resolve()), "format": v.metadata.get("format"),
-                       "shape": list(v.shape), "voxel_mm": np.round(v.voxel_mm, 4).tolist(),
-                       "resampled_to_reference": resampled[c]} for c, v in vols.items()},
-        "reference_grid": {"contrast": ref_c, "shape": list(ref.shape), "affine": ref.affine.tolist()},
-        "parameters": {c: {f: {"value_ms": pv.value_ms, "source": pv.source} for f, pv in fp.items()}
-                       for c, fp in params.items()},
-        "present": {c: c in vols for c in CONTRASTS},
-        "training_ranges_ms": ranges,
-        "mask": mask_info,
-        "device": str(dev),
-        "batch": batch,
-        "outputs": {**{k: MAP_FILES[k] for k in MAP_KEYS}, "mask": MASK_FILE},
-        "units": {"t1_ms": "ms", "t2_ms": "ms", "pd": "relative to CSF = 1"},
-        "warnings": warnings,
-    }
+    provenance = _provenance(vols, resampled, ref_c, ref, params, model_info, ranges, mask_info, dev, batch,
+                             warnings)
     with atomic_output_dir(out_dir, overwrite) as tmp:
-        for k in MAP_KEYS:
-            save_nifti(tmp / MAP_FILES[k], maps[k], ref.affine, description=f"relaxomap {k}")
+        for k, name in MAP_FILES.items():
+            save_nifti(tmp / name, maps[k], ref.affine, description=f"relaxomap {k}")
         save_nifti(tmp / MASK_FILE, mask.astype(np.float32), ref.affine, description="relaxomap brain mask")
         provenance["runtime_s"] = round(time.perf_counter() - t0, 3)
         write_json(tmp / PROVENANCE_FILE, provenance)

@@ -7,9 +7,6 @@ inversion recovery (``IR``); every other missing value stops the run with a mess
 to give it. Each resolved value keeps a ``source`` string that goes into
 ``provenance.json``.
 
-:func:`training_ranges` reads the TR/TE/TI ranges a checkpoint was trained on and :func:`range_warnings`
-flags resolved values outside them.
-
 Units: BIDS stores RepetitionTime / EchoTime / InversionTime in **seconds**; DICOM (0018,0080/0081/0082)
 and the flags use **milliseconds**. :func:`seconds_to_ms` is the one place where seconds become ms.
 """
@@ -20,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from relaxomap.physics.protocol import CONTRASTS
 from relaxomap.train.clinical.nifti import nifti_stem
@@ -39,8 +36,6 @@ __all__ = [
     "bids_sidecar_dict",
     "resolve_parameters",
     "flag_name",
-    "training_ranges",
-    "range_warnings",
 ]
 
 #: Input contrasts in the model's channel order.
@@ -259,79 +254,4 @@ def resolve_parameters(
     if contrast == "flair" and out["ti_ms"].value_ms <= 0:
         raise ValueError(f"FLAIR InversionTime must be > 0 ms; got {out['ti_ms'].value_ms:g} ms "
                          f"({out['ti_ms'].source}); pass --flair-ti MS")
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ training ranges
-def _span(values: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return None
-    return (min(v[0] for v in vals), max(v[1] for v in vals))
-
-
-def training_ranges(meta: Mapping[str, Any]) -> dict[str, dict[str, tuple[float, float]]] | None:
-    """TR/TE/TI ranges [ms] the model was trained on, ``{contrast: {"tr_ms": (lo, hi), ...}}``, from the
-    checkpoint's meta; ``None`` when the checkpoint does not record them.
-
-    Accepted forms, in ``meta`` or ``meta["extra"]`` (where the trainer writes them): ``param_ranges``
-    already in that form (the ranges seen in the training samples), or ``protocol_ranges`` (a
-    :class:`synth.protocols.ProtocolRanges` dict), from which each contrast's range is the union over its
-    kinds with non-zero probability. For ``ti_mode = "csf_null"`` the TI range is the CSF null of the TR and
-    echo-train ranges at the configured fields, widened by the jitter.
-    """
-    if not meta:
-        return None
-    places = [meta, meta.get("extra") or {}]
-    for place in places:
-        direct = place.get("param_ranges")
-        if isinstance(direct, Mapping):
-            return {c: {f: (float(v[0]), float(v[1])) for f, v in direct[c].items()} for c in direct}
-    pr = next((p["protocol_ranges"] for p in places if p.get("protocol_ranges") is not None), None)
-    if pr is None:
-        return None
-    from relaxomap.synth.protocols import ProtocolRanges, csf_null_ti_ms
-    from relaxomap.physics.tissues import tissue_values
-
-    ranges = pr if isinstance(pr, ProtocolRanges) else ProtocolRanges.from_dict(dict(pr))
-    out: dict[str, dict[str, tuple[float, float]]] = {}
-    for c in CONTRASTS:
-        kinds = [k for k in getattr(ranges, c) if k.probability > 0]
-        tis: list[tuple[float, float]] = []
-        for k in kinds:
-            if k.ti_mode == "none":
-                tis.append((0.0, 0.0))
-            elif k.ti_mode == "range":
-                tis.append(tuple(k.ti_ms))
-            else:  # csf_null: extremes over TR, readout and field; the readout shortens the null
-                lo, hi = math.inf, -math.inf
-                for f in ranges.fields_t:
-                    t1 = tissue_values("CSF", f).t1_ms
-                    for tr in k.tr_ms:
-                        for ro in (k.etl[0] * k.esp_ms[0], k.etl[1] * k.esp_ms[1], 0.0):
-                            for kap in k.inversion_efficiency:
-                                ti = csf_null_ti_ms(tr, ro, t1, kap)
-                                lo, hi = min(lo, ti), max(hi, ti)
-                tis.append((lo * (1 - k.ti_jitter), hi * (1 + k.ti_jitter)))
-        out[c] = {"tr_ms": _span([k.tr_ms for k in kinds]), "te_ms": _span([k.te_ms for k in kinds]),
-                  "ti_ms": _span(tis)}
-    return out
-
-
-def range_warnings(params: Mapping[str, Mapping[str, ParamValue]],
-                   ranges: Mapping[str, Mapping[str, tuple[float, float]]] | None) -> list[str]:
-    """One warning per parameter outside the training range (1 % slack for rounding in headers)."""
-    if not ranges:
-        return []
-    out = []
-    for c, fields in params.items():
-        for f, pv in fields.items():
-            r = ranges.get(c, {}).get(f)
-            if r is None:
-                continue
-            lo, hi = r
-            slack = 0.01 * max(abs(hi), 1.0)
-            if pv.value_ms < lo - slack or pv.value_ms > hi + slack:
-                out.append(f"{CONTRAST_LABELS[c]} {BIDS_KEYS[f]} = {pv.value_ms:g} ms is outside the range the "
-                           f"model was trained on ({lo:g}-{hi:g} ms); the maps may be unreliable")
     return out

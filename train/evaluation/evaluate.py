@@ -179,7 +179,7 @@ def _sample_meta(f: Any, i: int) -> dict[str, Any]:
 def _load_models(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike], device: Any
                  ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """``{name: net or NLLS_NAME}`` and ``{name: info}``; a sequence gets names from :func:`model_names`."""
-    from relaxomap.train.clinical.predict import load_predictor
+    from relaxomap.train.checkpoint import load_predictor
 
     if isinstance(models, Mapping):
         items = [(str(k), v) for k, v in models.items()]
@@ -251,7 +251,7 @@ def evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLik
     from relaxomap.synth.dataset import SynthDataset
     from relaxomap.physics.voxel_fit import fit_slice
     from relaxomap.physics.voxel_solver import NLLSConfig
-    from relaxomap.train.clinical.predict import resolve_device
+    from relaxomap.train.device import resolve_device
 
     if split not in SPLIT_CHOICES:
         raise ValueError(f"split must be one of {list(SPLIT_CHOICES)}; got {split!r}")

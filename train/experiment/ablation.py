@@ -205,7 +205,7 @@ def _run_stages(config: ExperimentConfig, out: Path, results: Path, device: str,
 def _evaluation_current(path: Path, models: Mapping[str, str]) -> bool:
     """True if ``path`` (an evaluation's results.json) exists and evaluated exactly ``models``, each checkpoint
     with its present content (SHA-256), so a retrained variant is never reported with stale numbers."""
-    from relaxomap.train.clinical.predict import sha256_file
+    from relaxomap.train.checkpoint import sha256_file
 
     if not path.is_file():
         return False

@@ -111,7 +111,7 @@ def test_predict_from_dicom_series(tmp_path: Path) -> None:
         "t2w": write_series(tmp_path / "t2", head, tr=5000.0, te=100.0),
         "flair": write_series(tmp_path / "fl", head, tr=9000.0, te=120.0, ti=2500.0),
     }
-    prov = run_predict(dirs, tmp_path / "out", model_path=ckpt, progress=False)
+    prov = run_predict(dirs, tmp_path / "out", checkpoint=ckpt, progress=False)
     saved = json.loads((tmp_path / "out" / PROVENANCE_FILE).read_text())
     assert saved["inputs"]["t1w"]["format"] == "dicom"
     assert saved["parameters"]["flair"]["ti_ms"]["value_ms"] == 2500.0
@@ -131,7 +131,7 @@ def test_missing_dicom_parameter_names_flag(tmp_path: Path) -> None:
     fl = write_series(tmp_path / "fl", head, tr=9000.0, te=120.0)  # no InversionTime
     with pytest.raises(ValueError, match=r"FLAIR InversionTime missing: DICOM header of series .*fl; "
                                          r"pass --flair-ti MS"):
-        run_predict({"t1w": t1, "flair": fl}, tmp_path / "o", model_path=ckpt, progress=False)
+        run_predict({"t1w": t1, "flair": fl}, tmp_path / "o", checkpoint=ckpt, progress=False)
 
 
 def test_dicom_inversion_recovery_needs_ti(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ from relaxomap.train.checkpoint import save_checkpoint
 from relaxomap.train.clinical.nifti import load_nifti
 from relaxomap.train.clinical.predict import MAP_FILES, PROVENANCE_FILE, predict_volume, run_predict
 from relaxomap.train.clinical.resample import resample_to_grid, same_grid
-from relaxomap.train.clinical.sidecar import read_bids_sidecar, resolve_parameters, seconds_to_ms, training_ranges
+from relaxomap.train.clinical.sidecar import read_bids_sidecar, resolve_parameters, seconds_to_ms
+from relaxomap.train.clinical.training_facts import training_ranges
 
 TINY = ModelConfig(base_channels=8, channel_mults=(1, 2), groups=4, emb_dim=16, n_fourier=4, mid_blocks=1)
 #: (TR, TE, TI) [ms] of the test case; TI None = no InversionTime in the sidecar.
@@ -82,7 +83,7 @@ def case(tmp_path: Path) -> dict[str, Path]:
 # ------------------------------------------------------------------------------------------------ round trip
 def test_nifti_round_trip(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    prov = run_predict(case, out, model_path=tiny_ckpt, progress=False)
+    prov = run_predict(case, out, checkpoint=tiny_ckpt, progress=False)
     ref = nib.load(case["t1w"])
     for name in MAP_FILES.values():
         img = nib.load(out / name)
@@ -124,7 +125,7 @@ def test_cli_predict(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> 
 
 
 def test_missing_flair_runs_with_present_zero(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> None:
-    prov = run_predict({"t1w": case["t1w"], "t2w": case["t2w"]}, tmp_path / "o", model_path=tiny_ckpt,
+    prov = run_predict({"t1w": case["t1w"], "t2w": case["t2w"]}, tmp_path / "o", checkpoint=tiny_ckpt,
                        progress=False)
     assert prov["present"] == {"t1w": True, "t2w": True, "flair": False}
     assert any("FLAIR not given" in w for w in prov["warnings"])
@@ -164,10 +165,10 @@ def test_inversion_recovery_without_ti_is_refused(tmp_path: Path) -> None:
 def test_missing_parameter_messages(tmp_path: Path, tiny_ckpt: Path) -> None:
     paths = write_case(tmp_path / "in", params={"T1w": (600.0, 10.0, None), "FLAIR": (9000.0, 120.0, None)})
     with pytest.raises(ValueError, match=r"FLAIR InversionTime missing: sidecar .*FLAIR\.json; pass --flair-ti MS"):
-        run_predict(paths, tmp_path / "o", model_path=tiny_ckpt, progress=False)
+        run_predict(paths, tmp_path / "o", checkpoint=tiny_ckpt, progress=False)
     paths["flair"].with_name("FLAIR.json").unlink()
     with pytest.raises(ValueError, match=r"FLAIR RepetitionTime missing: no sidecar .*FLAIR\.json; pass --flair-tr"):
-        run_predict(paths, tmp_path / "o", model_path=tiny_ckpt, progress=False)
+        run_predict(paths, tmp_path / "o", checkpoint=tiny_ckpt, progress=False)
     assert not (tmp_path / "o").exists()
 
 
@@ -176,7 +177,7 @@ def test_out_of_range_parameter_warns(case: dict[str, Path], tmp_path: Path) -> 
     ranges = training_ranges({"extra": {"protocol_ranges": ProtocolRanges().to_dict()}})
     lo, hi = ranges["flair"]["ti_ms"]
     assert lo < 2500.0 < hi  # the case's FLAIR TI is a CSF-null TI of the default ranges
-    prov = run_predict(case, tmp_path / "o", model_path=ckpt, progress=False,
+    prov = run_predict(case, tmp_path / "o", checkpoint=ckpt, progress=False,
                        param_flags={"flair": {"ti_ms": 1000.0}})
     msg = [w for w in prov["warnings"] if "FLAIR InversionTime = 1000 ms" in w]
     assert len(msg) == 1 and f"({lo:g}-{hi:g} ms)" in msg[0]
@@ -185,7 +186,7 @@ def test_out_of_range_parameter_warns(case: dict[str, Path], tmp_path: Path) -> 
 
 
 def test_voxel_size_warning() -> None:
-    from relaxomap.train.clinical.predict import training_inplane_mm, voxel_warning
+    from relaxomap.train.clinical.training_facts import training_inplane_mm, voxel_warning
 
     assert training_inplane_mm({}) == 1.0
     cfg = {"extra": {"store_config": {"source": {"kind": "phantom", "phantom": {"voxel_mm": [0.8, 0.8, 2.0]}}}}}
@@ -227,12 +228,12 @@ def test_shifted_t2w_resampled_onto_t1w_grid(tmp_path: Path, tiny_ckpt: Path) ->
     assert not same_grid(SHAPE, t1w_aff, vol.shape, vol.affine)
     back = resample_to_grid(vol.data, vol.affine, SHAPE, t1w_aff)
     assert_allclose(back, pattern, atol=1e-4)  # integer shift: linear interpolation is exact up to float32
-    prov = run_predict({"t1w": paths["t1w"], "t2w": t2["t2w"]}, tmp_path / "o", model_path=tiny_ckpt,
+    prov = run_predict({"t1w": paths["t1w"], "t2w": t2["t2w"]}, tmp_path / "o", checkpoint=tiny_ckpt,
                        progress=False)
     assert prov["inputs"]["t2w"]["resampled_to_reference"] is True
     assert any("resampled onto the grid" in w for w in prov["warnings"])
     with pytest.raises(ValueError, match=r"T2w image .*T2w\.nii\.gz .*not on the grid.*--no-resample"):
-        run_predict({"t1w": paths["t1w"], "t2w": t2["t2w"]}, tmp_path / "o2", model_path=tiny_ckpt,
+        run_predict({"t1w": paths["t1w"], "t2w": t2["t2w"]}, tmp_path / "o2", checkpoint=tiny_ckpt,
                     resample=False, progress=False)
 
 
@@ -244,8 +245,8 @@ def test_orientation_does_not_change_world_maps(tmp_path: Path, tiny_ckpt: Path)
     flip = np.diag([-1.0, 1.0, 1.0, 1.0])
     flip[0, 3] = SHAPE[0] - 1  # voxel i -> SHAPE[0] - 1 - i
     las = write_case(tmp_path / "las", data=np.ascontiguousarray(data[::-1]), affine=case_affine() @ flip)
-    run_predict(ras, tmp_path / "o1", model_path=tiny_ckpt, progress=False)
-    run_predict(las, tmp_path / "o2", model_path=tiny_ckpt, progress=False)
+    run_predict(ras, tmp_path / "o1", checkpoint=tiny_ckpt, progress=False)
+    run_predict(las, tmp_path / "o2", checkpoint=tiny_ckpt, progress=False)
     a = nib.load(tmp_path / "o1" / "T1_ms.nii.gz").get_fdata()
     b = nib.load(tmp_path / "o2" / "T1_ms.nii.gz").get_fdata()
     assert_allclose(b[::-1], a, rtol=1e-5, atol=1e-3)  # same float32 computation on the same slices
@@ -276,16 +277,16 @@ def test_bad_inputs_name_the_file(tmp_path: Path, tiny_ckpt: Path) -> None:
     bad4d = tmp_path / "in" / "T1w4d.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((*SHAPE, 2), np.float32), case_affine()), bad4d)
     with pytest.raises(ValueError, match=r"T1w image .*T1w4d\.nii\.gz is 4-D \(shape \(36, 40, 6, 2\)\)"):
-        run_predict({**paths, "t1w": bad4d}, tmp_path / "o", model_path=tiny_ckpt, progress=False)
+        run_predict({**paths, "t1w": bad4d}, tmp_path / "o", checkpoint=tiny_ckpt, progress=False)
     nan = head_phantom()
     nan[3, 4, 5] = np.nan
     nan_path = tmp_path / "in" / "nan.nii.gz"
     nib.save(nib.Nifti1Image(nan, case_affine()), nan_path)
     with pytest.raises(ValueError, match=r"T2w image .*nan\.nii\.gz holds 1 NaN/inf voxel\(s\) \(first at voxel "
                                          r"\(3, 4, 5\)\)"):
-        run_predict({**paths, "t2w": nan_path}, tmp_path / "o", model_path=tiny_ckpt, progress=False)
+        run_predict({**paths, "t2w": nan_path}, tmp_path / "o", checkpoint=tiny_ckpt, progress=False)
     with pytest.raises(FileNotFoundError, match=r"FLAIR image .*nope\.nii\.gz not found"):
-        run_predict({**paths, "flair": tmp_path / "nope.nii.gz"}, tmp_path / "o", model_path=tiny_ckpt,
+        run_predict({**paths, "flair": tmp_path / "nope.nii.gz"}, tmp_path / "o", checkpoint=tiny_ckpt,
                     progress=False)
     assert not (tmp_path / "o").exists()
 
@@ -295,7 +296,7 @@ def test_missing_default_model_says_how_to_train(case: dict[str, Path], tmp_path
     import relaxomap.train.clinical.predict as tp
 
     monkeypatch.setattr(tp, "DEFAULT_MODEL", tmp_path / "default_model" / "model.pt")
-    with pytest.raises(FileNotFoundError, match=r"default model.*relaxomap train.*--model"):
+    with pytest.raises(FileNotFoundError, match=r"default model.*relaxomap train.*--checkpoint"):
         run_predict(case, tmp_path / "o", progress=False)
 
 
@@ -311,3 +312,23 @@ def test_otsu_matches_skimage() -> None:
     width = (values.max() - values.min()) / 256
     assert_allclose(otsu_threshold(values), skimage_filters.threshold_otsu(values, nbins=256) + width / 2,
                     rtol=0, atol=1e-9)
+
+
+def test_prediction_does_not_load_the_trainer(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> None:
+    """Importing and running the prediction pipeline in a fresh interpreter loads no training module."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = ("import json, sys\n"
+            "from relaxomap.train.clinical.predict import run_predict\n"
+            f"run_predict({ {k: str(v) for k, v in case.items()} !r}, {str(tmp_path / 'o')!r}, "
+            f"checkpoint={str(tiny_ckpt)!r}, progress=False)\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('relaxomap.train'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "relaxomap.train.clinical.predict" in loaded and (tmp_path / "o" / PROVENANCE_FILE).is_file()
+    training = {f"relaxomap.train.{m}" for m in ("trainer", "losses", "distributed", "schedule", "config")}
+    assert loaded & training == set(), sorted(loaded & training)
