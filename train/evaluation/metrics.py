@@ -6,9 +6,10 @@ without CSF, or one tissue):
 
 - ``psnr_db = 10 log10(range² / mean_R (pred − true)²)`` with ``range = max_R true`` (the ground-truth
   map's maximum in the region), in dB; ``inf`` for a perfect prediction.
-- ``ssim``: the SSIM map of Wang et al. (2004) with an 11-tap Gaussian window (σ = 1.5 px, truncated at
-  3.5 σ, reflected borders), K1 = 0.01, K2 = 0.03, population covariances, ``data_range = max_R true``,
-  computed on the images with everything outside ``R`` set to 0 and averaged over the voxels of ``R``.
+- ``ssim``: the SSIM map of Wang et al. (2004) computed by :func:`train.ssim.ssim_map` (the package's one
+  SSIM) in float64: an 11-tap Gaussian window (σ = 1.5 px, i.e. truncated at 3.5 σ), borders repeated
+  symmetrically as SciPy's ``reflect`` does, K1 = 0.01, K2 = 0.03, population covariances,
+  ``data_range = max_R true``, computed on the images with everything outside ``R`` set to 0 and averaged over the voxels of ``R``.
   The whole-slice variant (no region) is exactly ``skimage.metrics.structural_similarity(...,
   gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=max true)``: the SSIM map
   averaged after cropping the 5-pixel border.
@@ -30,9 +31,10 @@ import math
 from typing import Any, Iterable
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+import torch
 
 from relaxomap.physics.tissues import LESION_LABELS
+from relaxomap.train import ssim as _ssim
 
 __all__ = [
     "MAP_NAMES",
@@ -64,11 +66,8 @@ TISSUE_GROUPS: dict[str, tuple[int, ...]] = {
 }
 CSF_LABEL = 1
 
-# SSIM constants of Wang et al. 2004, as used by skimage with gaussian_weights=True.
-_SIGMA_PX = 1.5
-_TRUNCATE = 3.5  # -> radius int(3.5 * 1.5 + 0.5) = 5, an 11-tap window
-_RADIUS = int(_TRUNCATE * _SIGMA_PX + 0.5)
-_K1, _K2 = 0.01, 0.03
+# Half-width of the SSIM window [pixels]: the border skimage crops for the whole-slice mean.
+_RADIUS = _ssim.SSIM_WINDOW // 2
 
 
 def _as_pair(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,8 +118,13 @@ def psnr(pred: np.ndarray, true: np.ndarray, mask: np.ndarray | None = None,
     return 10.0 * math.log10(rng * rng / mse)
 
 
+def _as_batch(x: np.ndarray) -> torch.Tensor:
+    """(..., H, W) float64 array -> (N, 1, H, W) tensor (one channel per image)."""
+    return torch.from_numpy(np.ascontiguousarray(x).reshape(-1, 1, *x.shape[-2:]))
+
+
 def ssim_map(pred: np.ndarray, true: np.ndarray, data_range: float) -> np.ndarray:
-    """Per-pixel SSIM of two 2-D images (Gaussian window 11, σ 1.5 px, K1 0.01, K2 0.03).
+    """Per-pixel SSIM of two 2-D images: :func:`train.ssim.ssim_map` in float64 with symmetric borders.
 
     Parameters
     ----------
@@ -134,18 +138,8 @@ def ssim_map(pred: np.ndarray, true: np.ndarray, data_range: float) -> np.ndarra
     p, t = _as_pair(pred, true)
     if p.ndim < 2:
         raise ValueError(f"ssim_map needs images of at least 2 dimensions (..., H, W); got shape {p.shape}")
-    axes = (p.ndim - 2, p.ndim - 1)
-
-    def filt(x: np.ndarray) -> np.ndarray:
-        return gaussian_filter(x, sigma=_SIGMA_PX, truncate=_TRUNCATE, mode="reflect", axes=axes)
-
-    ux, uy = filt(p), filt(t)
-    vx = filt(p * p) - ux * ux  # population (co)variances: cov_norm = 1 as in Wang et al.
-    vy = filt(t * t) - uy * uy
-    vxy = filt(p * t) - ux * uy
-    c1 = (_K1 * data_range) ** 2
-    c2 = (_K2 * data_range) ** 2
-    return ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    s = _ssim.ssim_map(_as_batch(p), _as_batch(t), (float(data_range),), padding="symmetric")
+    return s.numpy().reshape(p.shape)
 
 
 def ssim(pred: np.ndarray, true: np.ndarray, mask: np.ndarray | None = None,
