@@ -42,7 +42,8 @@ def register(main: click.Group, bench: click.Group) -> None:
                      max_samples: int | None, split: str, batch: int, device: str, examples: int, overwrite: bool,
                      quiet: bool) -> None:
         """Evaluate T1/T2/PD predictions against the ground truth of synth stores (PSNR, SSIM, MAE, MPE)."""
-        from relaxomap.train.evaluation.evaluate import NLLS_NAME, format_main_table, run_evaluate
+        from relaxomap.train.evaluation.evaluate import NLLS_NAME, run_evaluate
+        from relaxomap.train.evaluation.report import format_main_table, format_summary
 
         specs: list[str] = list(models) + ([NLLS_NAME] if nlls else [])
         if not specs:
@@ -54,20 +55,8 @@ def register(main: click.Group, bench: click.Group) -> None:
                               progress=not quiet)
         except (ValueError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from err
-        res = ev.results
-        for scen, s in res["scenarios"].items():
+        for scen, s in ev.results["scenarios"].items():
             click.echo(f"\n## {scen} ({s['n_samples']} slices, split {s['split']})\n")
-            click.echo(format_main_table(res, scen))
-        click.echo("\nSummary (best brain PSNR per scenario and map):")
-        for scen, s in res["scenarios"].items():
-            parts = []
-            for mp, label in (("t1", "T1"), ("t2", "T2"), ("pd", "PD")):
-                scores = {name: e["per_slice"][mp]["psnr_db"]["mean"] for name, e in s["models"].items()
-                          if e["per_slice"][mp]["psnr_db"]["mean"] is not None}
-                if scores:
-                    best = max(scores, key=scores.get)
-                    parts.append(f"{label} {best} {scores[best]:.2f} dB")
-            skipped = {n: e["n_skipped"] for n, e in s["models"].items() if e["n_skipped"]}
-            note = f"; skipped (missing contrast): {skipped}" if skipped else ""
-            click.echo(f"  {scen}: " + ", ".join(parts) + note)
+            click.echo(format_main_table(ev.results, scen))
+        click.echo("\n" + format_summary(ev.results))
         click.echo(f"\nWrote {out_dir}/results.md, results.json and figures in {time.perf_counter() - t0:.1f} s")

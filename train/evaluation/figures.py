@@ -17,7 +17,7 @@ __all__ = ["MAP_WINDOWS", "montage_png", "curves_png"]
 #: rather than flattening the tissue contrast.
 MAP_WINDOWS: dict[str, tuple[float, float]] = {"t1": (0.0, 4500.0), "t2": (0.0, 300.0), "pd": (0.0, 1.2)}
 _MAP_TITLES = {"t1": "T1 [ms]", "t2": "T2 [ms]", "pd": "PD"}
-_ROLE_TITLES = ("T1w", "T2w", "FLAIR")
+_CONTRAST_TITLES = ("T1w", "T2w", "FLAIR")
 _ERROR_FRACTION = 0.25  # signed error shown within ± this fraction of the map's window
 
 
@@ -67,9 +67,9 @@ def montage_png(path: str | os.PathLike, inputs: np.ndarray, present: np.ndarray
         ax = axes[0, c]
         if present[c]:
             ax.imshow(inputs[c], cmap="gray", vmin=0.0, vmax=1.0)
-            ax.set_title(_ROLE_TITLES[c], fontsize=8)
+            ax.set_title(_CONTRAST_TITLES[c], fontsize=8)
         else:
-            ax.set_title(f"{_ROLE_TITLES[c]} (absent)", fontsize=8)
+            ax.set_title(f"{_CONTRAST_TITLES[c]} (absent)", fontsize=8)
     for r, key in enumerate(("t1", "t2", "pd"), start=1):
         lo, hi = MAP_WINDOWS[key]
         span = _ERROR_FRACTION * (hi - lo)

@@ -38,6 +38,7 @@ from relaxomap.train import ssim as _ssim
 
 __all__ = [
     "MAP_NAMES",
+    "MAP_LABELS",
     "MAP_UNITS",
     "TISSUE_GROUPS",
     "CSF_LABEL",
@@ -54,6 +55,8 @@ __all__ = [
 
 #: Channel order of the map stacks: T1 [ms], T2 [ms], PD [relative to CSF = 1].
 MAP_NAMES: tuple[str, ...] = ("t1", "t2", "pd")
+#: How each map is named in tables and figures.
+MAP_LABELS: dict[str, str] = {"t1": "T1", "t2": "T2", "pd": "PD"}
 #: Unit of each map (MAE and bias carry it).
 MAP_UNITS: dict[str, str] = {"t1": "ms", "t2": "ms", "pd": "1 (CSF = 1)"}
 #: Tissue groups reported separately (labels of :data:`physics.tissues.TISSUE_LABELS`).

@@ -1,11 +1,11 @@
 """Report of an evaluation: markdown tables, ``results.md``, ``results.json`` and the figures beside them.
 
-Takes the ``results`` dict of :func:`train.evaluation.evaluate.evaluate` (layout in that module's docstring) and writes it:
-:func:`format_main_table` and :func:`format_tissue_table` render one scenario as markdown tables (also printed
-by ``relaxomap evaluate``); :func:`write_outputs` writes ``results.json``, ``results.md``, one montage per kept
-example and the PSNR curves of each scenario into a folder, atomically. Non-finite numbers are shown as "–"
-in the tables; the JSON holds ``null`` for them (``results`` is already sanitised by ``evaluate``).
-All three are re-exported by :mod:`train.evaluation.evaluate`.
+Takes the ``results`` dict of :func:`train.evaluation.evaluate.evaluate` (layout in that module's docstring) and
+writes it: :func:`format_main_table` and :func:`format_tissue_table` render one scenario as markdown tables
+(also printed by ``relaxomap evaluate``, with the lines of :func:`format_summary`); :func:`write_outputs` writes
+``results.json``, ``results.md``, one montage per kept example and the PSNR curves of each scenario into a
+folder, atomically. Non-finite numbers are shown as "–" in the tables; the JSON holds ``null`` for them
+(``results`` is already sanitised by ``evaluate``).
 """
 from __future__ import annotations
 
@@ -13,35 +13,17 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-from relaxomap.train.evaluation.metrics import MAP_NAMES
+from relaxomap.atomic import atomic_output_dir
+from relaxomap.train.evaluation.figures import curves_png, montage_png
+from relaxomap.train.evaluation.metrics import MAP_LABELS, MAP_NAMES
+from relaxomap.train.evaluation.results import Evaluation
 
-if TYPE_CHECKING:  # annotation only: train.evaluation.evaluate imports this module
-    from relaxomap.train.evaluation.evaluate import Evaluation
-
-__all__ = ["format_main_table", "format_tissue_table", "write_outputs", "json_safe"]
-
-
-def json_safe(x: Any) -> Any:
-    """Plain JSON values of a nested result: NumPy scalars to Python, non-finite floats to None, keys to str."""
-    import numpy as np
-
-    if isinstance(x, Mapping):
-        return {str(k): json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [json_safe(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
+__all__ = ["format_main_table", "format_tissue_table", "format_summary", "write_outputs"]
 
 
 # ------------------------------------------------------------------------------------------------ tables
-_MAP_LABEL = {"t1": "T1", "t2": "T2", "pd": "PD"}
 _MAE_UNIT = {"t1": "ms", "t2": "ms", "pd": ""}
 
 
@@ -74,7 +56,7 @@ def format_main_table(results: Mapping[str, Any], scenario: str) -> str:
             mae_txt = _fmt(brain.get("mae"), 1 if unit else 3) + (f" {unit}" if unit and brain.get("mae") is not None
                                                                   else "")
             lines.append(
-                f"| {name} | {_MAP_LABEL[mp]} | {entry['n_slices']} | {_pm(ps[mp]['psnr_db'])} | "
+                f"| {name} | {MAP_LABELS[mp]} | {entry['n_slices']} | {_pm(ps[mp]['psnr_db'])} | "
                 f"{_pm(ps[mp]['ssim'], 3)} | {mae_txt} | {_fmt(brain.get('mpe_pct'), 1)} | "
                 f"{_fmt(no_csf.get('psnr_db'))} | {_fmt(no_csf.get('mpe_pct'), 1)} | {_fmt(whole.get('psnr_db'))} | "
                 f"{_fmt(whole.get('ssim'), 3)} |")
@@ -84,8 +66,8 @@ def format_main_table(results: Mapping[str, Any], scenario: str) -> str:
 def format_tissue_table(results: Mapping[str, Any], scenario: str) -> str:
     """Markdown table of one scenario per tissue group: MAE [map unit], MPE [%] and bias of each map."""
     head = "| model | tissue | voxels | " + " | ".join(
-        f"{_MAP_LABEL[m]} MAE{' [' + _MAE_UNIT[m] + ']' if _MAE_UNIT[m] else ''} | {_MAP_LABEL[m]} MPE [%] | "
-        f"{_MAP_LABEL[m]} bias{' [' + _MAE_UNIT[m] + ']' if _MAE_UNIT[m] else ''}" for m in MAP_NAMES) + " |"
+        f"{MAP_LABELS[m]} MAE{' [' + _MAE_UNIT[m] + ']' if _MAE_UNIT[m] else ''} | {MAP_LABELS[m]} MPE [%] | "
+        f"{MAP_LABELS[m]} bias{' [' + _MAE_UNIT[m] + ']' if _MAE_UNIT[m] else ''}" for m in MAP_NAMES) + " |"
     lines = [head, "|" + "|".join(["---"] * (3 + 3 * len(MAP_NAMES))) + "|"]
     for name, entry in results["scenarios"][scenario]["models"].items():
         for tissue, maps in (entry["metrics"].get("tissue") or {}).items():
@@ -126,6 +108,24 @@ def _markdown(results: Mapping[str, Any], figures: Mapping[str, list[str]]) -> s
     return "\n".join(out)
 
 
+def format_summary(results: Mapping[str, Any]) -> str:
+    """One line per scenario: the model with the best mean brain PSNR [dB] of each map, and the models that
+    skipped slices (a missing contrast)."""
+    lines = ["Summary (best brain PSNR per scenario and map):"]
+    for scen, s in results["scenarios"].items():
+        parts = []
+        for mp in MAP_NAMES:
+            scores = {name: e["per_slice"][mp]["psnr_db"]["mean"] for name, e in s["models"].items()
+                      if e["per_slice"][mp]["psnr_db"]["mean"] is not None}
+            if scores:
+                best = max(scores, key=scores.get)
+                parts.append(f"{MAP_LABELS[mp]} {best} {scores[best]:.2f} dB")
+        skipped = {n: e["n_skipped"] for n, e in s["models"].items() if e["n_skipped"]}
+        note = f"; skipped (missing contrast): {skipped}" if skipped else ""
+        lines.append(f"  {scen}: " + ", ".join(parts) + note)
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------------ outputs
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
@@ -140,9 +140,6 @@ def write_outputs(evaluation: Evaluation, out_dir: str | os.PathLike, *, overwri
 
     Returns the output folder.
     """
-    from relaxomap.train.evaluation.figures import curves_png, montage_png
-    from relaxomap.atomic import atomic_output_dir
-
     res = evaluation.results
     figures: dict[str, list[str]] = {}
     with atomic_output_dir(out_dir, overwrite) as tmp:

@@ -16,9 +16,7 @@ import numpy as np
 from relaxomap.atomic import atomic_write_text
 from relaxomap.train.experiment.config import NLLS, REFERENCE, VARIANTS, ExperimentConfig, Scenario
 from relaxomap.train.experiment.stats import (
-    MAP_LABEL,
     PAIRED_METRICS,
-    RECORD_METRICS,
     best_by_validation,
     check_targets,
     is_finite_number,
@@ -27,8 +25,10 @@ from relaxomap.train.experiment.stats import (
     paired_values,
     subject_summary,
 )
-from relaxomap.train.evaluation.metrics import MAP_NAMES
-from relaxomap.train.evaluation.report import json_safe
+from relaxomap.train.evaluation.metrics import MAP_LABELS, MAP_NAMES
+from relaxomap.train.evaluation.records import RECORD_METRICS
+from relaxomap.train.evaluation.report import format_tissue_table
+from relaxomap.train.evaluation.results import json_safe
 
 __all__ = ["build_report", "render_page", "write_report", "copy_figures"]
 
@@ -222,8 +222,6 @@ def _names(report: Mapping[str, Any]) -> dict[str, str]:
 
 def _scenario_section(name: str, s: Mapping[str, Any], names: Mapping[str, str], figures: Sequence[str],
                       fig_dir: str) -> list[str]:
-    from relaxomap.train.evaluation.report import format_tissue_table
-
     out = [f"### `{name}`", "", s["description"] + ".", ""]
     if "summary" not in s:
         return out + [f"**Not evaluated** — {s.get('note') or 'no store'}.", ""]
@@ -236,7 +234,7 @@ def _scenario_section(name: str, s: Mapping[str, Any], names: Mapping[str, str],
             e = maps[mp]
             unit = " ms" if mp != "pd" else ""
             mae = _pm(e["mae"], 1 if unit else 3) + (unit if is_finite_number(e["mae"]["mean"]) else "")
-            out.append(f"| {names.get(m, m)} | {MAP_LABEL[mp]} | {_pm(e['psnr_db'])} | {_pm(e['ssim'], 3)} | {mae} "
+            out.append(f"| {names.get(m, m)} | {MAP_LABELS[mp]} | {_pm(e['psnr_db'])} | {_pm(e['ssim'], 3)} | {mae} "
                        f"| {_pm(e['mpe_pct'], 1)} | {_pm(e['psnr_no_csf_db'])} | {_pm(e['mpe_no_csf_pct'], 1)} | "
                        f"{_pm(e['psnr_whole_db'])} | {_f(s['whole_ssim'][m][mp], 3)} |")
     for m, sk in s.get("skipped", {}).items():
@@ -383,7 +381,7 @@ def _paired_section(report: Mapping[str, Any], names: Mapping[str, str]) -> list
         for other, maps in per.items():
             for mp, mets in maps.items():
                 a, b = mets["psnr_db"], mets["mpe_pct"]
-                out.append(f"| `{scen}` | {names.get(other, other)} | {MAP_LABEL[mp]} | {a['n']} | "
+                out.append(f"| `{scen}` | {names.get(other, other)} | {MAP_LABELS[mp]} | {a['n']} | "
                            f"{_f(a['median_diff'])} | {_p(a['p_value'])} | {_f(b['median_diff'])} | "
                            f"{_p(b['p_value'])} |")
     return out + [""]

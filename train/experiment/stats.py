@@ -12,15 +12,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from relaxomap.train.evaluation.metrics import MAP_LABELS, MAP_NAMES
 from relaxomap.train.experiment.config import REFERENCE
-from relaxomap.train.evaluation.metrics import MAP_NAMES
 
-__all__ = ["RECORD_METRICS", "PAIRED_METRICS", "subject_summary", "paired_values", "paired_test", "check_targets",
-           "TARGET_PSNR_DB", "TARGET_SSIM", "TARGET_LESION_MPE_PCT", "TARGET_OOR_GAIN_DB", "MAP_LABEL",
+__all__ = ["PAIRED_METRICS", "subject_summary", "paired_values", "paired_test", "check_targets",
+           "TARGET_PSNR_DB", "TARGET_SSIM", "TARGET_LESION_MPE_PCT", "TARGET_OOR_GAIN_DB",
            "is_finite_number", "nested_get", "best_by_validation"]
 
-#: Per-slice record metrics of train.evaluation.evaluate summarised per scenario (brain mask unless named).
-RECORD_METRICS = ("psnr_db", "ssim", "mae", "mpe_pct", "psnr_no_csf_db", "mpe_no_csf_pct", "psnr_whole_db")
 #: Per-slice metrics compared between variants with the paired test.
 PAIRED_METRICS = ("psnr_db", "mpe_pct")
 
@@ -111,7 +109,6 @@ TARGET_PSNR_DB = 38.0
 TARGET_SSIM = 0.97
 TARGET_LESION_MPE_PCT = 10.0
 TARGET_OOR_GAIN_DB = 3.0
-MAP_LABEL = {"t1": "T1", "t2": "T2", "pd": "PD"}
 
 
 def check_targets(scen: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -131,18 +128,18 @@ def check_targets(scen: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     for mp in MAP_NAMES:
         v = nested_get(scen, "internal_test", "summary", REFERENCE, mp, "psnr_db", "mean")
-        add("internal_test", f"masked PSNR {MAP_LABEL[mp]} [dB]", v, TARGET_PSNR_DB, ">=", "psnr", mp)
+        add("internal_test", f"masked PSNR {MAP_LABELS[mp]} [dB]", v, TARGET_PSNR_DB, ">=", "psnr", mp)
     for mp in MAP_NAMES:
         v = nested_get(scen, "internal_test", "summary", REFERENCE, mp, "ssim", "mean")
-        add("internal_test", f"masked SSIM {MAP_LABEL[mp]}", v, TARGET_SSIM, ">=", "ssim", mp)
+        add("internal_test", f"masked SSIM {MAP_LABELS[mp]}", v, TARGET_SSIM, ">=", "ssim", mp)
     for mp in ("t1", "t2"):
         v = nested_get(scen, "lesions", "tissue", REFERENCE, "lesion", mp, "mpe_pct")
-        add("lesions", f"MPE in lesions {MAP_LABEL[mp]} [%]", v, TARGET_LESION_MPE_PCT, "<", "lesion", mp)
+        add("lesions", f"MPE in lesions {MAP_LABELS[mp]} [%]", v, TARGET_LESION_MPE_PCT, "<", "lesion", mp)
     for mp in MAP_NAMES:
         a = nested_get(scen, "out_of_range", "summary", REFERENCE, mp, "psnr_db", "mean")
         b = nested_get(scen, "out_of_range", "summary", "unet", mp, "psnr_db", "mean")
         gain = a - b if is_finite_number(a) and is_finite_number(b) else None
-        add("out_of_range", f"masked PSNR {MAP_LABEL[mp]} gain over plain U-Net [dB]", gain, TARGET_OOR_GAIN_DB,
+        add("out_of_range", f"masked PSNR {MAP_LABELS[mp]} gain over plain U-Net [dB]", gain, TARGET_OOR_GAIN_DB,
             ">=", "oor", mp)
     return rows
 
