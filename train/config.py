@@ -2,6 +2,10 @@
 logging), validated on construction and round-tripped through JSON into ``config.json`` and every checkpoint.
 :func:`train.trainer.train` runs it; the run-directory layout and the meaning of the data and validation
 fields are documented in :mod:`train.trainer`.
+
+Warm-up follows the run's length unless it is set: ``warmup_steps=None`` becomes
+:func:`default_warmup_steps` ``(steps) = min(500, steps // 10)`` on construction (500 for the default 20000
+steps, 2 for a 20-step smoke run), and the resolved number is what ``config.json`` records.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from relaxomap.model.config import ModelConfig
 from relaxomap.physics.checks import check_bool, check_finite_range, check_int_range, config_from_dict
 from relaxomap.train.losses import LossConfig
 
-__all__ = ["TrainConfig", "RESUME_MAY_CHANGE"]
+__all__ = ["TrainConfig", "RESUME_MAY_CHANGE", "MAX_DEFAULT_WARMUP_STEPS", "default_warmup_steps"]
 
 _OWNER = "TrainConfig"
 #: TrainConfig fields a resumed run may change: where things are and how often they are reported, never
@@ -26,6 +30,15 @@ RESUME_MAY_CHANGE: frozenset[str] = frozenset(
     {"store", "val_store", "out", "device", "num_workers", "progress", "log_every", "checkpoint_every",
      "val_every", "val_max_slices"}
 )
+
+
+#: Warm-up steps of a long run when ``warmup_steps`` is not set (see :func:`default_warmup_steps`).
+MAX_DEFAULT_WARMUP_STEPS = 500
+
+
+def default_warmup_steps(steps: int) -> int:
+    """Warm-up of a run of ``steps`` optimisation steps when none is set: ``min(500, steps // 10)``."""
+    return min(MAX_DEFAULT_WARMUP_STEPS, int(steps) // 10)
 
 
 # Strict: a float or bool where an int belongs (and a str where a number belongs) is a TypeError.
@@ -42,14 +55,6 @@ def _path(field_: str, value: Any, *, optional: bool = False) -> str | None:
         allowed = "a non-empty path or None" if optional else "a non-empty path"
         raise TypeError(f"{_OWNER}.{field_} must be {allowed}; got {value!r}")
     return value
-
-
-def _loss_to_dict(loss: Any) -> dict[str, Any]:
-    return loss.to_dict() if hasattr(loss, "to_dict") else dataclasses.asdict(loss)
-
-
-def _loss_from_dict(d: dict[str, Any]) -> Any:
-    return LossConfig.from_dict(d) if hasattr(LossConfig, "from_dict") else LossConfig(**d)
 
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -71,7 +76,7 @@ class TrainConfig:
     steps : optimisation steps of the whole run.
     lr : peak learning rate (AdamW); ``min_lr`` : floor of the cosine decay (<= lr).
     weight_decay : AdamW decoupled weight decay, applied to weight matrices/kernels only (not biases/norms).
-    warmup_steps : linear warm-up steps (<= steps).
+    warmup_steps : linear warm-up steps (<= steps); ``None`` = :func:`default_warmup_steps` of ``steps``.
     grad_clip : maximum global gradient L2 norm; ``None`` = no clipping.
     amp : mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling); ignored on
         CPU / MPS.
@@ -97,7 +102,7 @@ class TrainConfig:
     lr: float = 1e-3
     min_lr: float = 1e-5
     weight_decay: float = 1e-4
-    warmup_steps: int = 500
+    warmup_steps: int | None = None
     grad_clip: float | None = 1.0
     amp: bool = True
     ema_decay: float | None = 0.999
@@ -123,7 +128,7 @@ class TrainConfig:
         elif not isinstance(self.model, ModelConfig):
             raise TypeError(f"{_OWNER}.model must be a ModelConfig or its dict; got {type(self.model).__name__}")
         if isinstance(self.loss, dict):
-            set_("loss", _loss_from_dict(self.loss))
+            set_("loss", LossConfig.from_dict(self.loss))
         elif not isinstance(self.loss, LossConfig):
             raise TypeError(f"{_OWNER}.loss must be a LossConfig or its dict; got {type(self.loss).__name__}")
         if self.patch is not None:
@@ -133,6 +138,8 @@ class TrainConfig:
         set_("lr", _float("lr", self.lr, 0.0, 10.0, lo_open=True))
         set_("min_lr", _float("min_lr", self.min_lr, 0.0, self.lr))
         set_("weight_decay", _float("weight_decay", self.weight_decay, 0.0, 10.0))
+        if self.warmup_steps is None:
+            set_("warmup_steps", default_warmup_steps(self.steps))
         _int("warmup_steps", self.warmup_steps, 0, self.steps)
         if self.grad_clip is not None:
             set_("grad_clip", _float("grad_clip", self.grad_clip, 0.0, 1e12, lo_open=True))
@@ -157,7 +164,7 @@ class TrainConfig:
         """Plain JSON-able dict (model and loss as nested dicts)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["model"] = self.model.to_dict()
-        d["loss"] = _loss_to_dict(self.loss)
+        d["loss"] = self.loss.to_dict()
         return d
 
     @classmethod

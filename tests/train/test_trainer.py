@@ -16,7 +16,9 @@ from relaxomap.train.checkpoint import load_checkpoint, load_model
 from relaxomap.train.distributed import EpochBatchSampler
 from relaxomap.train.losses import LossConfig
 from relaxomap.train.config import TrainConfig
-from relaxomap.train.trainer import SeededPatches, masked_l1_normalised, train
+from relaxomap.train.data import SeededPatches
+from relaxomap.train.trainer import train
+from relaxomap.train.validation import masked_l1_normalised
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
