@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-__all__ = ["register", "build_synth_config", "synth_group", "bench_synth_command"]
+__all__ = ["build_synth_config", "synth_group", "bench_synth_command"]
 
 
 def build_synth_config(config_file: str | None = None, *, seed: int | None = None, forward: str | None = None,
@@ -229,8 +229,3 @@ def bench_synth_command(n_samples: int, n_epg: int, size: int | None, config_fil
         click.echo(f"  ratio {name}: {v:.2f}")
     if json_path:
         Path(json_path).write_text(json.dumps(res, indent=1))
-
-
-def register(main: click.Group, bench: click.Group) -> None:
-    main.add_command(synth_group)
-    bench.add_command(bench_synth_command)

@@ -28,7 +28,8 @@ from relaxomap.atomic import check_output_dir
 from relaxomap.physics.protocol import CONTRASTS
 from relaxomap.synth.orientation import axial_to_image
 from relaxomap.train.clinical.nifti import save_nifti, write_json
-from relaxomap.train.clinical.predict import MAP_FILES, load_prediction_model, run_predict
+from relaxomap.train.clinical.map_files import MAP_FILES, MASK_FILE
+from relaxomap.train.clinical.predict import load_prediction_model, run_predict
 from relaxomap.train.clinical.sidecar import CONTRAST_LABELS, bids_sidecar_dict
 from relaxomap.train.clinical.training_facts import demo_field_t, forward_model, protocol_ranges, training_ranges
 from relaxomap.train.device import resolve_device
@@ -40,7 +41,7 @@ __all__ = ["DEMO_ENTROPY", "demo_source", "make_case", "run_demo", "format_table
 #: constant, so its anatomy, lesions, protocol and noise are not those of any training sample unless a store
 #: is generated with ``seed = DEMO_ENTROPY``.
 DEMO_ENTROPY = 0x5EED_DE30
-_TRUTH_FILES = {**MAP_FILES, "mask": "brain_mask.nii.gz", "labels": "labels.nii.gz"}
+_TRUTH_FILES = {**MAP_FILES, "mask": MASK_FILE, "labels": "labels.nii.gz"}
 
 
 def demo_source(n_slices: int = 20, field_t: float = 3.0) -> Any:

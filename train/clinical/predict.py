@@ -33,6 +33,7 @@ from relaxomap.synth.normalize import normalize_intensity
 from relaxomap.synth.orientation import axial_to_image, image_to_axial
 from relaxomap.train.checkpoint import load_predictor
 from relaxomap.train.clinical.brainmask import auto_brain_mask
+from relaxomap.train.clinical.map_files import MAP_FILES, MASK_FILE, PROVENANCE_FILE
 from relaxomap.train.clinical.nifti import Volume, load_nifti, save_nifti, voxel_sizes_mm, write_json
 from relaxomap.train.clinical.resample import from_ras, resample_to_grid, same_grid, to_ras
 from relaxomap.train.clinical.sidecar import (
@@ -53,9 +54,6 @@ from relaxomap.train.clinical.training_facts import (
 from relaxomap.train.device import resolve_device
 
 __all__ = [
-    "MAP_FILES",
-    "MASK_FILE",
-    "PROVENANCE_FILE",
     "DEFAULT_MODEL_DIR",
     "DEFAULT_MODEL",
     "predict_volume",
@@ -64,11 +62,6 @@ __all__ = [
     "run_predict",
 ]
 
-#: Output file of each map, in the network's output channel order; the keys name the maps in the dicts of
-#: :func:`predict_volume` (physical units: T1 and T2 in ms, PD relative to CSF = 1).
-MAP_FILES: dict[str, str] = {"t1_ms": "T1_ms.nii.gz", "t2_ms": "T2_ms.nii.gz", "pd": "PD.nii.gz"}
-MASK_FILE = "brain_mask.nii.gz"
-PROVENANCE_FILE = "provenance.json"
 #: The shipped model's folder (package data: checkpoint, model card, the recipe's JSON files).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 #: The checkpoint used when ``--checkpoint`` is not given.
@@ -180,7 +173,8 @@ def predict_volume(
 
     Returns
     -------
-    ``{"t1_ms": (X, Y, Z) float32 [ms], "t2_ms": ... [ms], "pd": ... (relative, CSF = 1)}`` (:data:`MAP_FILES` keys)
+    ``{"t1_ms": (X, Y, Z) float32 [ms], "t2_ms": ... [ms], "pd": ... (relative, CSF = 1)}`` (the keys of
+    :data:`train.clinical.map_files.MAP_FILES`)
 
     Raises
     ------

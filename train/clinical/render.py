@@ -13,18 +13,17 @@ from typing import Any
 import numpy as np
 
 from relaxomap.physics.protocol import PRESETS, SEQUENCE_KINDS, Protocol, preset
+from relaxomap.train.clinical.map_files import MAP_FILES
 from relaxomap.train.clinical.nifti import load_nifti, nifti_stem, save_nifti, write_json
 from relaxomap.train.clinical.resample import same_grid
 from relaxomap.train.clinical.sidecar import bids_sidecar_dict
 
-__all__ = ["SEQ_ALIASES", "SIGNAL_MODELS", "build_protocol", "load_maps", "render_volume", "run_render"]
+__all__ = ["SEQ_ALIASES", "FORWARD_MODELS", "build_protocol", "load_maps", "render_volume", "run_render"]
 
 #: ``--seq`` names that stand for a clinical preset (3 T values; ``--tr`` etc. override single fields).
 SEQ_ALIASES: dict[str, str] = {"t1w": "t1w_se_3t", "t2w": "t2w_tse_3t", "flair": "flair_3t"}
-#: ``--model`` choices.
-SIGNAL_MODELS: tuple[str, ...] = ("closed", "epg")
-#: Map files read from the maps directory (the names ``relaxomap predict`` writes).
-_MAP_FILES = {"t1_ms": "T1_ms.nii.gz", "t2_ms": "T2_ms.nii.gz", "pd": "PD.nii.gz"}
+#: Forward models (``--forward`` choices).
+FORWARD_MODELS: tuple[str, ...] = ("closed", "epg")
 #: Slices per signal call (bounds the memory of the EPG state arrays).
 _SLAB = 16
 _FLAGS = {"tr_ms": "--tr", "te_ms": "--te", "ti_ms": "--ti", "etl": "--etl", "esp_ms": "--esp",
@@ -103,8 +102,8 @@ def load_maps(maps_dir: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     d = Path(maps_dir)
     if not d.is_dir():
         raise FileNotFoundError(f"maps directory {d} not found (it should hold "
-                                f"{', '.join(_MAP_FILES.values())}, as written by relaxomap predict)")
-    vols = {k: load_nifti(d / f, f"{k} map") for k, f in _MAP_FILES.items()}
+                                f"{', '.join(MAP_FILES.values())}, as written by relaxomap predict)")
+    vols = {k: load_nifti(d / f, f"{k} map") for k, f in MAP_FILES.items()}
     ref = vols["t1_ms"]
     for k, v in vols.items():
         if not same_grid(ref.shape, ref.affine, v.shape, v.affine):
@@ -116,14 +115,14 @@ def load_maps(maps_dir: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 
 def render_volume(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray, protocol: Protocol,
-                  model: str = "closed") -> np.ndarray:
+                  forward: str = "closed") -> np.ndarray:
     """Magnitude image of (X, Y, Z) maps under one protocol, slab by slab along the third axis.
 
     Parameters
     ----------
     t1_ms, t2_ms : (X, Y, Z) [ms]; pd : (X, Y, Z) relative (CSF = 1).
     protocol : the acquisition.
-    model : ``"closed"`` (:func:`physics.signal.signal`) or ``"epg"`` (:func:`physics.epg.epg_signal`; for
+    forward : ``"closed"`` (:func:`physics.signal.signal`) or ``"epg"`` (:func:`physics.epg.epg_signal`; for
         ``spgr``/``mprage``, which assume ideal spoiling, EPG equals the closed form and that is used).
 
     Returns
@@ -132,12 +131,12 @@ def render_volume(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray, protocol
     """
     from relaxomap.physics.signal import signal
 
-    if model not in SIGNAL_MODELS:
-        raise ValueError(f"--model must be one of {list(SIGNAL_MODELS)}; got {model!r}")
+    if forward not in FORWARD_MODELS:
+        raise ValueError(f"forward must be one of {list(FORWARD_MODELS)}; got {forward!r}")
     t1, t2, p = (np.asarray(a, np.float32) for a in (t1_ms, t2_ms, pd))
     if not (t1.shape == t2.shape == p.shape) or t1.ndim != 3:
         raise ValueError(f"maps must be three (X, Y, Z) arrays of one shape; got {t1.shape}, {t2.shape}, {p.shape}")
-    use_epg = model == "epg" and protocol.kind in ("se", "tse", "ir_tse")
+    use_epg = forward == "epg" and protocol.kind in ("se", "tse", "ir_tse")
     if use_epg:
         from relaxomap.physics.epg import epg_signal
     out = np.empty(t1.shape, np.float32)
@@ -150,7 +149,8 @@ def render_volume(t1_ms: np.ndarray, t2_ms: np.ndarray, pd: np.ndarray, protocol
     return out
 
 
-def run_render(maps_dir: str | Path, protocol: Protocol, out_path: str | Path, model: str = "closed") -> dict[str, Any]:
+def run_render(maps_dir: str | Path, protocol: Protocol, out_path: str | Path, forward: str = "closed"
+               ) -> dict[str, Any]:
     """Render one image from a maps directory and write ``out_path`` (NIfTI) and its BIDS sidecar.
 
     Returns the sidecar dict (BIDS times in seconds; ``RelaxomapProtocol`` keeps the protocol in ms).
@@ -160,12 +160,12 @@ def run_render(maps_dir: str | Path, protocol: Protocol, out_path: str | Path, m
     if not (name.endswith(".nii.gz") or name.endswith(".nii")):
         raise ValueError(f"--out must be a .nii or .nii.gz file; got {out}")
     maps, affine = load_maps(maps_dir)
-    image = render_volume(maps["t1_ms"], maps["t2_ms"], maps["pd"], protocol, model)
-    effective = "epg" if model == "epg" and protocol.kind in ("se", "tse", "ir_tse") else "closed"
+    image = render_volume(maps["t1_ms"], maps["t2_ms"], maps["pd"], protocol, forward)
+    effective = "epg" if forward == "epg" and protocol.kind in ("se", "tse", "ir_tse") else "closed"
     sidecar = bids_sidecar_dict(
         protocol,
         RelaxomapSignalModel=effective,
-        RelaxomapSignalModelRequested=model,
+        RelaxomapSignalModelRequested=forward,
         RelaxomapMaps=str(Path(maps_dir).resolve()),
         ImageComments="synthetic image rendered by relaxomap from T1/T2/PD maps (M0 = 1, PD-scaled magnitude)",
     )

@@ -30,7 +30,7 @@ from relaxomap.train.evaluation.records import RECORD_METRICS
 from relaxomap.train.evaluation.report import format_tissue_table
 from relaxomap.train.evaluation.results import json_safe
 
-__all__ = ["build_report", "render_page", "write_report", "copy_figures"]
+__all__ = ["build_report", "render_page", "write_report", "copy_figures", "format_summary"]
 
 
 def copy_figures(folders: dict[str, Path], dest: Path) -> dict[str, list[str]]:
@@ -403,3 +403,27 @@ def write_report(report: Mapping[str, Any], results: str | os.PathLike,
     atomic_write_text(results.with_suffix(".json"), json.dumps(report, indent=1, allow_nan=False) + "\n")
     atomic_write_text(results, render_page(report, figures, fig_dir.name))
     return results
+
+
+def format_summary(report: Mapping[str, Any]) -> str:
+    """Terminal summary of a report: the reference's masked PSNR per scenario, then every target and whether it
+    was met."""
+    lines = []
+    ref_name = report["reference"]
+    for scen, s in report["scenarios"].items():
+        ref = (s.get("summary") or {}).get(ref_name)
+        if ref is None:
+            lines.append(f"  {scen}: not evaluated ({s.get('note') or 'no store'})")
+            continue
+        psnr = " / ".join(f"{ref[m]['psnr_db']['mean']:.1f}" if ref[m]["psnr_db"]["mean"] is not None else "–"
+                          for m in MAP_NAMES)
+        lines.append(f"  {scen}: {ref_name} masked PSNR T1 / T2 / PD {psnr} dB")
+    targets = report["targets"]
+    met = [t for t in targets if t["met"]]
+    missed = [t for t in targets if t["met"] is False]
+    lines.append(f"Targets: {len(met)} met, {len(missed)} missed, {len(targets) - len(met) - len(missed)} not checked")
+    for t in targets:
+        state = "n/a" if t["met"] is None else ("met" if t["met"] else "NOT met")
+        value = "–" if t["value"] is None else f"{t['value']:.2f}"
+        lines.append(f"  {t['scenario']}: {t['target']} = {value} ({t['op']} {t['threshold']:g}): {state}")
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from numpy.testing import assert_allclose
 
-from tests.train.clinical.test_predict import make_tiny_checkpoint
+from tests.train.clinical.helpers import make_tiny_checkpoint
 
 
 def test_demo_end_to_end(tmp_path: Path) -> None:

@@ -15,9 +15,10 @@ pydicom = pytest.importorskip("pydicom")
 from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid  # noqa: E402
 
-from tests.train.clinical.test_predict import head_phantom, make_tiny_checkpoint  # noqa: E402
+from tests.train.clinical.helpers import head_phantom, make_tiny_checkpoint  # noqa: E402
 from relaxomap.train.clinical.dicom import load_dicom_series  # noqa: E402
-from relaxomap.train.clinical.predict import PROVENANCE_FILE, run_predict  # noqa: E402
+from relaxomap.train.clinical.map_files import PROVENANCE_FILE  # noqa: E402
+from relaxomap.train.clinical.predict import run_predict  # noqa: E402
 
 
 def _save(ds: Dataset, path: Path) -> None:

@@ -13,71 +13,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
-from numpy.testing import assert_allclose, assert_array_equal
+from numpy.testing import assert_allclose
 
-from relaxomap.model.config import ModelConfig
-from relaxomap.model.unet import build_model
 from relaxomap.synth.normalize import normalize_intensity
 from relaxomap.synth.protocols import ProtocolRanges
-from relaxomap.train.checkpoint import save_checkpoint
 from relaxomap.train.clinical.nifti import load_nifti
-from relaxomap.train.clinical.predict import MAP_FILES, PROVENANCE_FILE, predict_volume, run_predict
+from relaxomap.train.clinical.map_files import MAP_FILES, PROVENANCE_FILE
+from relaxomap.train.clinical.predict import predict_volume, run_predict
 from relaxomap.train.clinical.resample import resample_to_grid, same_grid
-from relaxomap.train.clinical.sidecar import read_bids_sidecar, resolve_parameters, seconds_to_ms
 from relaxomap.train.clinical.training_facts import training_ranges
-
-TINY = ModelConfig(base_channels=8, channel_mults=(1, 2), groups=4, emb_dim=16, n_fourier=4, mid_blocks=1)
-#: (TR, TE, TI) [ms] of the test case; TI None = no InversionTime in the sidecar.
-CASE_PARAMS = {"T1w": (600.0, 10.0, None), "T2w": (5000.0, 100.0, None), "FLAIR": (9000.0, 120.0, 2500.0)}
-SHAPE = (36, 40, 6)
-
-
-def make_tiny_checkpoint(path: Path, extra: dict | None = None) -> Path:
-    """A randomly initialised 2-level network saved through the checkpoint API."""
-    torch.manual_seed(0)
-    return save_checkpoint(path, model=build_model(TINY), model_config=TINY, step=0, extra=extra)
-
-
-def head_phantom(shape: tuple[int, int, int] = SHAPE, seed: int = 0) -> np.ndarray:
-    """A bright 'brain' ellipsoid inside a dark 'skull' gap and a 'scalp' shell, with mild noise (float32)."""
-    axes = [np.linspace(-1, 1, n) for n in shape]
-    x, y, z = np.meshgrid(*axes, indexing="ij")
-    r = np.sqrt(x**2 + y**2 + (0.6 * z) ** 2)
-    img = np.where(r < 0.6, 100.0, 0.0) + np.where((r > 0.75) & (r < 0.9), 70.0, 0.0)
-    return (img * (1 + 0.05 * np.random.default_rng(seed).random(shape))).astype(np.float32)
-
-
-def case_affine(voxel=(1.0, 1.0, 3.0), shift=(0.0, 0.0, 0.0)) -> np.ndarray:
-    a = np.diag([*voxel, 1.0])
-    a[:3, 3] = np.array([-18.0, -20.0, -9.0]) + np.asarray(shift)
-    return a
-
-
-def write_case(directory: Path, *, params=CASE_PARAMS, affine=None, data=None) -> dict[str, Path]:
-    """T1w/T2w/FLAIR .nii.gz + BIDS sidecars (seconds) in ``directory``; returns {contrast: path}."""
-    directory.mkdir(parents=True, exist_ok=True)
-    affine = case_affine() if affine is None else affine
-    data = head_phantom() if data is None else data
-    paths = {}
-    for name, (tr, te, ti) in params.items():
-        nib.save(nib.Nifti1Image(data, affine), directory / f"{name}.nii.gz")
-        side = {"RepetitionTime": tr / 1000.0, "EchoTime": te / 1000.0}  # BIDS: seconds
-        if ti is not None:
-            side["InversionTime"] = ti / 1000.0
-        (directory / f"{name}.json").write_text(json.dumps(side))
-        paths[name.lower()] = directory / f"{name}.nii.gz"
-    return paths
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
-
-
-@pytest.fixture()
-def case(tmp_path: Path) -> dict[str, Path]:
-    return write_case(tmp_path / "in")
+from tests.train.clinical.helpers import SHAPE, case_affine, head_phantom, make_tiny_checkpoint, write_case
 
 
 # ------------------------------------------------------------------------------------------------ round trip
@@ -108,22 +53,6 @@ def test_nifti_round_trip(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path
     assert not list(tmp_path.glob("out.tmp-*"))
 
 
-def test_cli_predict(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> None:
-    from relaxomap.train.cli import main
-
-    out = tmp_path / "cli_out"
-    res = CliRunner().invoke(main, ["predict", "--t1w", str(case["t1w"]), "--t2w", str(case["t2w"]), "--flair",
-                                    str(case["flair"]), "--out", str(out), "--model", str(tiny_ckpt), "--quiet",
-                                    "--t2w-te", "90"])
-    assert res.exit_code == 0, res.output
-    prov = json.loads((out / PROVENANCE_FILE).read_text())
-    assert prov["parameters"]["t2w"]["te_ms"] == {"value_ms": 90.0, "source": "flag --t2w-te = 90 ms"}
-    # a second run into the same non-empty directory is refused without --overwrite
-    res = CliRunner().invoke(main, ["predict", "--t1w", str(case["t1w"]), "--out", str(out), "--model",
-                                    str(tiny_ckpt), "--quiet"])
-    assert res.exit_code == 1 and "not empty" in res.output and "--overwrite" in res.output
-
-
 def test_missing_flair_runs_with_present_zero(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> None:
     prov = run_predict({"t1w": case["t1w"], "t2w": case["t2w"]}, tmp_path / "o", checkpoint=tiny_ckpt,
                        progress=False)
@@ -132,34 +61,6 @@ def test_missing_flair_runs_with_present_zero(case: dict[str, Path], tiny_ckpt: 
 
 
 # ------------------------------------------------------------------------------------------------ parameters
-def test_seconds_to_ms_and_sidecar_units(tmp_path: Path) -> None:
-    assert seconds_to_ms(2.5) == 2500.0
-    p = tmp_path / "a.json"
-    p.write_text(json.dumps({"RepetitionTime": 0.65, "EchoTime": [0.012], "InversionTime": 0.9}))
-    fp = read_bids_sidecar(p)
-    assert_allclose([fp.values[k].value_ms for k in ("tr_ms", "te_ms", "ti_ms")], [650.0, 12.0, 900.0],
-                    rtol=1e-12)  # exact decimal conversions up to float64 rounding
-    p.write_text(json.dumps({"RepetitionTime": 650, "EchoTime": 0.012}))  # TR written in ms by mistake
-    with pytest.raises(ValueError, match=r"RepetitionTime = 650 s .*BIDS times are in seconds"):
-        read_bids_sidecar(p)
-
-
-def test_flag_overrides_sidecar(case: dict[str, Path]) -> None:
-    fp = read_bids_sidecar(case["flair"].with_name("FLAIR.json"))
-    got = resolve_parameters("flair", fp, {"ti_ms": 2300.0})
-    assert got["ti_ms"].value_ms == 2300.0 and got["ti_ms"].source == "flag --flair-ti = 2300 ms"
-    assert got["tr_ms"].value_ms == pytest.approx(9000.0, rel=1e-12) and "sidecar" in got["tr_ms"].source
-
-
-def test_inversion_recovery_without_ti_is_refused(tmp_path: Path) -> None:
-    p = tmp_path / "t1.json"
-    p.write_text(json.dumps({"RepetitionTime": 2.0, "EchoTime": 0.01, "ScanningSequence": "SE_IR"}))
-    with pytest.raises(ValueError, match=r"T1w InversionTime missing although sidecar .*t1\.json says inversion "
-                                         r"recovery \(ScanningSequence SE_IR\); pass --t1w-ti MS"):
-        resolve_parameters("t1w", read_bids_sidecar(p), {})
-    assert resolve_parameters("t1w", read_bids_sidecar(p), {"ti_ms": 800.0})["ti_ms"].value_ms == 800.0
-    p.write_text(json.dumps({"RepetitionTime": 0.6, "EchoTime": 0.01, "ScanningSequence": "SE"}))
-    assert resolve_parameters("t1w", read_bids_sidecar(p), {})["ti_ms"].value_ms == 0.0
 
 
 def test_missing_parameter_messages(tmp_path: Path, tiny_ckpt: Path) -> None:
@@ -185,33 +86,7 @@ def test_out_of_range_parameter_warns(case: dict[str, Path], tmp_path: Path) -> 
     assert not any("voxel size" in w for w in prov["warnings"])  # 1 x 1 mm in-plane, as in training
 
 
-def test_voxel_size_warning() -> None:
-    from relaxomap.train.clinical.training_facts import training_inplane_mm, voxel_warning
-
-    assert training_inplane_mm({}) == 1.0
-    cfg = {"extra": {"store_config": {"source": {"kind": "phantom", "phantom": {"voxel_mm": [0.8, 0.8, 2.0]}}}}}
-    assert training_inplane_mm(cfg) == 0.8
-    assert voxel_warning([1.1, 1.1, 5.0], 1.0) == []
-    (msg,) = voxel_warning([0.45, 0.45, 5.0], 1.0)
-    assert "0.45 x 0.45 mm" in msg and "factor 1.5" in msg
-
-
 # ------------------------------------------------------------------------------------------------ geometry
-def test_resample_linear_ramp_exact() -> None:
-    """Linear interpolation reproduces a linear function exactly: resampling the source's own voxel index
-    must give inv(A_src) @ A_tgt @ i at every target voxel inside the source."""
-    src_shape = (20, 18, 10)
-    ramp = np.broadcast_to(np.arange(src_shape[0], dtype=np.float32)[:, None, None], src_shape)
-    a_src = case_affine(voxel=(1.5, 1.0, 2.0), shift=(3.25, 0.0, 0.0))
-    a_tgt = case_affine(voxel=(1.0, 1.0, 2.0))
-    out = resample_to_grid(ramp, a_src, (16, 18, 10), a_tgt)
-    i = np.arange(16)
-    expected = (np.linalg.inv(a_src) @ a_tgt @ np.stack([i, 0 * i, 0 * i, 0 * i + 1]))[0]
-    inside = (expected >= 0) & (expected <= src_shape[0] - 1)
-    assert inside.sum() >= 10
-    # float32 image and interpolation weights: |error| < 1e-4 voxel for indices < 20
-    assert_allclose(out[inside, 5, 5], expected[inside], atol=1e-4)
-    assert_array_equal(out[~inside, 5, 5], 0.0)
 
 
 def test_shifted_t2w_resampled_onto_t1w_grid(tmp_path: Path, tiny_ckpt: Path) -> None:
@@ -298,20 +173,6 @@ def test_missing_default_model_says_how_to_train(case: dict[str, Path], tmp_path
     monkeypatch.setattr(tp, "DEFAULT_MODEL", tmp_path / "default_model" / "model.pt")
     with pytest.raises(FileNotFoundError, match=r"default model.*relaxomap train.*--checkpoint"):
         run_predict(case, tmp_path / "o", progress=False)
-
-
-
-def test_otsu_matches_skimage() -> None:
-    skimage_filters = pytest.importorskip("skimage.filters")
-    from relaxomap.train.clinical.brainmask import otsu_threshold
-
-    rng = np.random.default_rng(5)
-    values = np.concatenate([rng.normal(10.0, 3.0, 4000), rng.normal(60.0, 8.0, 2500)])
-    # both use 256 bins over [min, max] and pick the same bin; skimage returns its centre, ours its upper edge.
-    # Tolerance: float64 rounding of the bin edges (values ~ 100).
-    width = (values.max() - values.min()) / 256
-    assert_allclose(otsu_threshold(values), skimage_filters.threshold_otsu(values, nbins=256) + width / 2,
-                    rtol=0, atol=1e-9)
 
 
 def test_prediction_does_not_load_the_trainer(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> None:

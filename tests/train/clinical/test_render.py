@@ -8,25 +8,13 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from numpy.testing import assert_allclose
 
 from relaxomap.physics.epg import epg_signal
 from relaxomap.physics.protocol import PRESETS, Protocol
 from relaxomap.physics.signal import signal
-from relaxomap.train.clinical.nifti import save_nifti
 from relaxomap.train.clinical.render import build_protocol, run_render
-
-WM = (850.0, 75.0, 0.70)  # 3 T white matter: T1 [ms], T2 [ms], PD
-SHAPE = (6, 5, 20)  # more slices than one render slab, so the slab loop is exercised
-
-
-def write_maps(directory: Path, t1: float, t2: float, pd: float, affine: np.ndarray) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, value in (("T1_ms", t1), ("T2_ms", t2), ("PD", pd)):
-        save_nifti(directory / f"{name}.nii.gz", np.full(SHAPE, value, np.float32), affine)
-    return directory
-
+from tests.train.clinical.helpers import MAPS_SHAPE, WM, write_maps
 
 @pytest.fixture()
 def maps_dir(tmp_path: Path) -> tuple[Path, np.ndarray]:
@@ -40,7 +28,7 @@ def test_uniform_se_matches_closed_form(maps_dir: tuple[Path, np.ndarray], tmp_p
     out = tmp_path / "se.nii.gz"
     side = run_render(d, prot, out)
     img = nib.load(out)
-    assert img.shape == SHAPE
+    assert img.shape == MAPS_SHAPE
     assert_allclose(img.affine, aff, atol=1e-6)  # float32 header
     got = img.get_fdata()
     t1, t2, pd = WM
@@ -61,7 +49,7 @@ def test_flair_alias_epg_matches_epg_signal(maps_dir: tuple[Path, np.ndarray], t
     prot = build_protocol("flair", ti_ms=2400.0)
     assert prot.kind == "ir_tse" and prot.ti_ms == 2400.0 and prot.etl == PRESETS["flair_3t"].etl
     out = tmp_path / "flair.nii.gz"
-    side = run_render(d, prot, out, model="epg")
+    side = run_render(d, prot, out, forward="epg")
     expected = epg_signal(np.float32([WM[0]]), np.float32([WM[1]]), np.float32([WM[2]]), [prot])[0, 0]
     assert_allclose(nib.load(out).get_fdata(), expected, rtol=1e-7)  # same kernel, same float32 inputs
     closed = signal(np.float32([WM[0]]), np.float32([WM[1]]), np.float32([WM[2]]), [prot])[0, 0]
@@ -80,17 +68,3 @@ def test_build_protocol_options() -> None:
     assert p == PRESETS["t2w_tse_3t"].with_(te_ms=80.0, name=p.name)
     assert build_protocol("spgr", tr_ms=20.0, te_ms=4.0, flip_deg=25.0) == Protocol(
         "spgr", tr_ms=20.0, te_ms=4.0, flip_deg=25.0, name="render_spgr")
-
-
-def test_cli_render(maps_dir: tuple[Path, np.ndarray], tmp_path: Path) -> None:
-    from relaxomap.train.cli import main
-
-    d, _ = maps_dir
-    out = tmp_path / "t1w.nii.gz"
-    res = CliRunner().invoke(main, ["render", "--maps", str(d), "--seq", "t1w", "--tr", "500", "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    prot = PRESETS["t1w_se_3t"].with_(tr_ms=500.0)
-    expected = signal(np.float32([WM[0]]), np.float32([WM[1]]), np.float32([WM[2]]), [prot])[0, 0]
-    assert_allclose(nib.load(out).get_fdata(), expected, rtol=1e-7)
-    res = CliRunner().invoke(main, ["render", "--maps", str(tmp_path / "none"), "--seq", "t1w", "--out", str(out)])
-    assert res.exit_code == 1 and "maps directory" in res.output and "not found" in res.output

@@ -18,7 +18,7 @@ VARIANTS="pe-unet:0.1:pe-unet-physics pe-unet:0:pe-unet unet:0.1:unet channels:0
 run_all() {  # $1 = root dir, $2 = steps, $3 = extra args
   python3 -c "import json; c=json.load(open('train/clinical/default_model/train_common.json')); c['warmup_steps']=min(c['warmup_steps'], $2//10); json.dump(c, open('$W/common-$2.json','w'))"
   for v in $VARIANTS; do IFS=: read arch w name <<< "$v"
-    $R train --store $W/train.h5 --val $W/val.h5 --model $arch --physics-weight $w --patch 128 \
+    $R train --store $W/train.h5 --val $W/val.h5 --arch $arch --physics-weight $w --patch 128 \
       --batch-size ${BATCH:-24} --steps $2 --num-workers ${NW:-3} --config $W/common-$2.json \
       --out $1/$name $3 > $W/logs/$(basename $1)-$name.log 2>&1 &
   done; wait; }
