@@ -96,6 +96,75 @@ def _read_all(directory: Path, pydicom: Any) -> list[tuple[Path, Any]]:
     return out
 
 
+def _series_geometry(items: list[tuple[Path, Any]], label: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """(ImageOrientationPatient (6,), PixelSpacing (2,) [mm], (rows, columns)) shared by every file of a series.
+
+    Raises
+    ------
+    ValueError : several series, multi-frame files, or orientation / spacing / matrix that differ between files
+        or are not valid (naming the file).
+    """
+    uids = {str(getattr(ds, "SeriesInstanceUID", "")) for _, ds in items}
+    if len(uids) > 1:
+        raise ValueError(f"{label} mixes {len(uids)} series (SeriesInstanceUID {sorted(uids)}); "
+                         "put each series in its own directory")
+    p0, ds0 = items[0]
+    if int(getattr(ds0, "NumberOfFrames", 1) or 1) > 1:
+        raise ValueError(f"DICOM file {p0} is multi-frame (NumberOfFrames={ds0.NumberOfFrames}); enhanced "
+                         "multi-frame DICOM is not supported -- convert it to NIfTI with dcm2niix")
+    iop = _floats(ds0, "ImageOrientationPatient", 6, p0)
+    row_dir, col_dir = iop[:3], iop[3:]  # X: along a row (increasing column), Y: along a column
+    if abs(np.linalg.norm(row_dir) - 1) > 1e-3 or abs(np.linalg.norm(col_dir) - 1) > 1e-3 or \
+            abs(row_dir @ col_dir) > 1e-3:
+        raise ValueError(f"DICOM file {p0}: ImageOrientationPatient {iop.tolist()} is not two orthonormal "
+                         "direction cosines")
+    spacing = _floats(ds0, "PixelSpacing", 2, p0)  # (row spacing Δr, column spacing Δc) [mm]
+    rows, cols = int(ds0.Rows), int(ds0.Columns)
+    for p, ds in items:
+        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+            raise ValueError(f"DICOM file {p} is multi-frame; convert the series to NIfTI with dcm2niix")
+        if not np.allclose(_floats(ds, "ImageOrientationPatient", 6, p), iop, atol=1e-4):
+            raise ValueError(f"DICOM file {p}: ImageOrientationPatient differs from {p0}; one series must "
+                             "share one slice orientation")
+        if not np.allclose(_floats(ds, "PixelSpacing", 2, p), spacing, rtol=1e-4):
+            raise ValueError(f"DICOM file {p}: PixelSpacing differs from {p0}")
+        if (int(ds.Rows), int(ds.Columns)) != (rows, cols):
+            raise ValueError(f"DICOM file {p}: matrix {int(ds.Rows)}x{int(ds.Columns)} differs from "
+                             f"{rows}x{cols} of {p0}")
+    return iop, spacing, (rows, cols)
+
+
+def _slice(p: Path, ds: Any, normal: np.ndarray, matrix: tuple[int, int]) -> tuple[float, np.ndarray, np.ndarray]:
+    """(position along the slice normal [mm], ImagePositionPatient (3,), rescaled pixels (rows, columns))."""
+    ipp = _floats(ds, "ImagePositionPatient", 3, p)
+    try:
+        pixels = np.asarray(ds.pixel_array, np.float64)
+    except Exception as err:
+        raise ValueError(f"DICOM file {p} has no readable pixel data ({type(err).__name__}: {err})") from None
+    if pixels.shape != matrix:
+        raise ValueError(f"DICOM file {p}: pixel data shape {pixels.shape} is not one {matrix[0]}x{matrix[1]} frame")
+    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
+    intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+    return float(ipp @ normal), ipp, pixels * slope + intercept
+
+
+def _slice_vector(slices: list[tuple[float, np.ndarray, np.ndarray, Path]], normal: np.ndarray, ds0: Any,
+                  label: str) -> np.ndarray:
+    """The step [mm] from one slice to the next (sorted slices); ValueError for repeated or uneven positions."""
+    if len(slices) == 1:
+        thick = float(getattr(ds0, "SpacingBetweenSlices", 0) or getattr(ds0, "SliceThickness", 0) or 1.0)
+        return normal * thick
+    gaps = np.diff(np.array([s[0] for s in slices]))
+    if np.any(gaps < 1e-3):
+        dup = slices[int(np.argmin(gaps)) + 1][3]
+        raise ValueError(f"{label}: two slices share one position (e.g. {dup}); several echoes or volumes "
+                         "in one directory? Put each in its own directory")
+    if np.ptp(gaps) > _SPACING_RTOL * gaps.mean():
+        raise ValueError(f"{label}: slice spacing is not uniform (gaps {gaps.min():.3f}-{gaps.max():.3f} mm); "
+                         "resample it or convert it with dcm2niix")
+    return (slices[-1][1] - slices[0][1]) / (len(slices) - 1)
+
+
 def load_dicom_series(directory: str | Path, what: str = "image") -> Volume:
     """Read a directory of single-frame DICOM slices of one series into a 3-D :class:`Volume`.
 
@@ -108,7 +177,8 @@ def load_dicom_series(directory: str | Path, what: str = "image") -> Volume:
     -------
     Volume
         ``data`` (n_columns, n_rows, n_slices) float32 with RescaleSlope / RescaleIntercept applied per slice;
-        ``affine`` (4, 4) RAS+ [mm]; ``metadata["params"]`` a :class:`train.clinical.sidecar.FileParams` of TR/TE/TI.
+        ``affine`` (4, 4) RAS+ [mm]; ``metadata["params"]`` a :class:`train.clinical.sidecar.FileParams` of
+        TR/TE/TI.
 
     Raises
     ------
@@ -126,66 +196,12 @@ def load_dicom_series(directory: str | Path, what: str = "image") -> Volume:
         raise FileNotFoundError(f"{label} not found")
     if not d.is_dir():
         raise ValueError(f"{label} is not a directory")
-    pydicom = _import_pydicom()
-    items = _read_all(d, pydicom)
-
-    uids = {str(getattr(ds, "SeriesInstanceUID", "")) for _, ds in items}
-    if len(uids) > 1:
-        raise ValueError(f"{label} mixes {len(uids)} series (SeriesInstanceUID {sorted(uids)}); "
-                         "put each series in its own directory")
-    p0, ds0 = items[0]
-    if int(getattr(ds0, "NumberOfFrames", 1) or 1) > 1:
-        raise ValueError(f"DICOM file {p0} is multi-frame (NumberOfFrames={ds0.NumberOfFrames}); enhanced "
-                         "multi-frame DICOM is not supported -- convert it to NIfTI with dcm2niix")
-    iop = _floats(ds0, "ImageOrientationPatient", 6, p0)
-    row_dir, col_dir = iop[:3], iop[3:]  # X: along a row (increasing column), Y: along a column
-    if abs(np.linalg.norm(row_dir) - 1) > 1e-3 or abs(np.linalg.norm(col_dir) - 1) > 1e-3 or \
-            abs(row_dir @ col_dir) > 1e-3:
-        raise ValueError(f"DICOM file {p0}: ImageOrientationPatient {iop.tolist()} is not two orthonormal "
-                         "direction cosines")
+    items = _read_all(d, _import_pydicom())
+    iop, spacing, matrix = _series_geometry(items, label)
+    row_dir, col_dir = iop[:3], iop[3:]
     normal = np.cross(row_dir, col_dir)
-    spacing = _floats(ds0, "PixelSpacing", 2, p0)  # (row spacing Δr, column spacing Δc) [mm]
-    rows, cols = int(ds0.Rows), int(ds0.Columns)
-
-    slices = []
-    for p, ds in items:
-        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
-            raise ValueError(f"DICOM file {p} is multi-frame; convert the series to NIfTI with dcm2niix")
-        if not np.allclose(_floats(ds, "ImageOrientationPatient", 6, p), iop, atol=1e-4):
-            raise ValueError(f"DICOM file {p}: ImageOrientationPatient differs from {p0}; one series must "
-                             "share one slice orientation")
-        if not np.allclose(_floats(ds, "PixelSpacing", 2, p), spacing, rtol=1e-4):
-            raise ValueError(f"DICOM file {p}: PixelSpacing differs from {p0}")
-        if (int(ds.Rows), int(ds.Columns)) != (rows, cols):
-            raise ValueError(f"DICOM file {p}: matrix {int(ds.Rows)}x{int(ds.Columns)} differs from "
-                             f"{rows}x{cols} of {p0}")
-        ipp = _floats(ds, "ImagePositionPatient", 3, p)
-        try:
-            pixels = np.asarray(ds.pixel_array, np.float64)
-        except Exception as err:
-            raise ValueError(f"DICOM file {p} has no readable pixel data ({type(err).__name__}: {err})") from None
-        if pixels.shape != (rows, cols):
-            raise ValueError(f"DICOM file {p}: pixel data shape {pixels.shape} is not one {rows}x{cols} frame")
-        slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-        intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-        slices.append((float(ipp @ normal), ipp, pixels * slope + intercept, p))
-
-    slices.sort(key=lambda s: s[0])
-    positions = np.array([s[0] for s in slices])
-    if len(slices) > 1:
-        gaps = np.diff(positions)
-        if np.any(gaps < 1e-3):
-            dup = slices[int(np.argmin(gaps)) + 1][3]
-            raise ValueError(f"{label}: two slices share one position (e.g. {dup}); several echoes or volumes "
-                             "in one directory? Put each in its own directory")
-        if np.ptp(gaps) > _SPACING_RTOL * gaps.mean():
-            raise ValueError(f"{label}: slice spacing is not uniform (gaps {gaps.min():.3f}-{gaps.max():.3f} mm); "
-                             "resample it or convert it with dcm2niix")
-        slice_vec = (slices[-1][1] - slices[0][1]) / (len(slices) - 1)
-    else:
-        thick = float(getattr(ds0, "SpacingBetweenSlices", 0) or getattr(ds0, "SliceThickness", 0) or 1.0)
-        slice_vec = normal * thick
-
+    slices = sorted(((*_slice(p, ds, normal, matrix), p) for p, ds in items), key=lambda s: s[0])
+    slice_vec = _slice_vector(slices, normal, items[0][1], label)
     # voxel axes (column c, row r, slice k): data[c, r, k] = pixels_k[r, c]
     data = np.stack([s[2].T for s in slices], axis=-1)
     affine_lps = np.eye(4)
@@ -194,6 +210,5 @@ def load_dicom_series(directory: str | Path, what: str = "image") -> Volume:
     affine_lps[:3, 2] = slice_vec
     affine_lps[:3, 3] = slices[0][1]
     data, affine = check_volume(data, LPS_TO_RAS @ affine_lps, label)
-    params = dicom_params(ds0, d)
-    return Volume(data=data, affine=affine, source=str(d), metadata={"params": params,
-                                                                     "n_files": len(slices)})
+    return Volume(data=data, affine=affine, source=str(d),
+                  metadata={"params": dicom_params(items[0][1], d), "n_files": len(slices)})

@@ -16,12 +16,12 @@ Stages and the files that mark them done (under ``out/``; a stage whose output e
 4. report: the results page, its JSON twin and the figures folder beside it, always rebuilt (seconds).
 
 ``stage_times.json`` keeps the wall time of each stage from the call that did it, so the page of a resumed run
-still gives the time of the whole experiment. ``experiment.json`` holds the :class:`ExperimentConfig` of the folder; resuming with a different one is
-refused, listing the fields that differ.
+still gives the time of the whole experiment. ``experiment.json`` holds the :class:`ExperimentConfig` of the
+folder; resuming with a different one is refused, listing the fields that differ.
 
 The configuration (variants, scenarios, :class:`~train.experiment.config.ExperimentConfig`) is in
-:mod:`train.experiment.config`, the statistics in :mod:`train.experiment.stats` and the page in
-:mod:`train.experiment.page`.
+:mod:`train.experiment.config`, the statistics in :mod:`train.experiment.stats`, the JSON report in
+:mod:`train.experiment.report` and the page in :mod:`train.experiment.page`.
 """
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from relaxomap.atomic import atomic_write_text
+from relaxomap.physics.checks import config_differences
+from relaxomap.train.checkpoint import sha256_file
 from relaxomap.train.experiment.config import (
     NLLS,
     VARIANTS,
@@ -42,15 +45,14 @@ from relaxomap.train.experiment.config import (
     training_synth_config,
     variant_train_config,
 )
-from relaxomap.atomic import atomic_write_text
-from relaxomap.train.experiment.page import build_report, write_report
+from relaxomap.train.experiment.page import write_report
+from relaxomap.train.experiment.report import build_report
 
 __all__ = ["run_experiment"]
 
+
 def _check_folder(out: Path, config: ExperimentConfig, resume: bool) -> None:
     """Refuse a non-empty ``out`` without ``resume``, and a resume with another configuration."""
-    from relaxomap.physics.checks import config_differences
-
     marker = out / "experiment.json"
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
@@ -106,47 +108,39 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, results: st
         torch.set_num_threads(threads)
 
 
-def _run_stages(config: ExperimentConfig, out: Path, results: Path, device: str, progress: bool,
-                echo: Callable[[str], None], command: str) -> dict[str, Any]:
+class _Stages:
+    """Runs the pipeline's named stages once each: a stage whose output exists is skipped. The wall time of
+    every stage is kept in ``stage_times.json`` across calls, so a resumed run still reports the whole."""
+
+    def __init__(self, out: Path, echo: Callable[[str], None], bar: Any) -> None:
+        self.echo, self.bar = echo, bar
+        self.times_path = out / "stage_times.json"
+        self.times: dict[str, Any] = json.loads(self.times_path.read_text()) if self.times_path.is_file() else {}
+        self.stages: dict[str, dict[str, Any]] = {}
+
+    def run(self, name: str, done: bool, fn: Callable[[], Any]) -> Any:
+        """Call ``fn`` unless ``done``; record, persist and announce the stage."""
+        t0 = time.perf_counter()
+        value = None if done else fn()
+        stage = self.stages[name] = {"status": "skipped (output exists)" if done else "done",
+                                     "seconds": time.perf_counter() - t0}
+        if done:
+            stage["earlier_seconds"] = (self.times.get(name) or {}).get("seconds")
+        else:
+            self.times[name] = {"seconds": stage["seconds"],
+                                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            atomic_write_text(self.times_path, json.dumps(self.times, indent=1, sort_keys=True) + "\n")
+        self.echo(f"{name}: {stage['status']} ({stage['seconds']:.1f} s)")
+        self.bar.update(1)
+        return value
+
+
+def _make_stores(config: ExperimentConfig, stores: Mapping[str, tuple[Any, int]], paths: Mapping[str, Path],
+                 stages: _Stages, progress: bool) -> None:
     from tqdm.auto import tqdm
 
     from relaxomap.synth.store import default_part_subjects, write_store
-    from relaxomap.train.evaluation.evaluate import run_evaluate
-    from relaxomap.train.trainer import train
 
-    t_start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "experiment.json", json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n")
-    train_synth, source_note = training_synth_config(config)
-    val_synth = train_synth.replace(seed=config.synth_seed + 1)
-    scens = scenarios(config, train_synth)
-    stores = {"train": (train_synth, config.n_train), "val": (val_synth, config.n_val)}
-    stores.update({s.name: (s.synth, config.n_scenario) for s in scens if s.synth is not None})
-    ready = [s for s in scens if s.synth is not None]
-    stages: dict[str, dict[str, Any]] = {}
-    bar = tqdm(total=len(stores) + len(VARIANTS) + len(ready) + 1, desc="ablation", unit="stage",
-               disable=not progress)
-
-    # Wall time of every stage when it was done, kept across calls so a resumed run still reports the whole.
-    times_path = out / "stage_times.json"
-    times: dict[str, Any] = json.loads(times_path.read_text()) if times_path.is_file() else {}
-
-    def stage(name: str, done: bool, fn: Callable[[], Any]) -> Any:
-        t0 = time.perf_counter()
-        value = None if done else fn()
-        stages[name] = {"status": "skipped (output exists)" if done else "done",
-                        "seconds": time.perf_counter() - t0}
-        if done:
-            stages[name]["earlier_seconds"] = (times.get(name) or {}).get("seconds")
-        else:
-            times[name] = {"seconds": stages[name]["seconds"],
-                           "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            atomic_write_text(times_path, json.dumps(times, indent=1, sort_keys=True) + "\n")
-        echo(f"{name}: {stages[name]['status']} ({stages[name]['seconds']:.1f} s)")
-        bar.update(1)
-        return value
-
-    paths = {name: out / "stores" / f"{name}.h5" for name in stores}
     for name, (synth, n) in stores.items():
         def make(name: str = name, synth: Any = synth, n: int = n) -> Any:
             paths[name].parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +150,13 @@ def _run_stages(config: ExperimentConfig, out: Path, results: Path, device: str,
             with tqdm(total=n, desc=f"synth {name}", unit="slice", leave=False, disable=not progress) as sb:
                 return write_store(synth, paths[name], n, workers=config.synth_workers, part_subjects=part,
                                    progress=sb.update)
-        stage(f"store {name}", paths[name].is_file(), make)
+        stages.run(f"store {name}", paths[name].is_file(), make)
+
+
+def _train_variants(config: ExperimentConfig, out: Path, paths: Mapping[str, Path], stages: _Stages, device: str,
+                    progress: bool) -> dict[str, dict[str, Any]]:
+    """Train every variant (or continue it from ``last.pt``); returns each run's summary."""
+    from relaxomap.train.trainer import train  # looked up at call time (tests replace it)
 
     summaries: dict[str, dict[str, Any]] = {}
     for v in VARIANTS:
@@ -170,8 +170,15 @@ def _run_stages(config: ExperimentConfig, out: Path, results: Path, device: str,
             except FloatingPointError as err:  # a diverged variant is a result, not a reason to stop the others
                 summary = {"error": str(err)}
             atomic_write_text(marker, json.dumps(summary, indent=1) + "\n")
-        stage(f"train {v.name}", marker.is_file(), fit)
+        stages.run(f"train {v.name}", marker.is_file(), fit)
         summaries[v.name] = json.loads(marker.read_text())
+    return summaries
+
+
+def _evaluate_scenarios(config: ExperimentConfig, out: Path, paths: Mapping[str, Path], ready: list[Scenario],
+                        stages: _Stages, device: str, progress: bool) -> dict[str, dict[str, Any]]:
+    """Evaluate each variant's best (else last) checkpoint and the NLLS fit on every scenario store."""
+    from relaxomap.train.evaluation.evaluate import run_evaluate
 
     checkpoints = {}
     for v in VARIANTS:
@@ -188,15 +195,38 @@ def _run_stages(config: ExperimentConfig, out: Path, results: Path, device: str,
             run_evaluate(models, [paths[s.name]], ev_dir, overwrite=True, split="all",
                          max_samples=config.max_eval_slices, batch=config.eval_batch, device=device,
                          n_examples=config.n_examples, progress=progress)
-        stage(f"evaluate {s.name}", _evaluation_current(ev_dir / "results.json", models), evaluate_one)
+        stages.run(f"evaluate {s.name}", _evaluation_current(ev_dir / "results.json", models), evaluate_one)
         evaluations[s.name] = json.loads((ev_dir / "results.json").read_text())
+    return evaluations
+
+
+def _run_stages(config: ExperimentConfig, out: Path, results: Path, device: str, progress: bool,
+                echo: Callable[[str], None], command: str) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    t_start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "experiment.json", json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n")
+    train_synth, source_note = training_synth_config(config)
+    val_synth = train_synth.replace(seed=config.synth_seed + 1)
+    scens = scenarios(config, train_synth)
+    stores = {"train": (train_synth, config.n_train), "val": (val_synth, config.n_val)}
+    stores.update({s.name: (s.synth, config.n_scenario) for s in scens if s.synth is not None})
+    ready = [s for s in scens if s.synth is not None]
+    bar = tqdm(total=len(stores) + len(VARIANTS) + len(ready) + 1, desc="ablation", unit="stage",
+               disable=not progress)
+    stages = _Stages(out, echo, bar)
+    paths = {name: out / "stores" / f"{name}.h5" for name in stores}
+    _make_stores(config, stores, paths, stages, progress)
+    summaries = _train_variants(config, out, paths, stages, device, progress)
+    evaluations = _evaluate_scenarios(config, out, paths, ready, stages, device, progress)
 
     t0 = time.perf_counter()
     report = build_report(config, scens, summaries, evaluations, out=out, source_note=source_note,
-                          stages=stages, device=device, estimate=estimate_seconds(config),
+                          stages=stages.stages, device=device, estimate=estimate_seconds(config),
                           seconds=time.perf_counter() - t_start, command=command)
     write_report(report, results, {s: out / "eval" / s for s in evaluations})
-    stages["report"] = {"status": "done", "seconds": time.perf_counter() - t0}
+    stages.stages["report"] = {"status": "done", "seconds": time.perf_counter() - t0}
     bar.update(1)
     bar.close()
     return report
@@ -205,8 +235,6 @@ def _run_stages(config: ExperimentConfig, out: Path, results: Path, device: str,
 def _evaluation_current(path: Path, models: Mapping[str, str]) -> bool:
     """True if ``path`` (an evaluation's results.json) exists and evaluated exactly ``models``, each checkpoint
     with its present content (SHA-256), so a retrained variant is never reported with stale numbers."""
-    from relaxomap.train.checkpoint import sha256_file
-
     if not path.is_file():
         return False
     done = json.loads(path.read_text()).get("models", {})

@@ -258,7 +258,7 @@ def test_check_targets_thresholds() -> None:
 
 # ------------------------------------------------------------------------------------------------ configs
 def test_missed_target_reasons_state_measured_facts() -> None:
-    from relaxomap.train.experiment.page import _specific_reason
+    from relaxomap.train.experiment.report import _specific_reason
 
     def summ(psnr: float, mpe: float = 9.0) -> dict[str, Any]:
         return {mp: {"psnr_db": {"mean": psnr}, "mpe_pct": {"mean": mpe}, "mpe_no_csf_pct": {"mean": mpe - 1}}
