@@ -94,7 +94,7 @@ def save_checkpoint(
     model : the network (unwrapped from DDP) or its state dict.
     model_config : :class:`model.config.ModelConfig` (or its dict).
     step : optimisation steps completed.
-    train_config : :class:`train.trainer.TrainConfig` (or its dict), optional.
+    train_config : :class:`train.config.TrainConfig` (or its dict), optional.
     store_schema : schema version of the training store.
     best_metric, ema, optimizer, scaler, rng, data_position, extra : see the module docstring.
 

@@ -1,4 +1,5 @@
-"""The NLLS baseline (slice fit with unknown gains): exact recovery on noise-free closed-form data with unknown gains, bounds, errors."""
+"""The NLLS baseline's slice fit: exact recovery on noise-free closed-form data with unknown gains, bounds,
+errors."""
 from __future__ import annotations
 
 import numpy as np

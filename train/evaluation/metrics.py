@@ -9,7 +9,8 @@ without CSF, or one tissue):
 - ``ssim``: the SSIM map of Wang et al. (2004) computed by :func:`train.ssim.ssim_map` (the package's one
   SSIM) in float64: an 11-tap Gaussian window (σ = 1.5 px, i.e. truncated at 3.5 σ), borders repeated
   symmetrically as SciPy's ``reflect`` does, K1 = 0.01, K2 = 0.03, population covariances,
-  ``data_range = max_R true``, computed on the images with everything outside ``R`` set to 0 and averaged over the voxels of ``R``.
+  ``data_range = max_R true``, computed on the images with everything outside ``R`` set to 0 and averaged
+  over the voxels of ``R``.
   The whole-slice variant (no region) is exactly ``skimage.metrics.structural_similarity(...,
   gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=max true)``: the SSIM map
   averaged after cropping the 5-pixel border.

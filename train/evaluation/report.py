@@ -92,7 +92,8 @@ def _markdown(results: Mapping[str, Any], figures: Mapping[str, list[str]]) -> s
             "(Gaussian window 11, σ 1.5 px) averaged over the region; PSNR/SSIM are means ± std over slices, MAE "
             "(map unit) and MPE (mean |error| / truth, %) are pooled over the region's voxels. Region: the brain "
             "mask; 'no CSF' excludes label 1; 'whole' is the unmasked slice (background included). The NLLS "
-            "baseline anchors its unknown gains to the tissue table (physics/voxel_fit.py) and needs all three contrasts.",
+            "baseline anchors its unknown gains to the tissue table (physics/voxel_fit.py) and needs all three "
+            "contrasts.",
             ""]
     for scen, s in results["scenarios"].items():
         out += [f"## Scenario `{scen}`", "", f"Store `{s['store']}`, split `{s['split']}`, {s['n_samples']} slices.",

@@ -283,7 +283,7 @@ def scenarios(config: ExperimentConfig, train_synth: Any) -> list[Scenario]:
 
 def variant_train_config(config: ExperimentConfig, variant: Variant, store: Path, val_store: Path, out: Path,
                          device: str = "auto", progress: bool = True) -> Any:
-    """The :class:`train.trainer.TrainConfig` of one variant: only ``model.arch`` and the physics weight differ
+    """The :class:`train.config.TrainConfig` of one variant: only ``model.arch`` and the physics weight differ
     between variants."""
     from relaxomap.train.losses import LossConfig
     from relaxomap.train.config import TrainConfig

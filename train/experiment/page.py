@@ -47,7 +47,9 @@ def _p(v: Any) -> str:
 
 
 def _hours(seconds: Any) -> str:
-    return "–" if not is_finite_number(seconds) else (f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds:.0f} s")
+    if not is_finite_number(seconds):
+        return "–"
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds:.0f} s"
 
 
 def _names(report: Mapping[str, Any]) -> dict[str, str]:
@@ -126,7 +128,8 @@ def _setup_lines(report: Mapping[str, Any]) -> list[str]:
 
 
 def _variant_and_scenario_tables(report: Mapping[str, Any]) -> list[str]:
-    lines = ["| variant | architecture | physics weight | parameters | steps | s / step | best validation L1 | status |",
+    lines = ["| variant | architecture | physics weight | parameters | steps | s / step | best validation L1 "
+             "| status |",
              "|---|---|---|---|---|---|---|---|"]
     for k, v in report["variants"].items():
         status = f"failed: {v['error']}" if v.get("error") else "trained"
@@ -134,8 +137,8 @@ def _variant_and_scenario_tables(report: Mapping[str, Any]) -> list[str]:
         lines.append(f"| {v['label']} (`{k}`) | `{v['arch']}` | {v['physics_weight']:g} | {params} | "
                      f"{v.get('step') or '–'} | {_f(v.get('seconds_per_step'))} | {_f(v.get('best_val'), 4)} | "
                      f"{status} |")
-    lines += ["| NLLS fit (`nlls`): voxel-wise least squares, `physics/voxel_fit.py` | – | – | – | – | – | – | "
-              "needs all three contrasts |",
+    lines += ["| NLLS fit (`nlls`): voxel-wise least squares, `physics/voxel_fit.py` "
+              "| – | – | – | – | – | – | needs all three contrasts |",
               "", "| scenario | what it tests | seed | slices | evaluated |", "|---|---|---|---|---|"]
     for k, s in report["scenarios"].items():
         lines.append(f"| `{k}` | {s['description']}{' — ' + s['note'] if s.get('note') else ''} | "

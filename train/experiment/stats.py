@@ -1,9 +1,9 @@
 """Statistics of the ablation page: per-subject summaries of per-slice metrics, paired Wilcoxon tests between
 variants, and the targets of tracker issue 7 checked on the reference variant.
 
-Inputs are the ``samples`` records of :func:`train.evaluation.evaluate.evaluate` (``record["metrics"][model][map][metric]``
-with ``record["subject_id"]``) and the per-scenario entries of the report built by
-:func:`train.experiment.page.build_report`.
+Inputs are the ``samples`` records of :func:`train.evaluation.evaluate.evaluate`
+(``record["metrics"][model][map][metric]`` with ``record["subject_id"]``) and the per-scenario entries of the
+report built by :func:`train.experiment.report.build_report`.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ def subject_summary(records: Sequence[Mapping[str, Any]], model: str, map_name: 
     """Mean ± std over subjects of one per-slice metric.
 
     Each slice's value comes from ``record["metrics"][model][map_name][metric]`` (the ``samples`` records of
-    :func:`train.evaluation.evaluate.evaluate`); slices are grouped by ``record["subject_id"]``, each subject contributes
-    the mean of its finite values, and the summary is over those subject means.
+    :func:`train.evaluation.evaluate.evaluate`); slices are grouped by ``record["subject_id"]``, each subject
+    contributes the mean of its finite values, and the summary is over those subject means.
 
     Returns
     -------

@@ -46,7 +46,8 @@ def test_help_shows_the_library_default_and_the_value_stays_none() -> None:
     text = CliRunner().invoke(cmd, ["--help"]).output
     assert "Steps.  [default: 11]" in text and "[default: auto (CUDA > MPS > CPU)]" in text
     assert CliRunner().invoke(cmd, []).exit_code == 0 and seen == {"steps": None, "device": None}
-    with pytest.raises(TypeError, match=r"option --steps must not set a default of its own \(it falls through to m:f 'steps'\)"):
+    with pytest.raises(TypeError, match=r"option --steps must not set a default of its own \(it falls through "
+                                        r"to m:f 'steps'\)"):
         click.option("--steps", cls=LibraryDefault, default=3, default_from=("m:f", "steps"))(lambda steps: None)
 
 

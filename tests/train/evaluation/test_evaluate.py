@@ -23,9 +23,11 @@ def _finite_items(flat: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in flat.items() if v is not None and math.isfinite(v)}
 
 
-def test_outputs_written_with_expected_keys(tmp_path: Path, scenario_store: Path, tiny_checkpoints: dict[str, Path]) -> None:
+def test_outputs_written_with_expected_keys(tmp_path: Path, scenario_store: Path,
+                                            tiny_checkpoints: dict[str, Path]) -> None:
     out = tmp_path / "report"
-    ev = run_evaluate([tiny_checkpoints["pe"], tiny_checkpoints["unet"], "nlls"], [scenario_store], out, split="all", max_samples=2,
+    ev = run_evaluate([tiny_checkpoints["pe"], tiny_checkpoints["unet"], "nlls"], [scenario_store], out, split="all",
+                      max_samples=2,
                       n_examples=1)
     assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".png")) == ["results.json", "results.md"]
     res = json.loads((out / "results.json").read_text())
@@ -59,7 +61,8 @@ def test_metrics_equal_train_metrics_on_one_sample(scenario_store: Path, tiny_ch
     from relaxomap.synth.dataset import SynthDataset
     from relaxomap.physics.voxel_fit import fit_slice
 
-    ev = evaluate({"net": tiny_checkpoints["pe"], "nlls": "nlls"}, [scenario_store], split="all", max_samples=1, batch=1)
+    ev = evaluate({"net": tiny_checkpoints["pe"], "nlls": "nlls"}, [scenario_store], split="all", max_samples=1,
+                  batch=1)
     ds = SynthDataset(scenario_store)
     item = ds[0]
     net, _, _ = load_model(tiny_checkpoints["pe"])
@@ -85,7 +88,8 @@ def test_metrics_equal_train_metrics_on_one_sample(scenario_store: Path, tiny_ch
 
 
 def test_nothing_to_evaluate_and_non_empty_output(tmp_path: Path, scenario_store: Path) -> None:
-    res = CliRunner().invoke(main, ["evaluate", "--no-nlls", "--store", str(scenario_store), "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(main, ["evaluate", "--no-nlls", "--store", str(scenario_store), "--out",
+                                    str(tmp_path / "o")])
     assert res.exit_code == 2 and "nothing to evaluate" in res.output
     busy = tmp_path / "busy"
     busy.mkdir()
