@@ -211,7 +211,8 @@ def resolve_parameters(
     Parameters
     ----------
     contrast : ``"t1w"``, ``"t2w"`` or ``"flair"``.
-    file_params : what the sidecar / DICOM header held (:func:`read_bids_sidecar`, :func:`train.clinical.dicom.dicom_params`).
+    file_params : what the sidecar / DICOM header held (:func:`read_bids_sidecar`,
+        :func:`train.clinical.dicom.dicom_params`).
     flags : ``{"tr_ms": 600.0 | None, ...}`` from the command line [ms]; None = not given.
 
     Returns
