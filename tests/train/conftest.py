@@ -69,3 +69,19 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
         cfg = ModelConfig(arch=arch, base_channels=8, channel_mults=(1, 2), groups=4, emb_dim=16, n_fourier=4)
         out[name] = save_checkpoint(folder / f"{name}.pt", model=build_model(cfg), model_config=cfg, step=3)
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised checkpoint (:func:`tests.train.clinical.helpers.make_tiny_checkpoint`)."""
+    from tests.train.clinical.helpers import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture()
+def case(tmp_path: Path) -> dict[str, Path]:
+    """T1w / T2w / FLAIR NIfTI files with BIDS sidecars (:func:`tests.train.clinical.helpers.write_case`)."""
+    from tests.train.clinical.helpers import write_case
+
+    return write_case(tmp_path / "in")

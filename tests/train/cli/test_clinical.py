@@ -15,17 +15,7 @@ from relaxomap.physics.protocol import PRESETS
 from relaxomap.physics.signal import signal
 from relaxomap.train.cli import main
 from relaxomap.train.clinical.map_files import PROVENANCE_FILE
-from tests.train.clinical.helpers import WM, make_tiny_checkpoint, write_case, write_maps
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
-
-
-@pytest.fixture()
-def case(tmp_path: Path) -> dict[str, Path]:
-    return write_case(tmp_path / "in")
+from tests.train.clinical.helpers import WM, write_maps
 
 
 @pytest.fixture()
