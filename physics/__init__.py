@@ -30,6 +30,11 @@ Validation, bounds and benchmarks
     ``bounds``          what a set of protocols allows: linearised posterior sd of T1 / T2 / PD per tissue with
                         gains, receive field, refocusing angle and inversion efficiency marginalised; advice.
     ``fidelity``        closed form and textbook equations against EPG and Bloch, per tissue or T1 × T2 grid.
+    ``fidelity_report`` a fidelity study's presets completed by field strength, its tables and its figure.
+Physics-only estimation
+    ``voxel_fit``       the NLLS baseline: voxel-wise fit of T1 / T2 / PD to one slice's three images with
+                        per-contrast gains calibrated on the slice.
+    ``voxel_solver``    its settings (``NLLSConfig``) and the bounded per-voxel Levenberg–Marquardt solver.
     ``bench``           throughput of the kernels beside their NumPy baselines (``relaxomap bench physics``).
 """
 from __future__ import annotations

@@ -70,7 +70,7 @@ def test_wheel_installs_under_relaxomap_only(tmp_path: Path) -> None:
             "from pathlib import Path\n"
             "root = Path(relaxomap.__file__).parent\n"
             "assert Path(s.__file__).is_relative_to(root), s.__file__\n"
-            "assert (root / 'train' / 'default_model' / 'model.pt').is_file()\n"
+            "assert (root / 'train' / 'clinical' / 'default_model' / 'model.pt').is_file()\n"
             "print('ok')\n")
     out = _run(code, tmp_path, env)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

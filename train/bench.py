@@ -26,10 +26,10 @@ from relaxomap.model.unet import build_model, count_parameters
 from relaxomap.physics.protocol import PRESETS, pack_protocols
 from relaxomap.physics.signal import signal_packed_torch
 from relaxomap.physics.tissues import label_lookup
-from relaxomap.train.distributed import resolve_device
+from relaxomap.train.device import resolve_device
 from relaxomap.train.losses import LossConfig, total_loss
 
-__all__ = ["synthetic_batch", "bench_train", "BASELINE_ARCH"]
+__all__ = ["synthetic_batch", "bench_train", "format_bench_table", "BASELINE_ARCH"]
 
 BASELINE_ARCH = "unet"
 _PROTOCOLS = ("t1w_se_3t", "t2w_tse_3t", "flair_3t")
@@ -173,13 +173,13 @@ def _bench(device: str, batch_size: int, patch: int, slice_size: int, warmup: in
             sec = _median_seconds(_train_step_fn(net, batch, loss_config, dev, amp), dev, warmup, repeats)
             results[key][arch] = batch_size / sec
 
-        def infer() -> None:
+        def infer(net: torch.nn.Module = net) -> None:
             net.eval()
             with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp and dev.type == "cuda"):
                 net(one["inputs"], one["params"], one["present"])
 
         results["infer_ms_per_slice"][arch] = 1e3 * _median_seconds(infer, dev, warmup, max(repeats, 5))
-        del net
+        del net, infer
     if len(archs) > 1 and BASELINE_ARCH in archs:
         first = archs[0]
         for key in results:
@@ -200,3 +200,24 @@ def _bench(device: str, batch_size: int, patch: int, slice_size: int, warmup: in
         "parameters": parameters,
         "results": results,
     }
+
+
+def format_bench_table(res: dict[str, Any]) -> str:
+    """Terminal table of a :func:`bench_train` result: settings line, one row per measurement and
+    architecture with the ratio to the baseline, and the parameter counts."""
+    load = res["load_average_1min"]
+    lines = [f"device {res['device_name']} ({res['device']}), {res['threads']} threads, batch {res['batch_size']}, "
+             f"amp {res['amp']}, torch {res['torch']}, load average {load['before']} -> {load['after']}"]
+    archs = list(res["parameters"])
+    lines.append(f"{'measurement':<34}" + "".join(f"{a:>12}" for a in archs) + f"{'ratio':>10}")
+    patch, size = res["patch"], res["slice_size"]
+    labels = {"train_patch_samples_per_s": f"train samples/s, {patch}x{patch} patches",
+              "train_slice_samples_per_s": f"train samples/s, {size}x{size} slices",
+              "infer_ms_per_slice": f"inference ms / {size}x{size} slice"}
+    for key, label in labels.items():
+        row = res["results"][key]
+        ratio = next((v for k, v in row.items() if k.startswith("ratio")), None)
+        lines.append(f"{label:<34}" + "".join(f"{row[a]:>12.3g}" for a in archs)
+                     + (f"{ratio:>10.2f}" if ratio is not None else ""))
+    lines.append("parameters: " + ", ".join(f"{a} {n:,}" for a, n in res["parameters"].items()))
+    return "\n".join(lines)

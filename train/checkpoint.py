@@ -23,6 +23,7 @@ Layout of a checkpoint (every value is a tensor, a state dict or a plain Python 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 import pickle
 import random
@@ -43,6 +44,8 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_model",
+    "load_predictor",
+    "sha256_file",
     "export_for_inference",
     "capture_rng_state",
     "restore_rng_state",
@@ -91,7 +94,7 @@ def save_checkpoint(
     model : the network (unwrapped from DDP) or its state dict.
     model_config : :class:`model.config.ModelConfig` (or its dict).
     step : optimisation steps completed.
-    train_config : :class:`train.trainer.TrainConfig` (or its dict), optional.
+    train_config : :class:`train.config.TrainConfig` (or its dict), optional.
     store_schema : schema version of the training store.
     best_metric, ema, optimizer, scaler, rng, data_position, extra : see the module docstring.
 
@@ -234,6 +237,45 @@ def load_model(
     meta["relaxomap_version"] = ckpt.get("package_version")
     meta["weights"] = which
     return net, config, meta
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file (read in 1 MiB chunks): the identity of a checkpoint in provenance records."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu"
+                   ) -> tuple[torch.nn.Module, Any, dict[str, Any], dict[str, Any]]:
+    """Load a checkpoint for prediction (EMA weights when present) and describe it for provenance records.
+
+    Parameters
+    ----------
+    path : checkpoint file.
+    device : where the model is placed.
+
+    Returns
+    -------
+    model (on ``device``, eval mode), its :class:`model.config.ModelConfig`, the checkpoint's meta (see
+    :func:`load_model`), and ``info``: ``path`` (resolved), ``sha256``, ``version`` (relaxomap version that
+    wrote it), ``format_version``, ``created``, ``step``, ``weights`` (``"ema"`` / ``"model"``), ``arch`` and
+    ``config`` (the ModelConfig dict).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError : as :func:`load_checkpoint`.
+    """
+    path = Path(path)
+    model, config, meta = load_model(path, device=device)
+    info = {"path": str(path.resolve()), "sha256": sha256_file(path),
+            "version": str(meta.get("package_version", "unknown")),
+            "format_version": meta.get("format_version"), "created": meta.get("created"),
+            "step": meta.get("step"), "weights": meta.get("weights"), "arch": config.arch,
+            "config": config.to_dict()}
+    return model, config, meta, info
 
 
 def export_for_inference(src: str | os.PathLike, dst: str | os.PathLike, *, use_ema: bool = True,

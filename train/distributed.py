@@ -1,5 +1,5 @@
-"""Multi-process training helpers: process-group setup from torchrun's environment, device choice and a
-resumable, rank-aware batch sampler.
+"""Multi-process training helpers: process-group setup from torchrun's environment and a resumable,
+rank-aware batch sampler (each process's device: :func:`train.device.resolve_device` with its local rank).
 
 Launch on several GPUs (or CPU processes) with ``torchrun --nproc_per_node N -m relaxomap.train.cli train ...``;
 torchrun sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``, and
@@ -16,7 +16,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistContext", "init_distributed", "shutdown_distributed", "resolve_device", "EpochBatchSampler"]
+from relaxomap.train.device import resolve_device
+
+__all__ = ["DistContext", "init_distributed", "shutdown_distributed", "EpochBatchSampler"]
 
 
 @dataclass(frozen=True)
@@ -46,33 +48,6 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"environment variable {name} must be an integer; got {raw!r}") from None
-
-
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> ``cuda:<local_rank>`` if CUDA is available, else ``mps``, else ``cpu``; other specs as given.
-
-    Raises
-    ------
-    ValueError : the requested device is not available here (e.g. ``"cuda"`` on a machine without CUDA).
-    """
-    if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {spec!r}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {spec!r} requested but CUDA is not available on this machine")
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {spec!r} requested but MPS is not available on this machine")
-    return device
 
 
 def init_distributed(device_spec: str = "auto") -> DistContext:

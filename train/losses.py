@@ -33,18 +33,17 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from relaxomap.model.unet import to_normalised
 from relaxomap.physics.checks import check_finite_range, check_sequence, config_from_dict
 from relaxomap.physics.protocol import PACK_COLUMNS, PRESETS
 from relaxomap.physics.signal import signal_packed_torch
+from relaxomap.train.ssim import ssim_map
 
 __all__ = [
     "SSIM_DATA_RANGE",
     "LossConfig",
     "masked_l1",
-    "ssim_map",
     "masked_ssim_loss",
     "physics_consistency_loss",
     "total_loss",
@@ -106,49 +105,6 @@ def _map_weights(weights: Sequence[float] | torch.Tensor | None, like: torch.Ten
     if w.numel() != 3 or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
         raise ValueError(f"weights must be 3 finite non-negative numbers (T1, T2, PD), not all 0; got {w.tolist()}")
     return w
-
-
-def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
-    x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
-    g = torch.exp(-0.5 * (x / sigma) ** 2)
-    return g / g.sum()  # (size,)
-
-
-def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: Sequence[float], *, window: int = 11,
-             sigma: float = 1.5) -> torch.Tensor:
-    """Per-pixel SSIM of two multi-channel images with a Gaussian window (Wang et al., IEEE TIP 13:600, 2004).
-
-    Parameters
-    ----------
-    a, b : (B, C, H, W) float; H, W > window // 2 (reflect padding keeps the output size).
-    data_range : (C,) dynamic range L per channel; C1 = (0.01 L)^2, C2 = (0.03 L)^2.
-    window, sigma : odd window size [pixels] and Gaussian standard deviation [pixels].
-
-    Returns
-    -------
-    (B, C, H, W) SSIM map, 1 where a and b agree; population (not sample) covariances.
-    """
-    _check_4d("a", a)
-    if b.shape != a.shape:
-        raise ValueError(f"ssim_map: b shape {tuple(b.shape)} must equal a {tuple(a.shape)}")
-    if window % 2 != 1 or window < 3:
-        raise ValueError(f"ssim_map: window must be an odd size >= 3; got {window}")
-    c, pad = a.shape[1], window // 2
-    if min(a.shape[2:]) <= pad:
-        raise ValueError(f"ssim_map: images must be larger than {pad} pixels on each side; got {tuple(a.shape[2:])}")
-    rng = torch.as_tensor(data_range, dtype=a.dtype, device=a.device).reshape(1, -1, 1, 1)
-    if rng.shape[1] != c:
-        raise ValueError(f"ssim_map: data_range needs one value per channel ({c}); got {rng.shape[1]}")
-    g = _gaussian_window(window, sigma, a)
-    kx = g.reshape(1, 1, 1, window).expand(5 * c, 1, 1, window)
-    ky = g.reshape(1, 1, window, 1).expand(5 * c, 1, window, 1)
-    stack = torch.cat([a, b, a * a, b * b, a * b], dim=1)  # (B, 5C, H, W)
-    stack = F.pad(stack, (pad, pad, pad, pad), mode="reflect")
-    mu = F.conv2d(F.conv2d(stack, kx, groups=5 * c), ky, groups=5 * c)  # separable Gaussian, (B, 5C, H, W)
-    mu_a, mu_b, e_aa, e_bb, e_ab = mu.split(c, dim=1)
-    var_a, var_b, cov = e_aa - mu_a ** 2, e_bb - mu_b ** 2, e_ab - mu_a * mu_b
-    c1, c2 = (0.01 * rng) ** 2, (0.03 * rng) ** 2
-    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
 
 
 def masked_ssim_loss(pred_maps: torch.Tensor, target_maps: torch.Tensor, mask: torch.Tensor,

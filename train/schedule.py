@@ -43,7 +43,7 @@ def lr_at(step: int, config: _LRConfig) -> float:
     ----------
     step : int >= 0, the step about to be taken.
     config : any object with ``lr`` (peak), ``min_lr`` (floor), ``warmup_steps`` and ``steps`` (total
-        steps), e.g. :class:`train.trainer.TrainConfig`.
+        steps), e.g. :class:`train.config.TrainConfig`.
 
     Returns
     -------
@@ -82,16 +82,13 @@ def physics_weight_at(step: int, config: Any) -> float:
     config : object with ``loss`` (a :class:`train.losses.LossConfig`), ``physics_ramp_start`` and
         ``physics_ramp_steps``.
     """
-    weight = float(getattr(config.loss, _PHYSICS_FIELD))
+    weight = float(config.loss.physics)
     return weight * ramp_at(step, int(config.physics_ramp_start), int(config.physics_ramp_steps))
 
 
 def loss_config_at(step: int, config: Any) -> Any:
     """The :class:`train.losses.LossConfig` used at ``step``: ``config.loss`` with the ramped physics weight."""
     weight = physics_weight_at(step, config)
-    if weight == getattr(config.loss, _PHYSICS_FIELD):
+    if weight == config.loss.physics:
         return config.loss
-    return dataclasses.replace(config.loss, **{_PHYSICS_FIELD: weight})
-
-
-_PHYSICS_FIELD = "physics"  # the LossConfig field holding the physics-consistency weight
+    return dataclasses.replace(config.loss, physics=weight)

@@ -1,4 +1,5 @@
-"""Session-scoped fixtures of the training tests: one small store made by the real synthetic generator."""
+"""Session-scoped fixtures of the training tests: small stores made by the real synthetic generator and tiny
+randomly initialised checkpoints."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,3 +37,51 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def scenario_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 phantom slices of 32 x 32 written by the real generator through the CLI."""
+    from click.testing import CliRunner
+
+    from relaxomap.train.cli import main
+
+    out = tmp_path_factory.mktemp("eval_store") / "scenario_a.h5"
+    res = CliRunner().invoke(main, ["synth", "--out", str(out), "--n", "4", "--size", "32", "--slices", "2",
+                                    "--seed", "5"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny randomly initialised networks saved with the checkpoint API (two pe-unet files, one unet)."""
+    import torch
+
+    from relaxomap.model.config import ModelConfig
+    from relaxomap.model.unet import build_model
+    from relaxomap.train.checkpoint import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("eval_ckpt")
+    torch.manual_seed(0)
+    out = {}
+    for name, arch in (("pe", "pe-unet"), ("pe2", "pe-unet"), ("unet", "unet")):
+        cfg = ModelConfig(arch=arch, base_channels=8, channel_mults=(1, 2), groups=4, emb_dim=16, n_fourier=4)
+        out[name] = save_checkpoint(folder / f"{name}.pt", model=build_model(cfg), model_config=cfg, step=3)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised checkpoint (:func:`tests.train.clinical.helpers.make_tiny_checkpoint`)."""
+    from tests.train.clinical.helpers import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture()
+def case(tmp_path: Path) -> dict[str, Path]:
+    """T1w / T2w / FLAIR NIfTI files with BIDS sidecars (:func:`tests.train.clinical.helpers.write_case`)."""
+    from tests.train.clinical.helpers import write_case
+
+    return write_case(tmp_path / "in")

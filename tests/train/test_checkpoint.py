@@ -11,7 +11,15 @@ import torch
 import relaxomap.train.checkpoint as ckpt_mod
 from relaxomap.model.config import ModelConfig
 from relaxomap.model.unet import build_model
-from relaxomap.train.checkpoint import capture_rng_state, load_checkpoint, load_model, restore_rng_state, save_checkpoint
+from relaxomap.train.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    load_model,
+    load_predictor,
+    restore_rng_state,
+    save_checkpoint,
+    sha256_file,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -186,3 +194,20 @@ def test_export_for_inference_keeps_outputs_and_drops_training_state(saved: tupl
         assert res.exit_code == 0, res.output
         m16, _, _ = load_model(half)
         torch.testing.assert_close(m16(*_inputs(2)), net(*_inputs(2)), rtol=2e-2, atol=2e-2)
+
+
+def test_load_predictor_describes_the_checkpoint(saved: tuple[Path, torch.nn.Module]) -> None:
+    import hashlib
+
+    path, net = saved
+    model, config, meta, info = load_predictor(path)
+    assert config == TINY and not model.training
+    assert info["sha256"] == sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (info["path"], info["arch"], info["step"], info["weights"]) == (str(path.resolve()), "pe-unet", 7, "model")
+    assert info["config"] == TINY.to_dict() and info["format_version"] == ckpt_mod.FORMAT_VERSION
+    assert meta["param_ranges"] == {"t1w": {"tr_ms": (400.0, 700.0)}}  # the extra facts at the top level
+    with torch.no_grad():
+        assert torch.equal(model(*_inputs()), net.eval()(*_inputs()))
+    with pytest.raises(FileNotFoundError, match=r"checkpoint .*none\.pt does not exist"):
+        load_predictor(path.with_name("none.pt"))
+

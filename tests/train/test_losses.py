@@ -16,9 +16,9 @@ from relaxomap.train.losses import (
     masked_l1,
     masked_ssim_loss,
     physics_consistency_loss,
-    ssim_map,
     total_loss,
 )
+from relaxomap.train.ssim import ssim_map
 
 B, H, W = 2, 50, 50  # 5000 voxels = the random_maps fixture
 PROTOCOLS = [

@@ -15,8 +15,10 @@ from relaxomap.model.config import ModelConfig
 from relaxomap.train.checkpoint import load_checkpoint, load_model
 from relaxomap.train.distributed import EpochBatchSampler
 from relaxomap.train.losses import LossConfig
-from relaxomap.train.train_config import TrainConfig
-from relaxomap.train.trainer import SeededPatches, masked_l1_normalised, train
+from relaxomap.train.config import TrainConfig
+from relaxomap.train.data import SeededPatches
+from relaxomap.train.trainer import train
+from relaxomap.train.validation import masked_l1_normalised
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -192,7 +194,7 @@ def test_cli_train_and_resume(train_store: Path, tmp_path: Path) -> None:
     file_cfg.write_text(json.dumps({"model": TINY.to_dict(), "progress": False, "val_every": 4, "warmup_steps": 1,
                                     "device": "cpu", "loss": {"physics": 0.05}}))
     run = tmp_path / "cli-run"
-    args = ["train", "--store", str(train_store), "--config", str(file_cfg), "--model", "unet", "--patch", "32",
+    args = ["train", "--store", str(train_store), "--config", str(file_cfg), "--arch", "unet", "--patch", "32",
             "--steps", "6", "--batch-size", "2", "--physics-weight", "0.2", "--out", str(run)]
     res = CliRunner().invoke(main, args + ["--stop-after", "3"])
     assert res.exit_code == 0, res.output

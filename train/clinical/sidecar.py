@@ -1,0 +1,258 @@
+"""Sequence parameters (TR, TE, TI) of each input contrast: BIDS sidecars, DICOM headers, flags, precedence.
+
+Precedence, highest first: command-line flag (``--flair-ti 2500``, ms) > the file's own metadata (BIDS JSON
+sidecar next to a NIfTI file, or the DICOM header of a series) > nothing. TI of the T1w and T2w images
+defaults to 0 ms (no inversion pulse) when no source gives it, unless the metadata's ScanningSequence says
+inversion recovery (``IR``); every other missing value stops the run with a message naming the value and how
+to give it. Each resolved value keeps a ``source`` string that goes into
+``provenance.json``.
+
+Units: BIDS stores RepetitionTime / EchoTime / InversionTime in **seconds**; DICOM (0018,0080/0081/0082)
+and the flags use **milliseconds**. :func:`seconds_to_ms` is the one place where seconds become ms.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from relaxomap.physics.protocol import CONTRASTS
+from relaxomap.train.clinical.nifti import nifti_stem
+
+__all__ = [
+    "CONTRAST_LABELS",
+    "PARAM_FIELDS",
+    "BIDS_KEYS",
+    "ParamValue",
+    "FileParams",
+    "seconds_to_ms",
+    "ms_to_seconds",
+    "sidecar_path",
+    "inversion_hint",
+    "read_bids_sidecar",
+    "bids_sidecar_dict",
+    "resolve_parameters",
+    "flag_name",
+]
+
+#: Input contrasts in the model's channel order.
+#: How each contrast is named in messages.
+CONTRAST_LABELS: dict[str, str] = {"t1w": "T1w", "t2w": "T2w", "flair": "FLAIR"}
+#: Parameter fields per contrast, in the model's parameter order [TR, TE, TI].
+PARAM_FIELDS: tuple[str, ...] = ("tr_ms", "te_ms", "ti_ms")
+#: BIDS / DICOM attribute name of each field.
+BIDS_KEYS: dict[str, str] = {"tr_ms": "RepetitionTime", "te_ms": "EchoTime", "ti_ms": "InversionTime"}
+#: Flag suffix of each field (``--t1w-tr``).
+_FLAG_SUFFIX: dict[str, str] = {"tr_ms": "tr", "te_ms": "te", "ti_ms": "ti"}
+
+#: DICOM ScanningSequence terms of each sequence kind, joined with "_" as dcm2niix writes them.
+_SCANNING_SEQUENCE = {"se": "SE", "tse": "SE", "ir_tse": "SE_IR", "spgr": "GR", "mprage": "GR_IR"}
+#: BIDS times are in seconds; 1 s = 1000 ms.
+_MS_PER_S = 1000.0
+#: A BIDS time above this many seconds is almost surely a value written in ms by mistake.
+_MAX_BIDS_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class ParamValue:
+    """One resolved sequence parameter.
+
+    Attributes
+    ----------
+    value_ms : the value [ms].
+    source : where it came from, e.g. ``"sidecar /d/a.json: RepetitionTime = 0.6 s"``.
+    """
+
+    value_ms: float
+    source: str
+
+
+@dataclass
+class FileParams:
+    """Parameters found in one input's own metadata (sidecar or DICOM header).
+
+    Attributes
+    ----------
+    values : ``{"tr_ms" | "te_ms" | "ti_ms": ParamValue}`` for the fields that were present.
+    origin : what was looked at, used when a field is missing: ``"sidecar /d/a.json"``, ``"no sidecar
+        /d/a.json"``, ``"DICOM header of series /d/t1"``.
+    inversion_hint : non-empty (e.g. ``"ScanningSequence SE_IR"``) when the metadata says inversion recovery;
+        a missing TI is then an error instead of defaulting to 0.
+    """
+
+    values: dict[str, ParamValue] = field(default_factory=dict)
+    origin: str = "no metadata"
+    inversion_hint: str = ""
+
+
+def inversion_hint(scanning_sequence: Any) -> str:
+    """``"ScanningSequence ..."`` when the DICOM / BIDS ScanningSequence lists ``IR`` (inversion recovery), else ``""``.
+
+    ScanningSequence (0018,0020) holds terms SE, IR, GR, EP, RM; dcm2niix writes them joined by ``_``
+    (``"SE_IR"``) in BIDS sidecars, pydicom as a list.
+    """
+    if scanning_sequence is None:
+        return ""
+    # a str, or a list / pydicom MultiValue of terms
+    try:
+        items = [scanning_sequence] if isinstance(scanning_sequence, str) else list(scanning_sequence)
+    except TypeError:  # a single non-string value
+        items = [scanning_sequence]
+    tokens = {t.upper() for item in items for t in re.split(r"[^A-Za-z]+", str(item)) if t}
+    return f"ScanningSequence {'/'.join(str(i) for i in items)}" if "IR" in tokens else ""
+
+
+def seconds_to_ms(value_s: float) -> float:
+    """Convert a BIDS time [s] to [ms] (the one seconds -> ms conversion of the package)."""
+    return float(value_s) * _MS_PER_S
+
+
+def ms_to_seconds(value_ms: float) -> float:
+    """Convert [ms] to a BIDS time [s] (for writing sidecars)."""
+    return float(value_ms) / _MS_PER_S
+
+
+def flag_name(contrast: str, field_name: str) -> str:
+    """Command-line flag that gives ``field_name`` of ``contrast``: ``flag_name("flair", "ti_ms") == "--flair-ti"``."""
+    return f"--{contrast}-{_FLAG_SUFFIX[field_name]}"
+
+
+def sidecar_path(nifti_path: str | Path) -> Path:
+    """The BIDS sidecar beside a NIfTI file: ``dir/name.nii.gz`` -> ``dir/name.json``."""
+    stem = nifti_stem(nifti_path)
+    return stem.with_name(stem.name + ".json")
+
+
+def _time_value(raw: Any, key: str, where: str) -> float:
+    if isinstance(raw, list):
+        if len(raw) != 1:
+            raise ValueError(
+                f"{where}: {key} is a list of {len(raw)} values ({raw}); relaxomap takes one value per image "
+                "(split multi-echo / multi-TI data into single volumes)"
+            )
+        raw = raw[0]
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ValueError(f"{where}: {key} must be a number of seconds; got {raw!r}")
+    v = float(raw)
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{where}: {key} must be a finite number of seconds >= 0; got {v}")
+    if v > _MAX_BIDS_SECONDS:
+        raise ValueError(
+            f"{where}: {key} = {v:g} s is longer than {_MAX_BIDS_SECONDS:g} s; BIDS times are in seconds "
+            f"(was it written in ms? {v:g} ms = {v / _MS_PER_S:g} s)"
+        )
+    return v
+
+
+def read_bids_sidecar(path: str | Path) -> FileParams:
+    """Read RepetitionTime, EchoTime and InversionTime [s] from a BIDS JSON sidecar and return them in ms.
+
+    A missing sidecar is not an error here (flags may give every value): the result then has no values and
+    ``origin == "no sidecar <path>"``.
+
+    Raises
+    ------
+    ValueError
+        If the file is not valid JSON, not an object, or a time is not a single number of seconds in [0, 60].
+    """
+    p = Path(path)
+    if not p.exists():
+        return FileParams(values={}, origin=f"no sidecar {p}")
+    try:
+        obj = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"BIDS sidecar {p} could not be read as JSON: {err}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"BIDS sidecar {p} must hold a JSON object; got {type(obj).__name__}")
+    values: dict[str, ParamValue] = {}
+    for fld, key in BIDS_KEYS.items():
+        if key in obj and obj[key] is not None:
+            v_s = _time_value(obj[key], key, f"BIDS sidecar {p}")
+            values[fld] = ParamValue(seconds_to_ms(v_s), f"sidecar {p}: {key} = {v_s:g} s")
+    return FileParams(values=values, origin=f"sidecar {p}",
+                      inversion_hint=inversion_hint(obj.get("ScanningSequence")))
+
+
+def bids_sidecar_dict(protocol: Any, **extra: Any) -> dict[str, Any]:
+    """BIDS sidecar fields (seconds, degrees) for a :class:`physics.protocol.Protocol`.
+
+    Returns RepetitionTime, EchoTime, InversionTime (when the kind inverts), ScanningSequence, FlipAngle,
+    EchoTrainLength, RefocusingFlipAngle (spin-echo kinds), MagneticFieldStrength, plus ``RelaxomapProtocol``
+    (the full protocol in ms, for exact round trips) and ``extra``.
+    """
+    d: dict[str, Any] = {
+        "RepetitionTime": ms_to_seconds(protocol.tr_ms),
+        "EchoTime": ms_to_seconds(protocol.te_ms),
+    }
+    if protocol.ti_ms > 0:
+        d["InversionTime"] = ms_to_seconds(protocol.ti_ms)
+    d["ScanningSequence"] = _SCANNING_SEQUENCE[protocol.kind]
+    d["FlipAngle"] = float(protocol.flip_deg)
+    if protocol.kind in ("tse", "ir_tse", "mprage"):
+        d["EchoTrainLength"] = int(protocol.etl)
+    if protocol.kind in ("se", "tse", "ir_tse"):
+        d["RefocusingFlipAngle"] = float(protocol.refocus_deg)
+    d["MagneticFieldStrength"] = float(protocol.field_t)
+    d["RelaxomapProtocol"] = protocol.to_dict()
+    d.update(extra)
+    return d
+
+
+def resolve_parameters(
+    contrast: str,
+    file_params: FileParams,
+    flags: Mapping[str, float | None],
+) -> dict[str, ParamValue]:
+    """TR, TE, TI [ms] of one contrast: flags override the file's metadata; TI of T1w/T2w defaults to 0.
+
+    Parameters
+    ----------
+    contrast : ``"t1w"``, ``"t2w"`` or ``"flair"``.
+    file_params : what the sidecar / DICOM header held (:func:`read_bids_sidecar`,
+        :func:`train.clinical.dicom.dicom_params`).
+    flags : ``{"tr_ms": 600.0 | None, ...}`` from the command line [ms]; None = not given.
+
+    Returns
+    -------
+    ``{"tr_ms": ParamValue, "te_ms": ParamValue, "ti_ms": ParamValue}``
+
+    Raises
+    ------
+    ValueError
+        Naming the missing value and the flag that gives it, e.g. "FLAIR InversionTime missing: no sidecar
+        /d/c.json; pass --flair-ti MS"; or a flag value that is not a finite number >= 0 (> 0 for TR, TE).
+    """
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast must be one of {CONTRASTS}; got {contrast!r}")
+    label = CONTRAST_LABELS[contrast]
+    out: dict[str, ParamValue] = {}
+    for fld in PARAM_FIELDS:
+        flag = flag_name(contrast, fld)
+        given = flags.get(fld)
+        if given is not None:
+            v = float(given)
+            if not math.isfinite(v) or v < 0 or (fld != "ti_ms" and v == 0):
+                allowed = ">= 0" if fld == "ti_ms" else "> 0"
+                raise ValueError(f"{flag} must be a finite number of ms {allowed}; got {given!r}")
+            out[fld] = ParamValue(v, f"flag {flag} = {v:g} ms")
+        elif fld in file_params.values:
+            out[fld] = file_params.values[fld]
+        elif fld == "ti_ms" and contrast != "flair" and file_params.inversion_hint:
+            raise ValueError(f"{label} InversionTime missing although {file_params.origin} says inversion recovery "
+                             f"({file_params.inversion_hint}); pass {flag} MS")
+        elif fld == "ti_ms" and contrast != "flair":
+            out[fld] = ParamValue(0.0, f"default 0 ms: no InversionTime in {file_params.origin} "
+                                       f"(no inversion pulse assumed; pass {flag} MS for an inversion-prepared image)")
+        else:
+            raise ValueError(f"{label} {BIDS_KEYS[fld]} missing: {file_params.origin}; pass {flag} MS")
+    for fld in ("tr_ms", "te_ms"):
+        if out[fld].value_ms <= 0:
+            raise ValueError(f"{label} {BIDS_KEYS[fld]} must be > 0 ms; got {out[fld].value_ms:g} ms "
+                             f"({out[fld].source}); pass {flag_name(contrast, fld)} MS")
+    if contrast == "flair" and out["ti_ms"].value_ms <= 0:
+        raise ValueError(f"FLAIR InversionTime must be > 0 ms; got {out['ti_ms'].value_ms:g} ms "
+                         f"({out['ti_ms'].source}); pass --flair-ti MS")
+    return out
