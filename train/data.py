@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from relaxomap.physics.protocol import CONTRASTS
+from relaxomap.synth.store.dataset import brain_patch
 from relaxomap.train.config import TrainConfig
 from relaxomap.train.distributed import EpochBatchSampler
 
@@ -26,10 +27,10 @@ class SeededPatches(Dataset):
     """Random ``patch`` x ``patch`` crops of a slice dataset, each drawn from the seed given with its index.
 
     ``dataset[(index, crop_seed)]`` reads whole slice ``index`` and crops its ``inputs``, ``targets``,
-    ``mask`` and ``labels`` at the same place: a window centred on a uniformly drawn brain-mask voxel (any
-    voxel if the mask is empty), shifted to lie inside the slice — the rule of ``SynthDataset(patch=...)``,
-    but with the draw fixed by ``crop_seed`` instead of a per-process generator, so that crops survive a
-    resume and do not depend on DataLoader workers. ``patch=None`` returns whole slices.
+    ``mask`` and ``labels`` at the same place, by the one crop rule of training patches,
+    :func:`relaxomap.synth.store.dataset.brain_patch` (the rule of ``SynthDataset(patch=...)``), but with the
+    draw fixed by ``crop_seed`` instead of a per-process generator, so that crops survive a resume and do not
+    depend on DataLoader workers. ``patch=None`` returns whole slices.
     """
 
     def __init__(self, base: Dataset, patch: int | None) -> None:
@@ -48,15 +49,9 @@ class SeededPatches(Dataset):
         if p > h or p > w:
             raise ValueError(f"TrainConfig.patch={p} is larger than the store's slices ({h} x {w}); "
                              f"use --patch <= {min(h, w)} or --patch 0 (whole slices)")
-        rng = np.random.default_rng(crop_seed)
-        inside = torch.nonzero(item["mask"].reshape(h, w)) if "mask" in item else torch.empty(0, 2)
-        if len(inside):
-            cy, cx = inside[int(rng.integers(len(inside)))].tolist()
-        else:
-            cy, cx = int(rng.integers(h)), int(rng.integers(w))
-        top = min(max(cy - p // 2, 0), h - p)
-        left = min(max(cx - p // 2, 0), w - p)
-        return {k: v[..., top:top + p, left:left + p] if k in _IMAGE_KEYS else v for k, v in item.items()}
+        mask = item["mask"].reshape(h, w).numpy() if "mask" in item else np.zeros((h, w), bool)
+        rows, cols = brain_patch(mask, p, np.random.default_rng(crop_seed))
+        return {k: v[..., rows, cols] if k in _IMAGE_KEYS else v for k, v in item.items()}
 
 
 def open_datasets(config: TrainConfig) -> tuple[Dataset, Dataset, Any]:

@@ -1,14 +1,16 @@
-"""A run's training data: which splits are read, the facts kept in checkpoints, the endless batch stream."""
+"""A run's training data: which splits are read, seeded patches (the one crop rule), the facts kept in checkpoints,
+the endless batch stream."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from relaxomap.train.config import TrainConfig
-from relaxomap.train.data import BatchStream, open_datasets, to_device, training_facts
+from relaxomap.train.data import BatchStream, SeededPatches, open_datasets, to_device, training_facts
 from relaxomap.train.distributed import EpochBatchSampler
 
 
@@ -61,3 +63,25 @@ def test_to_device_moves_tensors_only() -> None:
     assert batch["name"] == "a" and batch["x"].device.type == "cpu"
     with pytest.raises(RuntimeError, match="meta"):
         to_device({"x": torch.ones(1)}, torch.device("meta"))["x"].item()
+
+def test_seeded_patches_are_reproducible_and_aligned() -> None:
+    g = torch.Generator().manual_seed(0)
+    mask = torch.zeros(1, 40, 50)
+    mask[0, 10:30, 20:45] = 1
+    item = {"inputs": torch.rand(3, 40, 50, generator=g), "targets": torch.rand(3, 40, 50, generator=g),
+            "mask": mask, "labels": torch.arange(2000).reshape(40, 50), "params": torch.rand(3, 3, generator=g)}
+    ds = SeededPatches([item], patch=16)
+    a, b, c = ds[(0, 123)], ds[(0, 123)], ds[(0, 124)]
+    torch.testing.assert_close(a["inputs"], b["inputs"], rtol=0, atol=0)
+    assert a["inputs"].shape == (3, 16, 16) and a["labels"].shape == (16, 16)
+    # labels hold the flat pixel index, so they locate the crop; every image key is cut at the same place
+    top, left = divmod(int(a["labels"][0, 0]), 50)
+    torch.testing.assert_close(a["targets"], item["targets"][:, top:top + 16, left:left + 16], rtol=0, atol=0)
+    torch.testing.assert_close(a["mask"], mask[:, top:top + 16, left:left + 16], rtol=0, atol=0)
+    # the rule: centre on a uniformly drawn brain voxel (row-major order), shift the window inside the slice
+    inside = np.argwhere(mask[0].numpy() > 0)
+    cy, cx = inside[int(np.random.default_rng(123).integers(len(inside)))]
+    assert (top, left) == (min(max(cy - 8, 0), 40 - 16), min(max(cx - 8, 0), 50 - 16))
+    torch.testing.assert_close(a["params"], item["params"], rtol=0, atol=0)  # non-image entries untouched
+    crops = {int(ds[(0, s)]["labels"][0, 0]) for s in range(20)}
+    assert len(crops) > 1 and c["inputs"].shape == (3, 16, 16)

@@ -16,7 +16,6 @@ from relaxomap.train.checkpoint import load_checkpoint, load_model
 from relaxomap.train.distributed import EpochBatchSampler
 from relaxomap.train.losses import LossConfig
 from relaxomap.train.config import TrainConfig
-from relaxomap.train.data import SeededPatches
 from relaxomap.train.trainer import train
 from relaxomap.train.validation import masked_l1_normalised
 
@@ -83,27 +82,6 @@ def test_sampler_splits_epochs_across_ranks_and_resumes() -> None:
         EpochBatchSampler(5, 3, seed=0, world_size=2)
 
 
-def test_seeded_patches_are_reproducible_and_aligned() -> None:
-    g = torch.Generator().manual_seed(0)
-    mask = torch.zeros(1, 40, 50)
-    mask[0, 10:30, 20:45] = 1
-    item = {"inputs": torch.rand(3, 40, 50, generator=g), "targets": torch.rand(3, 40, 50, generator=g),
-            "mask": mask, "labels": torch.arange(2000).reshape(40, 50), "params": torch.rand(3, 3, generator=g)}
-    ds = SeededPatches([item], patch=16)
-    a, b, c = ds[(0, 123)], ds[(0, 123)], ds[(0, 124)]
-    torch.testing.assert_close(a["inputs"], b["inputs"], rtol=0, atol=0)
-    assert a["inputs"].shape == (3, 16, 16) and a["labels"].shape == (16, 16)
-    # labels hold the flat pixel index, so they locate the crop; every image key is cut at the same place
-    top, left = divmod(int(a["labels"][0, 0]), 50)
-    torch.testing.assert_close(a["targets"], item["targets"][:, top:top + 16, left:left + 16], rtol=0, atol=0)
-    torch.testing.assert_close(a["mask"], mask[:, top:top + 16, left:left + 16], rtol=0, atol=0)
-    # the rule: centre on a uniformly drawn brain voxel (row-major order), shift the window inside the slice
-    inside = np.argwhere(mask[0].numpy() > 0)
-    cy, cx = inside[int(np.random.default_rng(123).integers(len(inside)))]
-    assert (top, left) == (min(max(cy - 8, 0), 40 - 16), min(max(cx - 8, 0), 50 - 16))
-    torch.testing.assert_close(a["params"], item["params"], rtol=0, atol=0)  # non-image entries untouched
-    crops = {int(ds[(0, s)]["labels"][0, 0]) for s in range(20)}
-    assert len(crops) > 1 and c["inputs"].shape == (3, 16, 16)
 
 
 def test_masked_l1_normalised_closed_form() -> None:
