@@ -1,6 +1,6 @@
 """The ``relaxomap`` command line: the click group :func:`main` and its ``bench`` group.
 
-One module per command group — :mod:`~relaxomap.train.cli.physics` (``fidelity``, ``bench physics``),
+One module per command group — :mod:`~relaxomap.train.cli.physics` (``fidelity``, ``bounds``, ``bench physics``),
 :mod:`~relaxomap.train.cli.synth` (``synth``, ``bench synth``), :mod:`~relaxomap.train.cli.train` (``train``,
 ``export``, ``bench train``), :mod:`~relaxomap.train.cli.evaluate`, :mod:`~relaxomap.train.cli.clinical`
 (``predict``, ``render``, ``demo``) and :mod:`~relaxomap.train.cli.experiment` — each command thin: parse the
@@ -38,7 +38,7 @@ def bench() -> None:
     """Throughput benchmarks: ratios against a baseline measured in the same run."""
 
 
-for _command in (physics.fidelity_command, synth.synth_group, train_commands.train_command,
+for _command in (physics.fidelity_command, physics.bounds_command, synth.synth_group, train_commands.train_command,
                  train_commands.export_command, evaluate.evaluate_command, clinical.predict_command,
                  clinical.render_command, clinical.demo_command, experiment.experiment_group):
     main.add_command(_command)

@@ -1,5 +1,5 @@
-"""Physics commands: ``relaxomap fidelity`` (closed-form signal equations against EPG and Bloch) and
-``relaxomap bench physics``.
+"""Physics commands: ``relaxomap fidelity`` (closed-form signal equations against EPG and Bloch),
+``relaxomap bounds`` (what a set of protocols allows, :mod:`physics.bounds`) and ``relaxomap bench physics``.
 
 Options default to ``None`` and fall through to the library defaults; the protocols come from
 :func:`physics.fidelity_report.resolve_presets` (preset names) and from the timing flags (one custom
@@ -18,7 +18,7 @@ import click
 
 from relaxomap.atomic import atomic_write_text
 
-__all__ = ["PROTOCOL_FLAGS", "build_protocols", "fidelity_command", "bench_physics_command"]
+__all__ = ["PROTOCOL_FLAGS", "build_protocols", "fidelity_command", "bench_physics_command", "bounds_command"]
 
 #: Protocol field -> the ``relaxomap fidelity`` flag that sets it (used to name the flag in errors).
 PROTOCOL_FLAGS: dict[str, str] = {
@@ -179,4 +179,53 @@ def bench_physics_command(voxels: int | None, epg_voxels: int | None, repeats: i
                    f"best {r['best_s'] * 1e3:8.2f} ms   x{r['ratio_to_numpy']:.1f} NumPy")
     if json_path:
         atomic_write_text(json_path, json.dumps({"closed_form": closed, "epg": epg}, indent=2))
+        click.echo(f"wrote {json_path}")
+
+
+@click.command("bounds")
+@click.option("--preset", "presets", multiple=True,
+              help="Preset protocol (repeatable): full name (flair_3t) or base name (flair) completed with --field. "
+                   "Default: t1w_tse, t2w_tse, flair.")
+@click.option("--sidecar", "sidecars", multiple=True, type=(click.Choice(["t1w", "t2w", "flair"]), click.Path()),
+              help="A contrast and its BIDS JSON sidecar (repeatable), e.g. --sidecar flair sub-01_FLAIR.json.")
+@click.option("--field", type=float, default=None, help="Field strength [T]: 1.5 or 3 (presets and tissue values).")
+@click.option("--snr", type=float, default=None, help="SNR of one parenchyma voxel in every contrast (default 30).")
+@click.option("--voxels", "n_voxels", type=click.IntRange(min=1), default=None,
+              help="Voxels per tissue seen by the tissue-mean fit (default 1000).")
+@click.option("--tissue", "tissues", multiple=True, help="Tissue (repeatable); default WM, GM, deep GM, CSF, "
+              "MS lesion.")
+@click.option("--forward", type=click.Choice(["epg", "closed"]), default=None,
+              help="Forward model: EPG for spin-echo kinds (default), or the closed form only.")
+@click.option("--known-refocus", is_flag=True, help="Treat the headers' refocusing angles as known.")
+@click.option("--known-inversion", is_flag=True, help="Treat the inversion efficiency as known.")
+@click.option("--no-advice", is_flag=True, help="Skip the extra-contrast advice.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the result as JSON.")
+def bounds_command(presets: tuple[str, ...], sidecars: tuple[tuple[str, str], ...], field: float | None,
+                   snr: float | None, n_voxels: int | None, tissues: tuple[str, ...], forward: str | None,
+                   known_refocus: bool, known_inversion: bool, no_advice: bool, json_path: str | None) -> None:
+    """What the inputs allow: the best achievable precision of T1, T2 and PD per tissue (docs/bounds.md)."""
+    from relaxomap.physics.bounds import BoundsConfig, advise, bounds
+    from relaxomap.train.cli._options import given
+    from relaxomap.train.clinical.sidecar import protocol_from_sidecar
+
+    try:
+        protocols = [protocol_from_sidecar(path, contrast, field) for contrast, path in sidecars]
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--sidecar") from None
+    if presets or not protocols:
+        protocols += build_protocols(presets or ("t1w_tse", "t2w_tse", "flair"), field=field)
+    try:
+        config = BoundsConfig(**given(snr=snr, n_voxels=n_voxels, forward=forward, tissues=tissues or None),
+                              unknown_refocus=not known_refocus, unknown_inversion=not known_inversion)
+        result = bounds(protocols, config)
+        advice = [] if no_advice else advise(protocols, config)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    click.echo(f"protocols: {', '.join(p.name or p.kind for p in protocols)}; SNR {config.snr}, "
+               f"{config.n_voxels} voxels per tissue; forward {config.forward}\n")
+    click.echo(result.to_markdown())
+    for a in advice:
+        click.echo(f"advice: {a.line}")
+    if json_path is not None:
+        atomic_write_text(json_path, json.dumps(result.to_dict() | {"advice": [vars(a) for a in advice]}, indent=1))
         click.echo(f"wrote {json_path}")

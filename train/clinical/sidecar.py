@@ -36,6 +36,7 @@ __all__ = [
     "bids_sidecar_dict",
     "resolve_parameters",
     "flag_name",
+    "protocol_from_sidecar",
 ]
 
 #: Input contrasts in the model's channel order.
@@ -256,3 +257,54 @@ def resolve_parameters(
         raise ValueError(f"FLAIR InversionTime must be > 0 ms; got {out['ti_ms'].value_ms:g} ms "
                          f"({out['ti_ms'].source}); pass --flair-ti MS")
     return out
+
+
+def _echo_spacing_ms(te_ms: float) -> float:
+    # The spacing is rarely in a sidecar: take the one near 10 ms of which TE is a whole multiple.
+    return te_ms / max(1, round(te_ms / 10.0))
+
+
+def protocol_from_sidecar(path: str | Path, contrast: str, field_t: float | None = None) -> Any:
+    """The :class:`physics.protocol.Protocol` a BIDS sidecar describes, for one input ``contrast``.
+
+    A sidecar relaxomap wrote (``RelaxomapProtocol``) is read exactly. Otherwise the kind follows the contrast
+    and the header: ``ir_tse`` with an ``InversionTime`` (or ScanningSequence IR), else ``tse`` when
+    ``EchoTrainLength`` > 1, else ``se``; the echo spacing, not a BIDS field, is the one near 10 ms of which
+    TE is a whole multiple; ``RefocusingFlipAngle``, ``FlipAngle`` and ``MagneticFieldStrength`` are used when
+    present (``field_t`` overrides the last).
+
+    Raises
+    ------
+    ValueError naming the file and the missing or bad field.
+    """
+    from relaxomap.physics.protocol import Protocol
+
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast must be one of {CONTRASTS}; got {contrast!r}")
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"BIDS sidecar {p} not found")
+    params = read_bids_sidecar(p)
+    obj = json.loads(p.read_text())
+    if isinstance(obj.get("RelaxomapProtocol"), dict):
+        prot = Protocol.from_dict(obj["RelaxomapProtocol"])
+        return prot if field_t is None else prot.with_(field_t=field_t)
+    missing = [BIDS_KEYS[f] for f in ("tr_ms", "te_ms") if f not in params.values]
+    if missing:
+        raise ValueError(f"BIDS sidecar {p} lacks {', '.join(missing)} (seconds), needed for the {contrast} protocol")
+    tr, te = params.values["tr_ms"].value_ms, params.values["te_ms"].value_ms
+    ti = params.values["ti_ms"].value_ms if "ti_ms" in params.values else 0.0
+    etl = int(obj.get("EchoTrainLength") or 1)
+    kind = "ir_tse" if ti > 0 or params.inversion_hint else ("tse" if etl > 1 else "se")
+    if kind == "ir_tse" and ti <= 0:
+        raise ValueError(f"BIDS sidecar {p} says inversion recovery but gives no InversionTime")
+    esp = _echo_spacing_ms(te) if kind != "se" else te
+    extra = {k: float(obj[key]) for k, key in (("refocus_deg", "RefocusingFlipAngle"), ("flip_deg", "FlipAngle"))
+             if isinstance(obj.get(key), (int, float))}
+    field = field_t if field_t is not None else obj.get("MagneticFieldStrength")
+    try:
+        return Protocol(kind, tr_ms=tr, te_ms=te, ti_ms=ti, etl=max(etl, round(te / esp)) if kind != "se" else 1,
+                        esp_ms=esp, **extra, **({"field_t": float(field)} if field is not None else {}),
+                        name=f"{contrast}_{p.stem}")
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"BIDS sidecar {p}: {err}") from None

@@ -63,3 +63,34 @@ def test_bad_flags_are_named(args: list[str], flag: str, tmp_path: Path) -> None
     assert result.exit_code == 2, result.output
     assert flag in result.output, result.output
     assert not list(tmp_path.iterdir())  # nothing written on a usage error
+
+
+def test_bounds_command_equals_the_library_and_reads_sidecars(tmp_path: Path) -> None:
+    from numpy.testing import assert_allclose
+
+    from relaxomap.physics.bounds import BoundsConfig, bounds
+    from relaxomap.physics.protocol import PRESETS
+    from relaxomap.train.clinical.sidecar import bids_sidecar_dict
+
+    out = tmp_path / "b.json"
+    res = CliRunner().invoke(main, ["bounds", "--preset", "t1w_tse_3t", "--preset", "t2w_tse_3t", "--preset",
+                                    "flair_3t", "--snr", "20", "--no-advice", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    got = json.loads(out.read_text())
+    want = bounds([PRESETS[n] for n in ("t1w_tse_3t", "t2w_tse_3t", "flair_3t")], BoundsConfig(snr=20.0))
+    for g, w in zip(got["tissues"], want.tissues):
+        assert g["tissue"] == w.tissue
+        assert_allclose([g["mean_pct"][m] for m in ("t1", "t2", "pd")],
+                        [w.mean_pct[m] for m in ("t1", "t2", "pd")], rtol=1e-12)  # same computation
+    assert "| WM | T1 |" in res.output
+    # the same exam from relaxomap-written sidecars (exact protocols): the same bounds
+    args = ["bounds", "--snr", "20", "--no-advice", "--json", str(out)]
+    for c, name in (("t1w", "t1w_tse_3t"), ("t2w", "t2w_tse_3t"), ("flair", "flair_3t")):
+        path = tmp_path / f"{c}.json"
+        path.write_text(json.dumps(bids_sidecar_dict(PRESETS[name])))
+        args += ["--sidecar", c, str(path)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert [t["mean_pct"] for t in json.loads(out.read_text())["tissues"]] == [t["mean_pct"] for t in got["tissues"]]
+    res = CliRunner().invoke(main, ["bounds", "--sidecar", "flair", str(tmp_path / "none.json")])
+    assert res.exit_code != 0 and "none.json not found" in res.output and "--sidecar" in res.output
