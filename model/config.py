@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from relaxomap.physics.checks import check_finite_range, check_int_range, check_range_pair, check_sequence, config_from_dict
+from relaxomap.physics.checks import (
+    check_finite_range,
+    check_int_range,
+    check_range_pair,
+    check_sequence,
+    config_from_dict,
+)
 
 __all__ = ["ARCHS", "ModelConfig"]
 

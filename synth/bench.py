@@ -164,9 +164,9 @@ def _write_in_new_process(config: SynthConfig, n_samples: int, workers: int, fol
     cfg_path.write_text(config.to_json())
     try:
         env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}  # as the CLI
-        out = subprocess.run([sys.executable, "-m", "relaxomap.synth.bench", str(cfg_path), str(n_samples), str(workers),
-                              str(folder), "keep" if keep else "drop"], check=True, capture_output=True, text=True,
-                             env=env)
+        args = [str(cfg_path), str(n_samples), str(workers), str(folder), "keep" if keep else "drop"]
+        out = subprocess.run([sys.executable, "-m", "relaxomap.synth.bench", *args], check=True,
+                             capture_output=True, text=True, env=env)
     except subprocess.CalledProcessError as err:
         raise RuntimeError(f"bench synth: the write measurement failed:\n{err.stderr[-3000:]}") from None
     finally:
@@ -175,7 +175,8 @@ def _write_in_new_process(config: SynthConfig, n_samples: int, workers: int, fol
 
 
 def _main(argv: list[str]) -> None:
-    """``python -m relaxomap.synth.bench CONFIG.json N WORKERS FOLDER keep|drop``: one write measurement, JSON on stdout."""
+    """``python -m relaxomap.synth.bench CONFIG.json N WORKERS FOLDER keep|drop``: one write measurement,
+    JSON on stdout."""
     import json
 
     from relaxomap.synth._alloc import prepare_generation_process

@@ -241,7 +241,8 @@ def test_epg_signal_contract(random_maps: dict) -> None:
 def test_dictionary_matches_direct(name: str, random_maps: dict) -> None:
     # Bilinear interpolation in (ln T1, ln T2) errs by ≤ h²/8·|∂²S/∂(ln T)²| per axis. Each relaxation
     # factor e^{−t/T} has |∂²/∂(ln T)²| = |x² − x|·e^{−x} ≤ 0.31 (x = t/T); the inversion factor
-    # 1 − 2κe^{−t/T1} doubles it along T1. With the default grid h = ln(1000)/127 = 0.054 (T1) and ln(2500)/127 = 0.062 (T2):
+    # 1 − 2κe^{−t/T1} doubles it along T1. With the default grid h = ln(1000)/127 = 0.054 (T1) and
+    # ln(2500)/127 = 0.062 (T2):
     #   (0.054²·0.62 + 0.062²·0.31)/8 = 3.8e-4 of the PD scale (measured maximum over all presets: 2.4e-4),
     # so 5e-4·PD (0.05 % of PD scale, ten times under the 0.5 % requirement). The table is signed, so
     # zero crossings (inversion null, stimulated echoes changing sign) do not add kinks.

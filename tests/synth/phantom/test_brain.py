@@ -112,7 +112,8 @@ def test_sulcal_depth_and_fissures_match_numpy() -> None:
     carved = rho.copy()
     carve_fissures(carved, q, mid, wobble, 1.4, 36.0, 2.5, 0.9)
     x, y, z = (c.astype(np.float64) for c in q)
-    fissure = np.maximum(np.abs(x - 1.5 * mid) - 1.4, np.minimum(16 - 8 * ((y - 13) / 35) ** 2 - z, 35 - np.abs(y - 13)))
+    fissure = np.maximum(np.abs(x - 1.5 * mid) - 1.4,
+                         np.minimum(16 - 8 * ((y - 13) / 35) ** 2 - z, 35 - np.abs(y - 13)))
     z_syl = -6 - 0.4 * (y - 10) + 2.5 + 3 * wobble
     sylvian = np.maximum.reduce([np.abs(z - z_syl) - 0.9, 36.0 - np.abs(x), np.abs(y - 12) - 27])
     assert_allclose(carved, np.minimum.reduce([rho, fissure, sylvian]), atol=1e-3)

@@ -109,8 +109,8 @@ def test_kill_minus_9_and_resume(reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed.h5"
     config = tmp_path / "config.json"
     config.write_text(small_config().to_json())
-    cmd = [sys.executable, "-m", "relaxomap.train.cli", "synth", "--out", str(out), "--n", str(N), "--config", str(config),
-           "--part-subjects", str(PART_SUBJECTS)]
+    cmd = [sys.executable, "-m", "relaxomap.train.cli", "synth", "--out", str(out), "--n", str(N),
+           "--config", str(config), "--part-subjects", str(PART_SUBJECTS)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     folder = parts_dir(out)
     deadline = time.monotonic() + 120
