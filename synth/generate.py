@@ -45,7 +45,7 @@ class SynthConfig:
     Parameters
     ----------
     source : where ground-truth maps come from (phantom or real maps; ``source.healthy_only`` disables lesions).
-    protocols : allowed protocol kinds and ranges per contrast role.
+    protocols : allowed protocol kinds and ranges per contrast.
     artefacts : SNR, bias field, gain and k-space truncation ranges.
     forward : ``"closed"`` (closed-form signal equations) or ``"epg"`` (extended phase graphs for spin-echo
         kinds: stimulated echoes at refocusing angles < 180°).
@@ -57,7 +57,7 @@ class SynthConfig:
         artefacts). A subject's slices go to one split.
     min_brain_fraction : a slice is eligible when its brain area is at least this fraction of the subject's
         largest axial brain area.
-    missing_probability : per role (t1w, t2w, flair), probability that the contrast is absent (input zeros,
+    missing_probability : per contrast (t1w, t2w, flair), probability that the contrast is absent (input zeros,
         ``present`` 0); at least one contrast is always kept.
     seed : master seed.
     """
@@ -86,7 +86,7 @@ class SynthConfig:
         set_("image_size", check_sequence(own, "image_size", self.image_size, 16, 2048, length=2, integer=True))
         set_("slices_per_subject", check_int_range(own, "slices_per_subject", self.slices_per_subject, 1, 4096))
         set_("min_brain_fraction", check_finite_range(own, "min_brain_fraction", self.min_brain_fraction, 0.0, 1.0))
-        # one probability per role, in CONTRASTS order (t1w, t2w, flair)
+        # one probability per contrast, in CONTRASTS order (t1w, t2w, flair)
         set_("missing_probability", check_sequence(own, "missing_probability", self.missing_probability, 0.0, 1.0,
                                                    length=len(CONTRASTS)))
         set_("seed", check_int_range(own, "seed", self.seed, 0, 2**63 - 1))

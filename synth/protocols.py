@@ -1,6 +1,6 @@
-"""Randomised clinical protocols: the ranges (configuration) and the sampler (one Protocol per contrast role).
+"""Randomised clinical protocols: the ranges (configuration) and the sampler (one Protocol per contrast).
 
-Every training sample carries three contrasts in a fixed order, the *roles* :data:`CONTRASTS`:
+Every training sample carries three contrasts in a fixed order, the *contrasts* :data:`CONTRASTS`:
 
 ``t1w``    T1-weighted: spin echo (``se``), turbo spin echo (``tse``), T1-FLAIR (``ir_tse`` with a short TI);
            optionally ``spgr`` / ``mprage`` (probability 0 in the defaults).
@@ -37,7 +37,7 @@ from relaxomap.physics.protocol import CONTRASTS, Protocol
 from relaxomap.physics.tissues import tissue_values
 
 __all__ = [
-    "ROLE_KINDS",
+    "CONTRAST_KINDS",
     "KindRanges",
     "ProtocolRanges",
     "sample_protocols",
@@ -45,9 +45,9 @@ __all__ = [
     "csf_null_ti_ms",
 ]
 
-#: Contrast roles, in the channel order of every sample.
-#: Sequence kinds allowed per role.
-ROLE_KINDS: dict[str, tuple[str, ...]] = {
+#: Contrast contrasts, in the channel order of every sample.
+#: Sequence kinds allowed per contrast.
+CONTRAST_KINDS: dict[str, tuple[str, ...]] = {
     "t1w": ("se", "tse", "ir_tse", "spgr", "mprage"),
     "t2w": ("se", "tse"),
     "flair": ("ir_tse",),
@@ -62,12 +62,12 @@ Range = tuple[float, float]
 
 @dataclass(frozen=True)
 class KindRanges:
-    """Ranges for one sequence kind within one role.
+    """Ranges for one sequence kind within one contrast.
 
     Parameters
     ----------
     kind : ``se``, ``tse``, ``ir_tse``, ``spgr`` or ``mprage``.
-    probability : relative weight of this kind within its role (weights are normalised over the role).
+    probability : relative weight of this kind within its contrast (weights are normalised over the contrast).
     tr_ms, te_ms : [min, max] repetition / effective echo time [ms].
     ti_mode : ``"range"`` (draw TI from ``ti_ms``), ``"csf_null"`` (TI at the CSF null, ``ir_tse`` only) or
         ``"none"`` (kinds without inversion; the default for them).
@@ -96,7 +96,7 @@ class KindRanges:
     def __post_init__(self) -> None:
         own = f"KindRanges[{self.kind}]"
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
-        kinds = sorted({k for ks in ROLE_KINDS.values() for k in ks})
+        kinds = sorted({k for ks in CONTRAST_KINDS.values() for k in ks})
         if self.kind not in kinds:
             raise ValueError(f"KindRanges.kind must be one of {kinds}; got {self.kind!r}")
         set_("probability", check_finite_range(own, "probability", self.probability, 0.0, math.inf))
@@ -186,11 +186,11 @@ def _default_flair() -> tuple[KindRanges, ...]:
 
 @dataclass(frozen=True)
 class ProtocolRanges:
-    """Allowed protocols per contrast role (defaults: clinical 1.5 T and 3 T brain protocols).
+    """Allowed protocols per contrast (defaults: clinical 1.5 T and 3 T brain protocols).
 
     Parameters
     ----------
-    t1w, t2w, flair : the kinds allowed for each role, each with its probability and ranges.
+    t1w, t2w, flair : the kinds allowed for each contrast, each with its probability and ranges.
     fields_t : field strengths [T] these ranges apply to (1.5 and 3 T by default).
     """
 
@@ -200,25 +200,25 @@ class ProtocolRanges:
     fields_t: tuple[float, ...] = (1.5, 3.0)
 
     def __post_init__(self) -> None:
-        for role in CONTRASTS:
-            entries = getattr(self, role)
+        for contrast in CONTRASTS:
+            entries = getattr(self, contrast)
             if isinstance(entries, (KindRanges, dict)):
                 entries = (entries,)
             entries = tuple(KindRanges.from_dict(e) if isinstance(e, dict) else e for e in entries)
             if not entries:
-                raise ValueError(f"ProtocolRanges.{role} must list at least one kind; got none")
+                raise ValueError(f"ProtocolRanges.{contrast} must list at least one kind; got none")
             for e in entries:
                 if not isinstance(e, KindRanges):
-                    raise TypeError(f"ProtocolRanges.{role} entries must be KindRanges; got {type(e).__name__}")
-                if e.kind not in ROLE_KINDS[role]:
-                    raise ValueError(f"ProtocolRanges.{role} kind must be one of {list(ROLE_KINDS[role])}; "
+                    raise TypeError(f"ProtocolRanges.{contrast} entries must be KindRanges; got {type(e).__name__}")
+                if e.kind not in CONTRAST_KINDS[contrast]:
+                    raise ValueError(f"ProtocolRanges.{contrast} kind must be one of {list(CONTRAST_KINDS[contrast])}; "
                                      f"got {e.kind!r}")
             kinds = [e.kind for e in entries]
             if len(set(kinds)) != len(kinds):
-                raise ValueError(f"ProtocolRanges.{role} lists a kind twice: {kinds}")
+                raise ValueError(f"ProtocolRanges.{contrast} lists a kind twice: {kinds}")
             if sum(e.probability for e in entries) <= 0:
-                raise ValueError(f"ProtocolRanges.{role} probabilities must not all be 0; got {kinds} all 0")
-            object.__setattr__(self, role, entries)
+                raise ValueError(f"ProtocolRanges.{contrast} probabilities must not all be 0; got {kinds} all 0")
+            object.__setattr__(self, contrast, entries)
         try:
             fields = tuple(float(f) for f in self.fields_t)
         except (TypeError, ValueError):
@@ -231,13 +231,13 @@ class ProtocolRanges:
         object.__setattr__(self, "fields_t", fields)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {role: [e.to_dict() for e in getattr(self, role)] for role in CONTRASTS}
+        d: dict[str, Any] = {contrast: [e.to_dict() for e in getattr(self, contrast)] for contrast in CONTRASTS}
         d["fields_t"] = list(self.fields_t)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ProtocolRanges":
-        return config_from_dict(cls, d)  # role entries stay dicts until __post_init__ builds them
+        return config_from_dict(cls, d)  # contrast entries stay dicts until __post_init__ builds them
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -340,21 +340,21 @@ def sample_protocols(rng: np.random.Generator, ranges: ProtocolRanges, field_t: 
     Parameters
     ----------
     rng : the sample's random generator.
-    ranges : allowed kinds and ranges per role.
+    ranges : allowed kinds and ranges per contrast.
     field_t : field strength [T] of the subject (must be one of ``ranges.fields_t``); sets ``Protocol.field_t``
         and the CSF T1 used for the FLAIR null.
 
     Returns
     -------
-    (Protocol, Protocol, Protocol) in :data:`CONTRASTS` order, each named ``"<role>_<kind>"``.
+    (Protocol, Protocol, Protocol) in :data:`CONTRASTS` order, each named ``"<contrast>_<kind>"``.
     """
     if not any(abs(field_t - f) < _FIELD_TOL_T for f in ranges.fields_t):
         raise ValueError(f"sample_protocols: field_t must be one of ProtocolRanges.fields_t = "
                          f"{list(ranges.fields_t)} T; got {field_t}")
     out = []
-    for role in CONTRASTS:
-        entries = getattr(ranges, role)
+    for contrast in CONTRASTS:
+        entries = getattr(ranges, contrast)
         p = np.array([e.probability for e in entries], np.float64)
         choice = entries[int(rng.choice(len(entries), p=p / p.sum()))]
-        out.append(sample_protocol(rng, choice, float(field_t), name=f"{role}_{choice.kind}"))
+        out.append(sample_protocol(rng, choice, float(field_t), name=f"{contrast}_{choice.kind}"))
     return tuple(out)

@@ -35,9 +35,9 @@ def summarize(path: str | os.PathLike, *, max_target_samples: int = 64, seed: in
     Returns
     -------
     dict with ``path``, ``bytes``, ``schema_version``, ``package_version``, ``created``, ``n_samples``,
-    ``image_size``, ``n_subjects``, ``n_split_keys``, ``fields_t`` (count per field), ``kinds`` (per role:
-    count per sequence kind), ``params_ms`` (per role: min/max of TR, TE, TI over present contrasts),
-    ``snr`` (per role min/max), ``present`` (per role fraction), ``targets_in_mask`` (T1/T2/PD 1st, 50th,
+    ``image_size``, ``n_subjects``, ``n_split_keys``, ``fields_t`` (count per field), ``kinds`` (per contrast:
+    count per sequence kind), ``params_ms`` (per contrast: min/max of TR, TE, TI over present contrasts),
+    ``snr`` (per contrast min/max), ``present`` (per contrast fraction), ``targets_in_mask`` (T1/T2/PD 1st, 50th,
     99th percentiles in the brain mask) and ``config`` (the generator configuration).
     """
     path = Path(path)
@@ -71,14 +71,14 @@ def summarize(path: str | os.PathLike, *, max_target_samples: int = 64, seed: in
     out["n_split_keys"] = len({s.split("/", 1)[0] for s in subject_ids})
     out["fields_t"] = {f"{k:g}": int(v) for k, v in sorted(Counter(fields.round(2).tolist()).items())}
     out["kinds"], out["params_ms"], out["snr"], out["present"] = {}, {}, {}, {}
-    for c, role in enumerate(CONTRASTS):
+    for c, contrast in enumerate(CONTRASTS):
         p = present[:, c]
-        out["kinds"][role] = dict(Counter(SEQUENCE_KIND_NAMES[int(k)] for k in protocols[p, c, 0]))
-        out["present"][role] = float(p.mean())
+        out["kinds"][contrast] = dict(Counter(SEQUENCE_KIND_NAMES[int(k)] for k in protocols[p, c, 0]))
+        out["present"][contrast] = float(p.mean())
         if p.any():
-            out["params_ms"][role] = {name: [float(params[p, c, j].min()), float(params[p, c, j].max())]
+            out["params_ms"][contrast] = {name: [float(params[p, c, j].min()), float(params[p, c, j].max())]
                                       for j, name in enumerate(("tr", "te", "ti"))}
-            out["snr"][role] = [float(snr[p, c].min()), float(snr[p, c].max())]
+            out["snr"][contrast] = [float(snr[p, c].min()), float(snr[p, c].max())]
     out["targets_in_mask"] = {}
     for c, name in enumerate(("t1_ms", "t2_ms", "pd")):
         v = np.concatenate(t_values[c]) if t_values[c] else np.zeros(0)
@@ -96,13 +96,13 @@ def format_summary(s: dict[str, Any]) -> str:
         "field [T]      " + ", ".join(f"{k}: {v}" for k, v in s["fields_t"].items()),
         f"forward model  {s['config'].get('forward')}  seed {s['config'].get('seed')}",
     ]
-    for role in CONTRASTS:
-        kinds = ", ".join(f"{k} {v}" for k, v in sorted(s["kinds"][role].items()))
-        line = f"{role:<6} present {s['present'][role]:.0%}  kinds: {kinds}"
-        if role in s["params_ms"]:
-            pr = s["params_ms"][role]
+    for contrast in CONTRASTS:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(s["kinds"][contrast].items()))
+        line = f"{contrast:<6} present {s['present'][contrast]:.0%}  kinds: {kinds}"
+        if contrast in s["params_ms"]:
+            pr = s["params_ms"][contrast]
             line += ("  TR {:.0f}-{:.0f}  TE {:.1f}-{:.1f}  TI {:.0f}-{:.0f} ms".format(*pr["tr"], *pr["te"], *pr["ti"])
-                     + "  SNR {:.0f}-{:.0f}".format(*s["snr"][role]))
+                     + "  SNR {:.0f}-{:.0f}".format(*s["snr"][contrast]))
         lines.append(line)
     for name, v in s["targets_in_mask"].items():
         if v:

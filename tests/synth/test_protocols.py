@@ -11,7 +11,7 @@ from numpy.testing import assert_allclose
 from relaxomap.physics.protocol import CONTRASTS, Protocol
 from relaxomap.physics.tissues import tissue_values
 from relaxomap.synth.protocols import (
-    ROLE_KINDS,
+    CONTRAST_KINDS,
     KindRanges,
     ProtocolRanges,
     csf_null_ti_ms,
@@ -28,12 +28,12 @@ def drawn() -> dict[float, list[tuple[Protocol, ...]]]:
     return {f: [sample_protocols(rng, ranges, f) for _ in range(N_DRAWS)] for f in (1.5, 3.0)}
 
 
-def test_defaults_cover_clinical_roles(drawn) -> None:
+def test_defaults_cover_clinical_contrasts(drawn) -> None:
     ranges = ProtocolRanges()
     for field_t, draws in drawn.items():
-        for role_index, role in enumerate(CONTRASTS):
-            kinds = {d[role_index].kind for d in draws}
-            assert kinds <= set(ROLE_KINDS[role])
+        for contrast_index, contrast in enumerate(CONTRASTS):
+            kinds = {d[contrast_index].kind for d in draws}
+            assert kinds <= set(CONTRAST_KINDS[contrast])
         assert {d[0].kind for d in draws} == {"se", "tse", "ir_tse"}  # T1w SE, TSE, T1-FLAIR
         assert {d[1].kind for d in draws} == {"tse"}
         assert {d[2].kind for d in draws} == {"ir_tse"}
@@ -56,8 +56,8 @@ def test_values_inside_ranges_and_te_on_echo_grid(drawn) -> None:
     ranges = ProtocolRanges()
     for draws in drawn.values():
         for d in draws:
-            for role, prot in zip(CONTRASTS, d):
-                kr = next(e for e in getattr(ranges, role) if e.kind == prot.kind)
+            for contrast, prot in zip(CONTRASTS, d):
+                kr = next(e for e in getattr(ranges, contrast) if e.kind == prot.kind)
                 assert kr.tr_ms[0] <= prot.tr_ms <= kr.tr_ms[1]
                 # the default ranges always contain a multiple of every ESP, so TE stays in range
                 assert kr.te_ms[0] - 1e-9 <= prot.te_ms <= kr.te_ms[1] + 1e-9, prot
@@ -159,7 +159,7 @@ def test_invalid_ranges_name_the_field(changes, field) -> None:
         ProtocolRanges.from_dict(d)
 
 
-def test_role_and_field_errors() -> None:
+def test_contrast_and_field_errors() -> None:
     with pytest.raises(ValueError, match="flair kind must be one of"):
         ProtocolRanges(flair=(KindRanges("tse", tr_ms=(3000, 4000), te_ms=(80, 100), etl=(8, 8),
                                          esp_ms=(10, 10)),))

@@ -13,11 +13,12 @@ def test_summary_counts_and_ranges(reference: Path) -> None:
     assert s["n_samples"] == N and s["image_size"] == [SIZE, SIZE] and s["schema_version"] == 1
     assert s["n_subjects"] == -(-N // SLICES) == s["n_split_keys"]  # phantoms: one split key per subject
     assert s["fields_t"] == {"3": N}
-    for c, role in enumerate(("t1w", "t2w", "flair")):
+    for c, contrast in enumerate(("t1w", "t2w", "flair")):
         present = data["present"][:, c].astype(bool)
-        assert s["present"][role] == present.mean()
-        assert s["params_ms"][role]["tr"] == [data["params"][present, c, 0].min(), data["params"][present, c, 0].max()]
-        assert sum(s["kinds"][role].values()) == present.sum()
+        assert s["present"][contrast] == present.mean()
+        tr_ms = data["params"][present, c, 0]
+        assert s["params_ms"][contrast]["tr"] == [tr_ms.min(), tr_ms.max()]
+        assert sum(s["kinds"][contrast].values()) == present.sum()
     p1, median, p99 = s["targets_in_mask"]["t1_ms"]
     assert 0 < p1 <= median <= p99 < 6000  # T1 [ms] in the brain mask
     text = format_summary(s)
