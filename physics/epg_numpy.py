@@ -18,11 +18,14 @@ __all__ = ["epg_numpy"]
 
 # --------------------------------------------------------------------------- vectorised NumPy baseline
 def epg_numpy(t1_ms: np.ndarray, t2_ms: np.ndarray, protocol: Protocol, *,
-              b1: float | np.ndarray | None = None, refocus_deg: np.ndarray | None = None) -> np.ndarray:
+              b1: float | np.ndarray | None = None, refocus_deg: np.ndarray | None = None,
+              signed: bool = False) -> np.ndarray:
     """Vectorised NumPy (float32) version of :func:`physics.epg.epg_echo_train`: the benchmark baseline.
 
     Same two-family real EPG and the same state pruning, with the states of all voxels as
     ``(n_states, n_vox)`` arrays and one set of array operations per pulse; same contract and return.
+    ``signed=True`` returns the real echo amplitude instead of its magnitude (its sign is that of Mz before
+    the excitation: smooth through an inversion null, where the magnitude has a kink).
     """
     protocol = _check_protocol(protocol)
     t1, t2 = _flat_maps(t1_ms, t2_ms)
@@ -76,7 +79,8 @@ def epg_numpy(t1_ms: np.ndarray, t2_ms: np.ndarray, protocol: Protocol, *,
         f[:, K - ke] = c2 * y - s2 * x + sa * zz
         z[:, ke] = ca * zz - 0.5 * sa * (x + y)
     mz = _steady_mz_exc_vec(z[0, 0].astype(np.float64), z[1, 0].astype(np.float64), t1, timing)
-    return np.abs(h * mz.astype(f32)).T.astype(f32)  # (etl, n_vox) -> (n_vox, etl)
+    echoes = h * mz.astype(f32)
+    return (echoes if signed else np.abs(echoes)).T.astype(f32)  # (etl, n_vox) -> (n_vox, etl)
 
 
 def _steady_mz_exc_vec(z_h: np.ndarray, z_i: np.ndarray, t1_ms: np.ndarray, timing: np.ndarray) -> np.ndarray:
