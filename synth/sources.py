@@ -30,6 +30,7 @@ from relaxomap.synth.maps import Maps
 from relaxomap.synth.phantom.build import make_phantom
 from relaxomap.synth.phantom.config import PhantomConfig
 from relaxomap.synth.real import load_maps, subject_name
+from relaxomap.synth.value_shift import ValueShiftConfig, shift_values
 
 __all__ = ["SOURCE_KINDS", "SourceConfig", "draw_subject", "anatomy_id"]
 
@@ -54,6 +55,9 @@ class SourceConfig:
     real_fraction : for ``kind="mixed"``, the probability in [0, 1] that a subject is drawn from ``paths``.
     fields_t : if not empty, each subject's field strength [T] is drawn uniformly from these (1.5 and/or 3),
         overriding ``field_t``, so one store covers both fields' tissue values.
+    value_shift : if set, every brain tissue's values are moved off the tables per subject
+        (:mod:`relaxomap.synth.value_shift`: the evaluation's value-shift scenarios), from a random stream of
+        its own, so anatomy, lesions and everything else equal the unshifted draw of the same seed.
     phantom : phantom generator settings. Its ``field_t`` and ``lesions`` are overridden by this config's
         ``field_t`` and ``lesions`` / ``healthy_only`` (normalised on construction, so ``to_dict`` shows
         what is used).
@@ -68,6 +72,7 @@ class SourceConfig:
     phantom: PhantomConfig = field(default_factory=PhantomConfig)
     real_fraction: float = 0.25
     fields_t: tuple[float, ...] = ()
+    value_shift: ValueShiftConfig | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
@@ -89,6 +94,9 @@ class SourceConfig:
         for name, cls in (("lesions", LesionConfig), ("phantom", PhantomConfig)):
             if not isinstance(getattr(self, name), cls):
                 raise TypeError(f"{_OWNER}.{name} must be a {cls.__name__}; got {type(getattr(self, name)).__name__}")
+        if self.value_shift is not None and not isinstance(self.value_shift, ValueShiftConfig):
+            raise TypeError(f"{_OWNER}.value_shift must be a ValueShiftConfig or None; "
+                            f"got {type(self.value_shift).__name__}")
         if self.augment is not None and not isinstance(self.augment, AugmentConfig):
             raise TypeError(f"{_OWNER}.augment must be an AugmentConfig or None; got {type(self.augment).__name__}")
         f = check_finite_range(_OWNER, "field_t", self.field_t, 0.0, 21.0, lo_open=True)
@@ -106,7 +114,8 @@ class SourceConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SourceConfig":
-        nested = {"lesions": LesionConfig, "augment": AugmentConfig, "phantom": PhantomConfig}
+        nested = {"lesions": LesionConfig, "augment": AugmentConfig, "phantom": PhantomConfig,
+                  "value_shift": ValueShiftConfig}
         return config_from_dict(cls, d, nested)
 
 
@@ -152,6 +161,14 @@ def draw_subject(config: SourceConfig, seed: int) -> Maps:
     if config.kind == "mixed":
         kind = "real" if choice.random() < config.real_fraction else "phantom"
         config = dataclasses.replace(config, kind=kind)
+    maps = _draw_maps(config, seed)
+    if config.value_shift is not None:
+        maps = shift_values(maps, np.random.default_rng([seed, 0x5817]), config.value_shift)[0]
+    return maps
+
+
+def _draw_maps(config: SourceConfig, seed: int) -> Maps:
+    """The anatomy stream of :func:`draw_subject` (per-subject choices already made)."""
     rng = np.random.default_rng(seed)
     if config.kind == "phantom":
         maps = make_phantom(config.phantom, rng)

@@ -20,7 +20,7 @@ from relaxomap.synth.maps import Maps
 from relaxomap.synth.rates import to_rates
 from relaxomap.synth.texture import truncated_normal
 
-__all__ = ["tissue_references", "perturb_tissues", "perturb_rates"]
+__all__ = ["tissue_references", "perturb_tissues", "perturb_rates", "remap_rates"]
 
 _N_LAB = 256
 
@@ -135,6 +135,25 @@ def _tissue_factors(rng: np.random.Generator, labels: Sequence[int], sd: Sequenc
     return k
 
 
+def remap_rates(pd: np.ndarray, a1: np.ndarray, a2: np.ndarray, labels: np.ndarray, factors: np.ndarray,
+                ref: np.ndarray, tol: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rate maps ``(PD, PD/T1, PD/T2)`` with every label's (T1, T2, PD) multiplied by ``factors`` (256, 3).
+
+    ``ref``: (256, 3) pure-tissue rates per label (:func:`tissue_references`); a voxel within relative ``tol``
+    of its label's reference counts as pure; mixtures are re-mixed as the module docstring says.
+    """
+    present = np.flatnonzero(ref[:, 0] > 0)
+    k = np.asarray(factors, np.float64)
+    new_ref = ref.copy()
+    new_ref[:, 0] = ref[:, 0] * k[:, 2]
+    new_ref[:, 1] = ref[:, 1] * k[:, 2] / k[:, 0]
+    new_ref[:, 2] = ref[:, 2] * k[:, 2] / k[:, 1]
+    out = [np.empty(pd.size, np.float32) for _ in range(3)]
+    _remap_kernel(pd.ravel(), a1.ravel(), a2.ravel(), labels.ravel().astype(np.int64), ref, new_ref,
+                  present.astype(np.int64), float(tol), *out)
+    return tuple(o.reshape(pd.shape) for o in out)
+
+
 def perturb_rates(pd: np.ndarray, a1: np.ndarray, a2: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
                   sd: Sequence[float], src_field: float, dst_field: float, ref: np.ndarray,
                   tol: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,16 +163,8 @@ def perturb_rates(pd: np.ndarray, a1: np.ndarray, a2: np.ndarray, labels: np.nda
     converted between; ``ref``: (256, 3) pure-tissue rates per label (:func:`tissue_references`); a voxel
     within relative ``tol`` of its label's reference counts as pure. Returns the three re-mapped rate maps.
     """
-    present = np.flatnonzero(ref[:, 0] > 0)
-    k = _tissue_factors(rng, present, sd, src_field, dst_field)
-    new_ref = ref.copy()
-    new_ref[:, 0] = ref[:, 0] * k[:, 2]
-    new_ref[:, 1] = ref[:, 1] * k[:, 2] / k[:, 0]
-    new_ref[:, 2] = ref[:, 2] * k[:, 2] / k[:, 1]
-    out = [np.empty(pd.size, np.float32) for _ in range(3)]
-    _remap_kernel(pd.ravel(), a1.ravel(), a2.ravel(), labels.ravel().astype(np.int64), ref, new_ref,
-                  present.astype(np.int64), float(tol), *out)
-    return tuple(o.reshape(pd.shape) for o in out)
+    k = _tissue_factors(rng, np.flatnonzero(ref[:, 0] > 0), sd, src_field, dst_field)
+    return remap_rates(pd, a1, a2, labels, k, ref, tol)
 
 
 def perturb_tissues(
