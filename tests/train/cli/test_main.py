@@ -17,7 +17,7 @@ COMMANDS = {"fidelity", "bounds", "synth", "train", "export", "evaluate", "predi
 def test_every_command_is_registered() -> None:
     assert set(main.commands) == COMMANDS
     assert set(bench.commands) == {"physics", "synth", "train"}
-    assert set(main.commands["experiment"].commands) == {"ablation"}
+    assert set(main.commands["experiment"].commands) == {"ablation", "mismatch"}
 
 
 def test_python_dash_m_runs_the_group() -> None:
