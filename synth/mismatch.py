@@ -16,7 +16,8 @@ from ground-truth maps with any subset of these factors switched on, each drawn 
 - ``receive``: an independent smooth receive field per series (vendor prescan normalisation), 1 + a·n(x)
   with n a smooth unit-variance field clipped to ±2 (a: the amplitude).
 - ``misregistration_mm``: each series but the first shifted rigidly by this distance in a random direction
-  (trilinear resampling; voxels shifted in from outside are 0).
+  (trilinear resampling; the volume's edge values continue beyond it, as a scanner's images cover the head
+  beyond a slab: zeros there would fake a missing contrast in the edge slices).
 
 A pulse of nominal flip θ at transmit scale b flips by b·θ. The inversion pulse, a 180° pulse at scale b,
 leaves Mz → −κ·(−cos(π b))·Mz: the effective inversion efficiency is κ·(−cos(π b)) (1 at b = 1, κ = 1).
@@ -224,7 +225,7 @@ def _shifted(image: np.ndarray, shift_mm: np.ndarray, voxel_mm: np.ndarray) -> n
 
     if not np.any(shift_mm):
         return image
-    return nd_shift(image, shift_mm / voxel_mm, order=1, mode="constant", cval=0.0).astype(np.float32)
+    return nd_shift(image, shift_mm / voxel_mm, order=1, mode="nearest").astype(np.float32)
 
 
 def render_mismatched(maps: Maps, protocols: Sequence[Protocol], config: MismatchConfig,
