@@ -27,7 +27,7 @@ PARENCHYMA_NOTE = (
     "mean |pred − true| / true; bias = mean (pred − true) / true (signed, %). PSNR / SSIM use the fixed "
     f"physiological range L = T1 {PARENCHYMA_RANGE['t1']:g} ms, T2 {PARENCHYMA_RANGE['t2']:g} ms, PD "
     f"{PARENCHYMA_RANGE['pd']:g} (RMSE = L·10^(−PSNR/20)). PD (CSF = 1): the prediction divided by its median in "
-    f"the subject's core CSF (label 1, true PD ≥ {CSF_CORE_PD:g}) over the truth's median there (1); PD raw: as "
+    f"the subject's core CSF (label 1, true PD ≥ {CSF_CORE_PD:g}) over the truth's median there (~1); PD raw: as "
     "predicted.")
 #: What the whole-mask table's columns are.
 WHOLE_NOTE = ("Whole brain mask: PSNR / SSIM with peak = the truth's maximum in the mask, i.e. the CSF maximum "
