@@ -53,8 +53,9 @@ labels also call CSF, are left out) --
     s = median_C(p_PD) / median_C(t_PD),   pd_csf = p_PD / s.
 
 ``median_C(t_PD)`` is ~1 (pure CSF has PD = 1; the phantoms' smooth texture and global field move it by a
-few %, e.g. 0.988 in the demo case); dividing by it keeps a perfect prediction at 0 error. The anchor is a single scale set by CSF, not a
-least-squares gain fitted to the error: a wrong WM / CSF or GM / CSF ratio stays a full error. **Fallback**:
+few %, e.g. 0.988 in the demo case); dividing by it keeps a perfect prediction at 0 error. The anchor is a
+single scale set by CSF, not a least-squares gain fitted to the error: a wrong WM / CSF or GM / CSF ratio
+stays a full error. **Fallback**:
 a subject with fewer than :data:`MIN_CSF_VOXELS` core CSF voxels over its evaluated slices, or a non-positive
 median, is scored with ``s = 1`` (its raw PD, which the network already predicts on the CSF = 1 scale) and
 listed in the result's ``pd_anchor`` entry.
