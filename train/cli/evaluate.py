@@ -1,8 +1,9 @@
-"""``relaxomap evaluate``: compare checkpoints and the NLLS baseline on test stores, side by side.
+"""``relaxomap evaluate``: compare checkpoints, the NLLS baseline and the segmentation-only baseline
+(``oracle-prior``: the tissue table at the true labels) on test stores, side by side.
 
-Parses the options, calls :func:`train.evaluation.evaluate.run_evaluate` and prints the main table of each
-scenario (:func:`train.evaluation.report.format_main_table`) and the summary
-(:func:`train.evaluation.report.format_summary`). Input errors (missing checkpoint or store, empty split,
+Parses the options, calls :func:`train.evaluation.evaluate.run_evaluate` and prints the tables of each
+scenario (:func:`train.evaluation.report.format_scenario`: parenchyma, per tissue, whole brain mask) and the
+summary (:func:`train.evaluation.report.format_summary`). Input errors (missing checkpoint or store, empty split,
 non-empty --out) are one ``Error:`` line, exit status 1. Options without a value of their own fall through to
 :func:`train.evaluation.evaluate.evaluate`'s defaults (shown in ``--help``).
 """
@@ -27,6 +28,9 @@ _EVALUATE = "relaxomap.train.evaluation.evaluate:evaluate"
               help="Deprecated spelling of --checkpoint.")
 @click.option("--nlls/--no-nlls", default=True, show_default=True,
               help="Also evaluate the voxel-wise least-squares baseline (physics/voxel_fit.py).")
+@click.option("--oracle-prior/--no-oracle-prior", "oracle", default=True, show_default=True,
+              help="Also evaluate the baseline that only segments: each voxel gets the tissue table's value at its "
+                   "true label (physics/tissues.py, at the sample's field strength).")
 @click.option("--store", "stores", multiple=True, required=True, type=click.Path(dir_okay=False),
               help="Synth store (.h5), one scenario each (named by its 'scenario' attribute or file stem); "
                    "repeatable.")
@@ -44,19 +48,19 @@ _EVALUATE = "relaxomap.train.evaluation.evaluate:evaluate"
               help="Montage PNGs per scenario.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate_command(checkpoints: tuple[str, ...], old_checkpoints: tuple[str, ...], nlls: bool,
+def evaluate_command(checkpoints: tuple[str, ...], old_checkpoints: tuple[str, ...], nlls: bool, oracle: bool,
                      stores: tuple[str, ...], out_dir: str, max_samples: int | None, split: str | None,
                      batch: int | None, device: str | None, examples: int | None, overwrite: bool,
                      quiet: bool) -> None:
-    """Evaluate T1/T2/PD predictions against the ground truth of synth stores (PSNR, SSIM, MAE, MPE)."""
-    from relaxomap.train.evaluation.evaluate import NLLS_NAME, run_evaluate
-    from relaxomap.train.evaluation.report import format_main_table, format_summary
+    """Evaluate T1/T2/PD predictions against the ground truth of synth stores (per tissue and subject)."""
+    from relaxomap.train.evaluation.evaluate import NLLS_NAME, ORACLE_NAME, run_evaluate
+    from relaxomap.train.evaluation.report import format_scenario, format_summary
 
     checkpoints = deprecated_spelling(checkpoints, old_checkpoints, new="--checkpoint", old="--model",
                                       command="evaluate")
-    specs: list[str] = list(checkpoints) + ([NLLS_NAME] if nlls else [])
+    specs: list[str] = list(checkpoints) + ([NLLS_NAME] if nlls else []) + ([ORACLE_NAME] if oracle else [])
     if not specs:
-        raise click.UsageError("nothing to evaluate: give --checkpoint CKPT and/or --nlls")
+        raise click.UsageError("nothing to evaluate: give --checkpoint CKPT, --nlls and/or --oracle-prior")
     t0 = time.perf_counter()
     try:
         ev = run_evaluate(specs, list(stores), out_dir, overwrite=overwrite, max_samples=max_samples,
@@ -65,6 +69,6 @@ def evaluate_command(checkpoints: tuple[str, ...], old_checkpoints: tuple[str, .
         raise click.ClickException(str(err)) from None
     for scen, s in ev.results["scenarios"].items():
         click.echo(f"\n## {scen} ({s['n_samples']} slices, split {s['split']})\n")
-        click.echo(format_main_table(ev.results, scen))
+        click.echo(format_scenario(ev.results, scen))
     click.echo("\n" + format_summary(ev.results))
     click.echo(f"\nWrote {out_dir}/results.md, results.json and figures in {time.perf_counter() - t0:.1f} s")

@@ -20,9 +20,10 @@ __all__ = ["experiment_group"]
 
 _HELP = """Run the ablation from nothing: synthesise the training, validation and scenario stores, train the
 four network variants (PE-UNet with and without the physics loss, plain U-Net, parameters as channels) on the
-same store with the same budget and seed, evaluate them and the voxel-wise NLLS fit on every scenario
-(internal test, unseen lesions, out-of-range protocols, SNR 5-12 and 80-150, held-out subject 47, missing
-FLAIR), and write a results page with paired Wilcoxon tests and the targets.
+same store with the same budget and seed, evaluate them, the voxel-wise NLLS fit and the segmentation-only
+oracle prior on every scenario (internal test, unseen lesions, out-of-range protocols, SNR 5-12 and 80-150,
+held-out subject 47, missing FLAIR), and write a results page with per-tissue errors over subjects,
+subject-level paired comparisons and the targets.
 
 \b
 Default size: 2048 training slices of 256^2, 1500 steps x 8 crops of 128^2 per variant, 64-slice

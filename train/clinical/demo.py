@@ -10,9 +10,11 @@
 3. Write the images as NIfTI with BIDS sidecars (times in seconds), the true maps, brain mask and labels.
 4. Run :func:`train.clinical.predict.run_predict` on those files (with the true brain mask, so the metrics measure
    the network, not the skull stripping; the automatic mask's Dice against the truth is reported too).
-5. Metrics inside the brain mask (:mod:`train.evaluation.metrics`: PSNR, SSIM, MAE, MPE per map, plus per tissue),
-   printed and saved as ``metrics.json`` / ``metrics.md``, and ``figure.png`` (inputs, truth, prediction,
-   error on the middle slice).
+5. Metrics (:mod:`train.evaluation.metrics`, every definition there): the parenchyma (brain without CSF) with
+   PSNR / SSIM on the fixed physiological range, the MAE, MPE and signed bias of each tissue, PD scored after
+   anchoring on the case's CSF (``pd_csf``; the raw PD beside it), and the whole brain mask (peak = CSF
+   maximum) labelled as such; printed and saved as ``metrics.json`` / ``metrics.md``, and ``figure.png``
+   (inputs, truth, prediction, error on the middle slice). The case is one subject, so no sd over subjects.
 """
 from __future__ import annotations
 
@@ -102,7 +104,7 @@ def make_case(seed: int = 0, *, n_slices: int = 20, snr: float | None = None, ra
 
 
 def _metrics(pred: Mapping[str, np.ndarray], maps: Any) -> dict[str, Any]:
-    from relaxomap.train.evaluation.metrics import MetricAccumulator
+    from relaxomap.train.evaluation.accumulate import MetricAccumulator
 
     acc = MetricAccumulator()
     truth = maps.stack()  # (3, X, Y, Z)
@@ -111,26 +113,34 @@ def _metrics(pred: Mapping[str, np.ndarray], maps: Any) -> dict[str, Any]:
         if maps.mask[:, :, k].any():
             acc.update(np.stack([axial_to_image(p[c, :, :, k]) for c in range(3)]),
                        np.stack([axial_to_image(truth[c, :, :, k]) for c in range(3)]),
-                       axial_to_image(maps.mask[:, :, k]), axial_to_image(maps.labels[:, :, k]))
+                       axial_to_image(maps.mask[:, :, k]), axial_to_image(maps.labels[:, :, k]),
+                       subject=maps.subject_id)
     return acc.result()
 
 
 def format_table(result: Mapping[str, Any]) -> str:
-    """Markdown table of PSNR, SSIM, MAE and MPE per map inside the brain mask, then per-tissue means."""
-    units = {"t1": "ms", "t2": "ms", "pd": ""}
-    lines = ["| map | PSNR [dB] | SSIM | MAE | MPE [%] | bias |", "|---|---|---|---|---|---|"]
-    for name, label in (("t1", "T1"), ("t2", "T2"), ("pd", "PD")):
-        m = result["brain"][name]
-        u = f" {units[name]}" if units[name] else ""
-        lines.append(f"| {label} | {m['psnr_db']:.2f} | {m['ssim']:.4f} | {m['mae']:.4g}{u} | {m['mpe_pct']:.2f} | "
-                     f"{m['bias']:+.4g}{u} |")
+    """Markdown tables of a demo's metrics: the parenchyma (MPE, signed bias, MAE, PSNR / SSIM on the fixed range),
+    the MPE and signed bias per tissue, the mean truth and prediction per tissue, and the whole brain mask."""
+    from relaxomap.train.evaluation.tables import (
+        PARENCHYMA_NOTE,
+        WHOLE_NOTE,
+        parenchyma_table,
+        pd_anchor_note,
+        tissue_table,
+        whole_table,
+    )
+
+    res = {"prediction": result}
+    lines = ["Parenchyma (brain without CSF):", "", parenchyma_table(res), "", "Per tissue:", "", tissue_table(res)]
     tissues = result.get("tissue", {})
     if tissues:
-        lines += ["", "| tissue | T1 true / pred [ms] | T2 true / pred [ms] | PD true / pred | voxels |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "| tissue | T1 true / pred [ms] | T2 true / pred [ms] | PD true / pred (CSF = 1) | "
+                  "PD pred raw | voxels |", "|---|---|---|---|---|---|"]
         for t, maps in tissues.items():
-            cells = [f"{maps[n]['mean_true']:.4g} / {maps[n]['mean_pred']:.4g}" for n in ("t1", "t2", "pd")]
-            lines.append(f"| {t} | {' | '.join(cells)} | {maps['t1']['n_voxels']} |")
+            cells = [f"{maps[n]['mean_true']:.4g} / {maps[n]['mean_pred']:.4g}" for n in ("t1", "t2", "pd_csf")]
+            lines.append(f"| {t} | {' | '.join(cells)} | {maps['pd']['mean_pred']:.4g} | {maps['t1']['n_voxels']} |")
+    lines += ["", "Whole brain mask (peak = CSF maximum) and whole slice:", "", whole_table(res), "",
+              PARENCHYMA_NOTE, WHOLE_NOTE, pd_anchor_note(res)]
     return "\n".join(lines)
 
 
@@ -216,8 +226,9 @@ def _score(out: Path, case: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
 def _markdown(seed: int, maps: Any, model: Mapping[str, Any], dice: float, table: str) -> str:
     return (f"# relaxomap demo, case {seed}\n\nHeld-out phantom `{maps.subject_id}` ({maps.shape[2]} axial slices, "
             f"{maps.field_t:g} T), model `{model['path']}` (sha256 {model['sha256'][:12]}...).\n"
-            f"Metrics inside the true brain mask ({int(maps.mask.sum())} voxels); PSNR/SSIM are means over "
-            f"slices, MAE/MPE/bias pooled over voxels. Automatic brain mask Dice vs truth: {dice:.3f}.\n\n"
+            f"Metrics inside the true brain mask ({int(maps.mask.sum())} voxels; definitions in "
+            f"train/evaluation/metrics.py); one subject: PSNR/SSIM are means over its slices, MAE/MPE/bias pooled "
+            f"over its voxels. Automatic brain mask Dice vs truth: {dice:.3f}.\n\n"
             f"{table}\n")
 
 

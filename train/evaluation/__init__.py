@@ -1,5 +1,7 @@
 """relaxomap.train.evaluation — how good are the maps.
 
-Image-quality metrics of predicted T1 / T2 / PD maps, the side-by-side evaluation of checkpoints and the
-voxel-wise least-squares baseline on synth stores, and its written report (tables, JSON, figures).
+The metric definitions (:mod:`.metrics`: regions, fixed parenchyma range, signed bias, CSF anchor of PD), their
+accumulation per subject and tissue (:mod:`.accumulate`), the two reference predictors (:mod:`.baselines`: the
+NLLS fit and the segmentation-only oracle prior), the side-by-side evaluation of checkpoints on synth stores
+(:mod:`.evaluate`), and its written report (:mod:`.tables`, :mod:`.report`, JSON, figures).
 """

@@ -1,6 +1,10 @@
-"""Metric-versus-acquisition curves of an evaluation: brain PSNR binned by each acquisition time that varies in
-a scenario (quantile bins) and by the mean SNR (:func:`binned_curves`), drawn by
-:func:`train.evaluation.figures.curves_png`.
+"""Metric-versus-acquisition curves of an evaluation: a per-slice metric (default: the parenchyma mean percentage
+error, :data:`CURVE_METRIC`) binned by each acquisition time that varies in a scenario (quantile bins) and by
+the mean SNR (:func:`binned_curves`), drawn by :func:`train.evaluation.figures.curves_png`.
+
+The parenchyma MPE rather than the brain-mask PSNR: the latter's peak is the CSF maximum, so its T2 curve
+follows almost only the CSF T2 error (:mod:`train.evaluation.metrics`). PD is the raw prediction here (the
+per-slice records are scored before a subject's CSF anchor is known).
 """
 from __future__ import annotations
 
@@ -13,7 +17,14 @@ from relaxomap.physics.protocol import CONTRASTS
 from relaxomap.train.evaluation.metrics import MAP_NAMES
 from relaxomap.train.evaluation.records import PARAM_KEYS
 
-__all__ = ["binned_curves"]
+__all__ = ["CURVE_METRIC", "CURVE_METRIC_LABELS", "binned_curves"]
+
+#: The per-slice record metric the curves bin (:data:`train.evaluation.accumulate.RECORD_METRICS`).
+CURVE_METRIC = "mpe_parenchyma_pct"
+#: Axis label of each curve metric.
+CURVE_METRIC_LABELS: dict[str, str] = {"mpe_parenchyma_pct": "parenchyma MPE [%]",
+                                       "bias_parenchyma_pct": "parenchyma bias [%]",
+                                       "psnr_parenchyma_db": "parenchyma PSNR [dB]", "psnr_brain_db": "brain PSNR [dB]"}
 
 
 def _x_values(rec: dict[str, Any]) -> dict[str, float]:
@@ -33,16 +44,17 @@ def _x_values(rec: dict[str, Any]) -> dict[str, float]:
     return xs
 
 
-def binned_curves(records: Sequence[dict[str, Any]], models: Sequence[str], max_bins: int = 6) -> dict[str, Any]:
-    """Brain PSNR [dB] per model and map, binned by each varying acquisition time and by the mean SNR.
+def binned_curves(records: Sequence[dict[str, Any]], models: Sequence[str], max_bins: int = 6,
+                  metric: str = CURVE_METRIC) -> dict[str, Any]:
+    """A per-slice metric per model and map, binned by each varying acquisition time and by the mean SNR.
 
     Bins are quantile bins of the samples' values (at most ``max_bins``, fewer when there are fewer distinct
     values); a variable that is (nearly) constant over the scenario (relative spread < 1e-6) gets no curve.
 
     Returns
     -------
-    ``{x: {"edges": [...], "x_mean": [...], "n": [...], "psnr_db": {model: {map: [...]}}}}``; bins without a
-    finite value hold NaN.
+    ``{x: {"edges": [...], "x_mean": [...], "n": [...], "metric": metric, "values": {model: {map: [...]}}}}``;
+    bins without a finite value hold NaN.
     """
     values: dict[str, list[tuple[float, dict[str, Any]]]] = {}
     for rec in records:
@@ -59,16 +71,16 @@ def binned_curves(records: Sequence[dict[str, Any]], models: Sequence[str], max_
         nb = edges.size - 1
         curve = {"edges": edges.tolist(), "x_mean": [float(x[which == j].mean()) if (which == j).any() else math.nan
                                                      for j in range(nb)],
-                 "n": [int((which == j).sum()) for j in range(nb)], "psnr_db": {}}
+                 "n": [int((which == j).sum()) for j in range(nb)], "metric": metric, "values": {}}
         for m in models:
-            curve["psnr_db"][m] = {}
+            curve["values"][m] = {}
             for name in MAP_NAMES:
                 per_bin = []
                 for j in range(nb):
-                    vals = [rec["metrics"][m][name]["psnr_db"] for (_, rec), w in zip(pairs, which)
+                    vals = [rec["metrics"][m][name][metric] for (_, rec), w in zip(pairs, which)
                             if w == j and rec["metrics"].get(m) is not None]
                     vals = [v for v in vals if v is not None and math.isfinite(v)]
                     per_bin.append(float(np.mean(vals)) if vals else math.nan)
-                curve["psnr_db"][m][name] = per_bin
+                curve["values"][m][name] = per_bin
         out[k] = curve
     return out

@@ -1,21 +1,27 @@
-"""Side-by-side evaluation of trained networks and the NLLS baseline on test scenarios (synth stores).
+"""Side-by-side evaluation of trained networks and the reference predictors on test scenarios (synth stores).
 
 Each store is one *scenario* (internal test split, unseen lesions, out-of-range protocols, noise levels,
 held-out real anatomy, ...), named by its ``scenario`` attribute or else its file stem. Every model predicts
-whole slices (no patches); the metrics are those of :mod:`train.evaluation.metrics` (brain mask, brain without
-CSF, whole slice, per tissue group including lesions), accumulated with
-:class:`train.evaluation.metrics.MetricAccumulator`.
+whole slices (no patches). Beside the checkpoints, two reference predictors need no checkpoint
+(:mod:`train.evaluation.baselines`): ``nlls``, the voxel-wise least-squares fit, and ``oracle-prior``, the
+tissue table at the true labels (what a network scores if it only segments). The metrics are those of
+:mod:`train.evaluation.metrics` (definitions there), accumulated per subject by
+:class:`train.evaluation.accumulate.MetricAccumulator`: each subject (``subject_id`` of the store) is closed,
+and its PD anchored on its CSF, once its last evaluated slice is scored.
 
-Result layout (:func:`evaluate`, also ``results.json``)
-------------------------------------------------------
-``models``: ``{name: {"kind": "checkpoint" | "nlls", "path", "arch", "step", "sha256", ...}}``
-``scenarios``: ``{scenario: {"store", "split", "n_samples", "models": {name: {
-    "metrics": MetricAccumulator.result()   # region -> map -> metric (+ "tissue" -> group -> map -> metric)
-    "per_slice": {map: {metric: {"mean", "std", "n"}}}   # over slices, brain mask (+ no-CSF, whole-slice PSNR)
+Result layout (:func:`evaluate`, also ``results.json``; ``format_version`` 2)
+------------------------------------------------------------------------
+``models``: ``{name: {"kind": "checkpoint" | "nlls" | "oracle-prior", "path", "arch", "step", "sha256", ...}}``
+``scenarios``: ``{scenario: {"store", "split", "n_samples", "n_subjects", "models": {name: {
+    "metrics": MetricAccumulator.result()   # region -> map -> pooled metrics + "subjects" (mean ± sd over
+                                            # subjects); "tissue" -> group -> map -> ...; "pd_anchor";
+                                            # "per_subject" -> subject -> region -> map -> metric
     "n_slices", "n_skipped", "seconds_per_slice"}}}}``
-``samples``: ``{scenario: [record, ...]}`` — one per slice (:mod:`train.evaluation.records`).
-``curves``: ``{scenario: {x: {"x_mean", "edges", "n", "psnr_db": {name: {map: [per-bin mean]}}}}}`` — brain
-    PSNR binned by each acquisition time that varies in the scenario (:mod:`train.evaluation.curves`).
+``samples``: ``{scenario: [record, ...]}`` — one per slice (:mod:`train.evaluation.records`), its metrics the
+    per-slice :data:`train.evaluation.accumulate.RECORD_METRICS` of the raw maps.
+``curves``: ``{scenario: {x: {"x_mean", "edges", "n", "metric", "values": {name: {map: [per-bin mean]}}}}}`` —
+    the parenchyma MPE binned by each acquisition time that varies in the scenario
+    (:mod:`train.evaluation.curves`).
 
 Non-finite numbers (empty regions, a perfect prediction's infinite PSNR) are written to JSON as ``null``.
 The written report (``results.md``, ``results.json``, figures) comes from :mod:`train.evaluation.report`.
@@ -35,14 +41,17 @@ from relaxomap import __version__
 from relaxomap.atomic import check_output_dir
 from relaxomap.train.checkpoint import load_predictor
 from relaxomap.train.device import resolve_device
+from relaxomap.train.evaluation.accumulate import MetricAccumulator
+from relaxomap.train.evaluation.baselines import BASELINES, NLLS_NAME, ORACLE_NAME, nlls_predict, oracle_prior_predict
 from relaxomap.train.evaluation.curves import binned_curves
-from relaxomap.train.evaluation.metrics import MetricAccumulator
-from relaxomap.train.evaluation.records import per_slice_summary, record_metrics, sample_meta
+from relaxomap.train.evaluation.records import sample_meta
 from relaxomap.train.evaluation.report import write_outputs
 from relaxomap.train.evaluation.results import Evaluation, json_safe
 
 __all__ = [
     "NLLS_NAME",
+    "ORACLE_NAME",
+    "EVALUATION_FORMAT_VERSION",
     "SPLIT_CHOICES",
     "scenario_names",
     "model_names",
@@ -50,8 +59,8 @@ __all__ = [
     "run_evaluate",
 ]
 
-#: Name (and ``models`` value) of the voxel-wise least-squares baseline.
-NLLS_NAME = "nlls"
+#: ``format_version`` of the results (2: metrics per subject and tissue, parenchyma, CSF-anchored PD).
+EVALUATION_FORMAT_VERSION = 2
 #: ``split`` values: a subject-wise split of the store, or every sample (scenario stores).
 SPLIT_CHOICES = ("test", "val", "train", "all")
 
@@ -106,24 +115,24 @@ def _load_models(models: Mapping[str, str | os.PathLike] | Sequence[str | os.Pat
     else:
         items = [(None, v) for v in models]
     if not items:
-        raise ValueError("evaluate needs at least one model: a checkpoint path or 'nlls'")
+        raise ValueError(f"evaluate needs at least one model: a checkpoint path, {NLLS_NAME!r} or {ORACLE_NAME!r}")
     loaded = []
     for name, spec in items:
-        if str(spec) == NLLS_NAME:
-            loaded.append((name or NLLS_NAME, NLLS_NAME, {"kind": "nlls", "arch": "voxel-wise NLLS",
-                                                          "path": None}))
+        if str(spec) in BASELINES:
+            loaded.append((name or str(spec), str(spec), dict(BASELINES[str(spec)])))
             continue
         path = Path(spec)
         if not path.is_file():
             raise FileNotFoundError(f"model checkpoint {path} not found (a checkpoint .pt written by "
-                                    "`relaxomap train`, or 'nlls' for the least-squares baseline)")
+                                    f"`relaxomap train`, {NLLS_NAME!r} for the least-squares baseline or "
+                                    f"{ORACLE_NAME!r} for the tissue table at the true labels)")
         net, _config, _meta, info = load_predictor(path, device)
         loaded.append((name, net, dict(info, kind="checkpoint")))
-    auto = model_names([info["arch"] for _, _, info in loaded], [info["path"] or NLLS_NAME for _, _, info in loaded])
+    auto = model_names([info["arch"] for _, _, info in loaded], [info["path"] or net for _, net, info in loaded])
     nets: dict[str, Any] = {}
     infos: dict[str, dict[str, Any]] = {}
     for (name, net, info), auto_name in zip(loaded, auto):
-        key = name or (NLLS_NAME if net == NLLS_NAME else auto_name)
+        key = name or (net if isinstance(net, str) else auto_name)
         if key in nets:
             raise ValueError(f"two models are named {key!r}; give distinct names")
         info.pop("config", None)
@@ -131,37 +140,12 @@ def _load_models(models: Mapping[str, str | os.PathLike] | Sequence[str | os.Pat
     return nets, infos
 
 
-def _nlls_predict(b: Mapping[str, Any], h5: Any, config: Any, name: str, errors: dict[tuple[int, str], str]
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """The NLLS baseline on one batch, slice by slice: maps (B, 3, H, W) and fitted flags (B,); a slice it
-    cannot fit is left at 0 and its reason kept in ``errors[(store row, name)]``."""
-    from relaxomap.physics.voxel_fit import fit_slice
-
-    x = b["inputs"].numpy()
-    mask = b["mask"].numpy()[:, 0] > 0
-    rows = b["index"].numpy()
-    out = np.zeros_like(b["targets"].numpy())
-    ok = np.zeros(len(rows), bool)
-    for i, row in enumerate(rows):
-        present = b["present"][i].numpy()
-        if present.sum() < 3:
-            errors[(int(row), name)] = "needs all three contrasts"
-            continue
-        try:
-            res = fit_slice(x[i], h5["protocols"][int(row)], mask[i], present=present,
-                            field_t=float(h5["field_t"][int(row)]), config=config)
-        except ValueError as err:  # e.g. a slice it cannot calibrate: skip it, say why
-            errors[(int(row), name)] = str(err)
-            continue
-        out[i], ok[i] = res.maps, True
-    return out, ok
-
-
 class _Scenario:
     """One scenario being evaluated: per model a metric accumulator, time and skip count; per slice a record;
-    the first ``n_examples`` slices kept for montages."""
+    the first ``n_examples`` slices kept for montages. ``subjects`` (one id per evaluated row, in order) says
+    when a subject's last slice has been scored, so that it is closed (PD anchored, buffers freed) then."""
 
-    def __init__(self, names: Sequence[str], n_examples: int) -> None:
+    def __init__(self, names: Sequence[str], n_examples: int, subjects: Sequence[str]) -> None:
         self.names, self.n_examples = list(names), n_examples
         self.acc = {name: MetricAccumulator() for name in names}
         self.seconds = {name: 0.0 for name in names}
@@ -169,6 +153,9 @@ class _Scenario:
         self.records: list[dict[str, Any]] = []
         self.errors: dict[tuple[int, str], str] = {}
         self.examples: list[dict[str, Any]] = []
+        self.left: dict[str, int] = {}
+        for sid in subjects:
+            self.left[sid] = self.left.get(sid, 0) + 1
 
     def predict(self, nets: Mapping[str, Any], b: Mapping[str, Any], h5: Any, nlls_config: Any, device: Any
                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -179,8 +166,12 @@ class _Scenario:
         fitted: dict[str, np.ndarray] = {}
         for name, net in nets.items():
             t0 = time.perf_counter()
-            if isinstance(net, str):  # the NLLS baseline
-                preds[name], fitted[name] = _nlls_predict(b, h5, nlls_config, name, self.errors)
+            if net == NLLS_NAME:
+                preds[name], fitted[name] = nlls_predict(b, h5, nlls_config, name, self.errors)
+            elif net == ORACLE_NAME:
+                rows = b["index"].numpy()
+                field = np.array([float(h5["field_t"][int(r)]) for r in rows])
+                preds[name], fitted[name] = oracle_prior_predict(b["labels"].numpy(), field, name, rows, self.errors)
             else:
                 with torch.inference_mode():
                     y = net(b["inputs"].to(device), b["params"].to(device), b["present"].to(device))
@@ -191,12 +182,14 @@ class _Scenario:
 
     def add(self, b: Mapping[str, Any], h5: Any, preds: Mapping[str, np.ndarray],
             fitted: Mapping[str, np.ndarray]) -> None:
-        """Score one batch: accumulate metrics, write one record per slice, keep examples."""
+        """Score one batch: accumulate metrics, write one record per slice, keep examples, close finished
+        subjects."""
         true = b["targets"].numpy().astype(np.float64)
         mask = b["mask"].numpy()[:, 0] > 0
         labels = b["labels"].numpy()
         for i, row in enumerate(b["index"].numpy()):
             rec = sample_meta(h5, int(row))
+            sid = rec["subject_id"]
             rec["metrics"] = {}
             for name in self.names:
                 if not fitted[name][i]:
@@ -205,9 +198,12 @@ class _Scenario:
                     rec.setdefault("skipped", {})[name] = self.errors.get((int(row), name), "")
                     continue
                 p = preds[name][i].astype(np.float64)
-                self.acc[name].update(p, true[i], mask[i], labels[i])
-                rec["metrics"][name] = record_metrics(p, true[i], mask[i], labels[i])
+                rec["metrics"][name] = self.acc[name].update(p, true[i], mask[i], labels[i], subject=sid)[0]
             self.records.append(rec)
+            self.left[sid] = self.left.get(sid, 1) - 1
+            if self.left[sid] == 0:
+                for acc in self.acc.values():
+                    acc.close_subject(sid)
             if len(self.examples) < self.n_examples:
                 self.examples.append({
                     "index": int(row), "inputs": b["inputs"][i].numpy().copy(),
@@ -216,13 +212,11 @@ class _Scenario:
                     "predictions": {name: preds[name][i].copy() for name in self.names if fitted[name][i]}})
 
     def summary(self, n: int) -> dict[str, Any]:
-        """``{model: {"metrics", "per_slice", "n_slices", "n_skipped", "seconds_per_slice"}}``."""
+        """``{model: {"metrics", "n_slices", "n_skipped", "seconds_per_slice"}}``."""
         out = {}
         for name in self.names:
             done = n - self.skipped[name]
-            recs = [r["metrics"][name] for r in self.records]
-            out[name] = {"metrics": self.acc[name].result(), "per_slice": per_slice_summary(recs),
-                         "n_slices": done, "n_skipped": self.skipped[name],
+            out[name] = {"metrics": self.acc[name].result(), "n_slices": done, "n_skipped": self.skipped[name],
                          "seconds_per_slice": self.seconds[name] / max(done, 1)}
         return out
 
@@ -243,11 +237,12 @@ def _evaluate_store(store: str | os.PathLike, scen: str, nets: Mapping[str, Any]
         raise ValueError(f"store {store} has no samples in split {split!r} (its subject-wise split is empty); "
                          "use split 'all' (--split all) for a store made only for testing")
     chosen = np.unique(np.linspace(0, len(ds) - 1, n).round().astype(int))
-    run = _Scenario(list(nets), n_examples)
     h5 = h5py.File(store, "r")
     try:
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, chosen.tolist()), batch_size=int(batch),
                                              shuffle=False, num_workers=0)
+        ids = [v.decode() if isinstance(v, bytes) else str(v) for v in h5["subject_id"][...]]
+        run = _Scenario(list(nets), n_examples, [ids[int(ds.indices[k])] for k in chosen])
         with tqdm(total=n, unit="slice", desc=scen, disable=not progress) as bar:
             for b in loader:
                 preds, fitted = run.predict(nets, b, h5, nlls_config, device)
@@ -256,7 +251,8 @@ def _evaluate_store(store: str | os.PathLike, scen: str, nets: Mapping[str, Any]
     finally:
         h5.close()
         ds.close()
-    entry = {"store": str(Path(store).resolve()), "split": split, "n_samples": n, "models": run.summary(n)}
+    entry = {"store": str(Path(store).resolve()), "split": split, "n_samples": n, "n_subjects": len(run.left),
+             "models": run.summary(n)}
     return entry, run
 
 
@@ -280,8 +276,8 @@ def evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLik
 
     Parameters
     ----------
-    models : ``{name: checkpoint path or "nlls"}``, or a sequence of them (names from the checkpoints' arch,
-        see :func:`model_names`).
+    models : ``{name: checkpoint path, "nlls" or "oracle-prior"}``, or a sequence of them (names from the
+        checkpoints' arch, see :func:`model_names`; the baselines keep their own names).
     stores : synth stores (``relaxomap synth --out``), one scenario each.
     split : ``"test"`` (the store's subject-wise test split; also ``"val"``, ``"train"``) or ``"all"`` (every
         sample, for stores made only for testing).
@@ -310,7 +306,7 @@ def evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLik
     dev = resolve_device(device)
     nets, infos = _load_models(models, dev)
     results: dict[str, Any] = {
-        "format": "relaxomap-evaluation", "format_version": 1,
+        "format": "relaxomap-evaluation", "format_version": EVALUATION_FORMAT_VERSION,
         "meta": {"split": split, "max_samples": max_samples, "device": str(dev), "batch": int(batch),
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "package_version": __version__},
         "models": infos, "scenarios": {}, "samples": {}, "curves": {},

@@ -11,6 +11,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from relaxomap.train.evaluation.curves import CURVE_METRIC_LABELS
+
 __all__ = ["MAP_WINDOWS", "montage_png", "curves_png"]
 
 #: Display window of each map (T1 [ms], T2 [ms], PD): the physiological brain range, so CSF saturates in T2
@@ -93,9 +95,14 @@ def montage_png(path: str | os.PathLike, inputs: np.ndarray, present: np.ndarray
     return _save(fig, path)
 
 
+def _metric_label(metric: Any) -> str:
+    return CURVE_METRIC_LABELS.get(metric, str(metric))
+
+
 def curves_png(path: str | os.PathLike, curves: Mapping[str, Any], title: str = "") -> Path:
-    """Write brain PSNR vs each acquisition variable: one column per variable, one row per map, one line per
-    model (the binned curves of :func:`train.evaluation.evaluate.binned_curves`).
+    """Write a per-slice metric vs each acquisition variable: one column per variable, one row per map, one line
+    per model (the binned curves of :func:`train.evaluation.curves.binned_curves`; the metric is named by each
+    curve's ``metric``).
 
     Returns
     -------
@@ -114,7 +121,7 @@ def curves_png(path: str | os.PathLike, curves: Mapping[str, Any], title: str = 
         xm = np.array([np.nan if v is None else v for v in cur["x_mean"]], np.float64)
         for i, key in enumerate(maps):
             ax = axes[i, j]
-            for model, per_map in cur["psnr_db"].items():
+            for model, per_map in cur["values"].items():
                 y = np.array([np.nan if v is None else v for v in per_map[key]], np.float64)
                 ok = np.isfinite(xm) & np.isfinite(y)
                 if ok.any():
@@ -122,7 +129,7 @@ def curves_png(path: str | os.PathLike, curves: Mapping[str, Any], title: str = 
             if i == len(maps) - 1:
                 ax.set_xlabel(x, fontsize=8)
             if j == 0:
-                ax.set_ylabel(f"{_MAP_TITLES[key]} PSNR [dB]", fontsize=8)
+                ax.set_ylabel(f"{_MAP_TITLES[key]} {_metric_label(cur.get('metric'))}", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
     if axes[0, 0].get_legend_handles_labels()[0]:

@@ -1,25 +1,70 @@
-"""Image-quality metrics for predicted T1 / T2 / PD maps: PSNR, SSIM, MAE and percentage error.
+"""Map metrics of predicted T1 / T2 / PD maps: the definitions, the regions, the CSF anchor of PD.
 
-Everything is NumPy float64 and works on one ``(H, W)`` slice, on ``(3, H, W)`` map stacks and on
-``(N, 3, H, W)`` batches. Definitions (per map, inside a region ``R`` — the brain mask, the brain mask
-without CSF, or one tissue):
+Everything is NumPy float64. The per-slice functions work on one ``(H, W)`` image; the accumulation over
+slices and subjects is :class:`train.evaluation.accumulate.MetricAccumulator`.
 
-- ``psnr_db = 10 log10(range² / mean_R (pred − true)²)`` with ``range = max_R true`` (the ground-truth
-  map's maximum in the region), in dB; ``inf`` for a perfect prediction.
+Regions (per slice; ``M`` the brain mask, ``lab`` the tissue labels of :mod:`physics.tissues`)
+------------------------------------------------------------------------------------------
+- ``brain``: ``M`` -- the whole brain mask. Its PSNR / SSIM peak is the truth's maximum in ``M``, which is the
+  CSF maximum of every map (T1 ~4000 ms, T2 ~1650-1800 ms, PD = 1): "whole brain mask, peak = CSF maximum".
+  With that peak a T2 PSNR measures almost only the CSF T2 error; it is kept for continuity, labelled.
+- ``parenchyma``: ``M ∧ lab ≠ 1`` -- the brain without CSF (WM, GM, deep GM, lesions, other).
+- tissue groups (:data:`TISSUE_GROUPS`): WM {3}, GM {2}, deep_GM {13}, CSF {1}, lesion {12, 14-17},
+  other = ``M`` without all of these (vessels, unlabelled brain voxels).
+- ``whole_slice``: every pixel, background included (PSNR / SSIM only; peak = the slice's maximum).
+
+Voxel-wise metrics of one map inside a region ``R`` (``p`` prediction, ``t`` truth; map unit ``u``:
+ms for T1 and T2, 1 for PD relative to CSF = 1; :data:`MAP_UNITS`)
+------------------------------------------------------------------------------------------
+- ``mae = mean_R |p − t|`` [u]
+- ``mpe_pct = mean_{R, t>0} |p − t| / t × 100`` [%] (mean percentage error)
+- ``bias = mean_R (p − t)`` [u]
+- ``bias_pct = mean_{R, t>0} (p − t) / t × 100`` [%] (signed bias: negative = under-estimate)
+
+Image metrics of one map inside ``R``
+------------------------------------------------------------------------------------------
+- ``psnr_db = 10 log10(L² / mean_R (p − t)²)`` [dB]; ``inf`` for a perfect prediction.
 - ``ssim``: the SSIM map of Wang et al. (2004) computed by :func:`train.ssim.ssim_map` (the package's one
   SSIM) in float64: an 11-tap Gaussian window (σ = 1.5 px, i.e. truncated at 3.5 σ), borders repeated
-  symmetrically as SciPy's ``reflect`` does, K1 = 0.01, K2 = 0.03, population covariances,
-  ``data_range = max_R true``, computed on the images with everything outside ``R`` set to 0 and averaged
-  over the voxels of ``R``.
-  The whole-slice variant (no region) is exactly ``skimage.metrics.structural_similarity(...,
-  gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=max true)``: the SSIM map
-  averaged after cropping the 5-pixel border.
-- ``mae``: mean ``|pred − true|`` over ``R`` in the map's unit (ms for T1 and T2, PD relative to CSF = 1).
-- ``mpe_pct``: mean ``|pred − true| / true × 100`` over the voxels of ``R`` where ``true > 0`` [%].
-- ``bias``: mean ``pred − true`` over ``R`` (map unit).
+  symmetrically as SciPy's ``reflect`` does, K1 = 0.01, K2 = 0.03, population covariances, data range ``L``,
+  computed on the images with everything outside ``R`` set to 0 and averaged over the voxels of ``R``. The
+  whole-slice variant is exactly ``skimage.metrics.structural_similarity(..., gaussian_weights=True,
+  sigma=1.5, use_sample_covariance=False, data_range=L)``: the SSIM map averaged after cropping the 5-pixel
+  border.
+- ``L``, the peak / data range: in the ``parenchyma`` the fixed physiological range :data:`PARENCHYMA_RANGE`
+  (T1 4000 ms, T2 300 ms, PD 1.2); in ``brain`` and ``whole_slice`` the truth's maximum in the region.
 
-Over many slices (:class:`MetricAccumulator`) the voxel-wise errors (MAE, MPE, bias) are pooled over all
-voxels, while PSNR and SSIM are averaged over the slices whose region is not empty.
+Why a fixed range in the parenchyma: a peak taken from the region's own maximum is the CSF or a lesion
+(T2 1650 ms at 3 T against 70-100 ms in WM / GM), so the same WM error reads as 15 dB better on a slice that
+holds CSF. 0-4000 ms, 0-300 ms and 0-1.2 span normal parenchyma and most lesions at 1.5 and 3 T (WM T1
+650-850 ms, GM 1050-1450 ms, lesions up to ~2800 ms; WM / GM T2 70-100 ms, plaques and oedema 120-200 ms; PD
+<= 1 relative to CSF, with headroom for over-estimates) and are the maps' display windows; values above
+``L`` are not clipped. With ``L`` fixed, PSNR is an RMS error on one scale for every slice, subject and model:
+``RMSE = L 10^(−PSNR / 20)`` (30 dB on T1 = 126 ms, on T2 = 9.5 ms). SSIM remains nearly blind to a uniform
+bias whatever ``L`` (its luminance term of a 10 % WM T1 bias is 0.995): biases are measured by ``bias_pct``.
+
+PD on the CSF = 1 scale (``pd_csf``; the raw prediction is ``pd``)
+------------------------------------------------------------------------------------------
+PD is defined relative to CSF, so a PD error is scored after anchoring the prediction on the subject's own
+CSF: over all evaluated slices of one subject (one slice set), with ``C`` the *core* CSF voxels -- label 1
+inside ``M`` with a true PD >= :data:`CSF_CORE_PD` (0.95; partial-volume voxels of thin sulci, which the
+labels also call CSF, are left out) --
+
+    s = median_C(p_PD) / median_C(t_PD),   pd_csf = p_PD / s.
+
+``median_C(t_PD)`` is ~1 (pure CSF has PD = 1; the phantoms' smooth texture and global field move it by a
+few %, e.g. 0.988 in the demo case); dividing by it keeps a perfect prediction at 0 error. The anchor is a
+single scale set by CSF, not a least-squares gain fitted to the error: a wrong WM / CSF or GM / CSF ratio
+stays a full error. **Fallback**:
+a subject with fewer than :data:`MIN_CSF_VOXELS` core CSF voxels over its evaluated slices, or a non-positive
+median, is scored with ``s = 1`` (its raw PD, which the network already predicts on the CSF = 1 scale) and
+listed in the result's ``pd_anchor`` entry.
+
+Subjects
+------------------------------------------------------------------------------------------
+Subjects, not slices, are the statistical unit: each metric is computed per subject (voxel-wise metrics
+pooled over its voxels, PSNR / SSIM averaged over its slices), then summarised as mean ± sample standard
+deviation (ddof 1) over subjects. The pooled value over every voxel of every subject is reported beside it.
 
 References
 ----------
@@ -29,7 +74,7 @@ structural similarity", IEEE TIP 13:600 (2004).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,36 +84,57 @@ from relaxomap.train import ssim as _ssim
 
 __all__ = [
     "MAP_NAMES",
+    "SCORED_MAPS",
     "MAP_LABELS",
     "MAP_UNITS",
+    "PARENCHYMA_RANGE",
     "TISSUE_GROUPS",
+    "TISSUE_LABELS_TEXT",
     "CSF_LABEL",
+    "MIN_CSF_VOXELS",
+    "CSF_CORE_PD",
     "psnr",
     "ssim",
     "ssim_map",
     "mae",
     "mean_percentage_error",
-    "slice_metrics",
-    "MetricAccumulator",
-    "metrics_over",
-    "flatten_metrics",
+    "signed_bias_pct",
+    "tissue_regions",
+    "csf_anchor",
 ]
 
 #: Channel order of the map stacks: T1 [ms], T2 [ms], PD [relative to CSF = 1].
 MAP_NAMES: tuple[str, ...] = ("t1", "t2", "pd")
-#: How each map is named in tables and figures.
-MAP_LABELS: dict[str, str] = {"t1": "T1", "t2": "T2", "pd": "PD"}
-#: Unit of each map (MAE and bias carry it).
-MAP_UNITS: dict[str, str] = {"t1": "ms", "t2": "ms", "pd": "1 (CSF = 1)"}
-#: Tissue groups reported separately (labels of :data:`physics.tissues.TISSUE_LABELS`).
+#: Maps that are scored: the channels plus ``pd_csf``, the PD anchored on the subject's CSF (module docstring).
+SCORED_MAPS: tuple[str, ...] = ("t1", "t2", "pd_csf", "pd")
+#: How each scored map is named in tables and figures.
+MAP_LABELS: dict[str, str] = {"t1": "T1", "t2": "T2", "pd_csf": "PD (CSF = 1)", "pd": "PD raw"}
+#: Unit of each scored map (MAE and bias carry it).
+MAP_UNITS: dict[str, str] = {"t1": "ms", "t2": "ms", "pd_csf": "1 (CSF = 1)", "pd": "1 (CSF = 1)"}
+#: Fixed physiological data range ``L`` of each map for PSNR / SSIM in the parenchyma (module docstring):
+#: T1 0-4000 ms, T2 0-300 ms, PD 0-1.2.
+PARENCHYMA_RANGE: dict[str, float] = {"t1": 4000.0, "t2": 300.0, "pd_csf": 1.2, "pd": 1.2}
+CSF_LABEL = 1
+#: Tissue groups reported separately (labels of :data:`physics.tissues.TISSUE_LABELS`); ``other`` is every
+#: brain-mask voxel in none of the listed groups.
 TISSUE_GROUPS: dict[str, tuple[int, ...]] = {
     "WM": (3,),
     "GM": (2,),
-    "CSF": (1,),
     "deep_GM": (13,),
+    "CSF": (CSF_LABEL,),
     "lesion": tuple(LESION_LABELS),
+    "other": (),
 }
-CSF_LABEL = 1
+#: The labels of each group, as the tables' notes write them.
+TISSUE_LABELS_TEXT: dict[str, str] = {
+    "WM": "3", "GM": "2", "deep_GM": "13", "CSF": "1", "lesion": ", ".join(str(v) for v in LESION_LABELS),
+    "other": "any other label in the brain mask",
+}
+#: Fewest core CSF voxels (label 1 in the brain mask with a true PD >= CSF_CORE_PD, over a subject's evaluated
+#: slices) that anchor its PD; fewer and its raw PD is scored (the fallback of the module docstring).
+MIN_CSF_VOXELS = 100
+#: Smallest true PD of a core CSF voxel (pure CSF has PD = 1; lower values are partial-volume mixtures).
+CSF_CORE_PD = 0.95
 
 # Half-width of the SSIM window [pixels]: the border skimage crops for the whole-slice mean.
 _RADIUS = _ssim.SSIM_WINDOW // 2
@@ -192,184 +258,63 @@ def mean_percentage_error(pred: np.ndarray, true: np.ndarray, mask: np.ndarray |
     return float((np.abs(p[m] - t[m]) / t[m]).mean() * 100.0) if m.any() else math.nan
 
 
-def slice_metrics(pred: np.ndarray, true: np.ndarray, mask: np.ndarray | None = None,
-                  labels: np.ndarray | None = None) -> dict[str, Any]:
-    """All metrics of one slice's map stack.
+def signed_bias_pct(pred: np.ndarray, true: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Signed bias: mean ``(pred − true) / true × 100`` [%] over the voxels of ``mask`` where ``true > 0``;
+    negative for an under-estimate; ``nan`` if no voxel."""
+    p, t = _as_pair(pred, true)
+    m = _as_mask(mask, t.shape) & (t > 0)
+    return float(((p[m] - t[m]) / t[m]).mean() * 100.0) if m.any() else math.nan
+
+
+def tissue_regions(mask: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The regions of one slice that need labels: ``parenchyma`` and each of :data:`TISSUE_GROUPS`.
 
     Parameters
     ----------
-    pred, true : (3, H, W) [T1 ms, T2 ms, PD].
-    mask : (H, W) or (1, H, W) bool brain mask; ``None`` = whole slice.
-    labels : (H, W) integer tissue labels, or ``None`` (then no CSF-free region and no tissue rows).
+    mask : (H, W) bool brain mask.
+    labels : (H, W) integer tissue labels.
 
     Returns
     -------
-    dict : the structure of :meth:`MetricAccumulator.result` for this one slice.
+    ``{"parenchyma": (H, W) bool, "WM": ..., ..., "other": ...}`` (every group, empty ones included).
     """
-    acc = MetricAccumulator()
-    acc.update(pred, true, mask, labels)
-    return acc.result()
+    m = np.asarray(mask, bool)
+    lab = np.asarray(labels)
+    if lab.shape != m.shape:
+        raise ValueError(f"labels has shape {lab.shape}; it must match the mask shape {m.shape}")
+    out = {"parenchyma": m & (lab != CSF_LABEL)}
+    listed = np.zeros(m.shape, bool)
+    for group, group_labels in TISSUE_GROUPS.items():
+        if group_labels:
+            r = m & np.isin(lab, group_labels)
+            listed |= r
+            out[group] = r
+    out["other"] = m & ~listed
+    return out
 
 
-class _Pool:
-    """Running sums of voxel-wise errors for one map in one region."""
+def csf_anchor(pred_csf: np.ndarray, true_csf: np.ndarray, min_voxels: int = MIN_CSF_VOXELS) -> dict[str, Any]:
+    """The CSF anchor of a subject's predicted PD (module docstring): ``s = median_C(pred) / median_C(true)``.
 
-    __slots__ = ("n", "abs_sum", "err_sum", "pct_sum", "n_pct", "true_sum", "pred_sum")
+    Parameters
+    ----------
+    pred_csf, true_csf : (n,) predicted and true PD of the subject's CSF voxels (label 1 in the brain mask, over
+        its evaluated slices); the core ``C`` is those with ``true >= CSF_CORE_PD``.
+    min_voxels : fewest core voxels that anchor; fewer (or a non-positive median) gives the fallback ``s = 1``.
 
-    def __init__(self) -> None:
-        self.n = self.n_pct = 0
-        self.abs_sum = self.err_sum = self.pct_sum = self.true_sum = self.pred_sum = 0.0
-
-    def add(self, p: np.ndarray, t: np.ndarray) -> None:
-        err = p - t
-        pos = t > 0
-        self.n += p.size
-        self.abs_sum += float(np.abs(err).sum())
-        self.err_sum += float(err.sum())
-        self.true_sum += float(t.sum())
-        self.pred_sum += float(p.sum())
-        self.n_pct += int(pos.sum())
-        self.pct_sum += float((np.abs(err[pos]) / t[pos]).sum() * 100.0)
-
-    def result(self) -> dict[str, float]:
-        nan = math.nan
-        return {
-            "mae": self.abs_sum / self.n if self.n else nan,
-            "mpe_pct": self.pct_sum / self.n_pct if self.n_pct else nan,
-            "bias": self.err_sum / self.n if self.n else nan,
-            "mean_true": self.true_sum / self.n if self.n else nan,
-            "mean_pred": self.pred_sum / self.n if self.n else nan,
-            "n_voxels": self.n,
-        }
-
-
-class _SliceMean:
-    """Mean of per-slice values, skipping NaN (empty regions)."""
-
-    __slots__ = ("total", "count")
-
-    def __init__(self) -> None:
-        self.total, self.count = 0.0, 0
-
-    def add(self, value: float) -> None:
-        if not math.isnan(value):
-            self.total += value
-            self.count += 1
-
-    def result(self) -> float:
-        return self.total / self.count if self.count else math.nan
-
-
-class MetricAccumulator:
-    """Accumulates the metrics of many slices (e.g. a whole store) and reports them as one nested dict.
-
-    Regions: ``brain`` (the mask), ``brain_no_csf`` (the mask without label 1; only with labels),
-    ``whole_slice`` (PSNR/SSIM of the unmasked slice) and one entry per tissue group of
-    :data:`TISSUE_GROUPS` that occurs inside the mask (voxel-wise errors only).
+    Returns
+    -------
+    ``{"scale": s, "anchored": bool, "csf_voxels": n_core, "pred_median": float | nan, "true_median": float |
+    nan}`` (medians over the core); ``pd_csf = pred_pd / scale``.
     """
-
-    def __init__(self) -> None:
-        self._n_slices = 0
-        self._region_pool: dict[str, dict[str, _Pool]] = {}
-        self._region_psnr: dict[str, dict[str, _SliceMean]] = {}
-        self._region_ssim: dict[str, dict[str, _SliceMean]] = {}
-        self._tissue_pool: dict[str, dict[str, _Pool]] = {}
-
-    def update(self, pred: np.ndarray, true: np.ndarray, mask: np.ndarray | None = None,
-               labels: np.ndarray | None = None) -> None:
-        """Add one slice ``(3, H, W)`` or a batch ``(N, 3, H, W)``.
-
-        Parameters
-        ----------
-        pred, true : (3, H, W) or (N, 3, H, W) maps [T1 ms, T2 ms, PD].
-        mask : (H, W), (1, H, W), (N, H, W) or (N, 1, H, W) bool brain mask; ``None`` = whole slice.
-        labels : (H, W) or (N, H, W) (optionally with a singleton channel) integer labels, or ``None``.
-        """
-        p, t = _as_pair(pred, true)
-        if p.ndim == 3:
-            p, t = p[None], t[None]
-        if p.ndim != 4 or p.shape[1] != len(MAP_NAMES):
-            raise ValueError(f"maps must have shape (3, H, W) or (N, 3, H, W); got {np.shape(pred)}")
-        n, _, h, w = p.shape
-        m = np.ones((n, h, w), bool) if mask is None else np.asarray(mask).astype(bool).reshape(-1, h, w)
-        if m.shape[0] != n:
-            raise ValueError(f"mask has shape {np.shape(mask)}; expected {n} slice(s) of {(h, w)}")
-        lab = None
-        if labels is not None:
-            lab = np.asarray(labels).reshape(-1, h, w)
-            if lab.shape[0] != n:
-                raise ValueError(f"labels has shape {np.shape(labels)}; expected {n} slice(s) of {(h, w)}")
-        for i in range(n):
-            self._add_slice(p[i], t[i], m[i], None if lab is None else lab[i])
-
-    def _add_slice(self, p: np.ndarray, t: np.ndarray, m: np.ndarray, lab: np.ndarray | None) -> None:
-        self._n_slices += 1
-        regions = {"brain": m}
-        if lab is not None:
-            regions["brain_no_csf"] = m & (lab != CSF_LABEL)
-        for c, name in enumerate(MAP_NAMES):
-            for region, r in regions.items():
-                self._region_pool.setdefault(region, {}).setdefault(name, _Pool()).add(p[c][r], t[c][r])
-                self._region_psnr.setdefault(region, {}).setdefault(name, _SliceMean()).add(psnr(p[c], t[c], r))
-                self._region_ssim.setdefault(region, {}).setdefault(name, _SliceMean()).add(ssim(p[c], t[c], r))
-            self._region_psnr.setdefault("whole_slice", {}).setdefault(name, _SliceMean()).add(psnr(p[c], t[c]))
-            self._region_ssim.setdefault("whole_slice", {}).setdefault(name, _SliceMean()).add(ssim(p[c], t[c]))
-        if lab is None:
-            return
-        for tissue, tissue_labels in TISSUE_GROUPS.items():
-            r = m & np.isin(lab, tissue_labels)
-            if not r.any():
-                continue
-            pools = self._tissue_pool.setdefault(tissue, {})
-            for c, name in enumerate(MAP_NAMES):
-                pools.setdefault(name, _Pool()).add(p[c][r], t[c][r])
-
-    def result(self) -> dict[str, Any]:
-        """Nested dict ``{region: {map: {metric: value}}}`` plus ``"tissue": {group: {map: {...}}}``.
-
-        Metric keys: ``psnr_db``, ``ssim`` (slice means); ``mae``, ``bias``, ``mean_true``, ``mean_pred``
-        (map unit, see :data:`MAP_UNITS`), ``mpe_pct`` [%], ``n_voxels`` (pooled). ``whole_slice`` holds
-        only ``psnr_db`` and ``ssim``. ``n_slices`` counts the slices added.
-        """
-        out: dict[str, Any] = {"n_slices": self._n_slices, "units": dict(MAP_UNITS)}
-        for region in self._region_psnr:
-            out[region] = {}
-            for name in MAP_NAMES:
-                entry = {"psnr_db": self._region_psnr[region][name].result(),
-                         "ssim": self._region_ssim[region][name].result()}
-                if region in self._region_pool:
-                    entry.update(self._region_pool[region][name].result())
-                out[region][name] = entry
-        out["tissue"] = {
-            tissue: {name: pools[name].result() for name in MAP_NAMES}
-            for tissue, pools in self._tissue_pool.items()
-        }
-        return out
-
-
-def metrics_over(items: Iterable[tuple[np.ndarray, ...]]) -> dict[str, Any]:
-    """Aggregate metrics over an iterable of ``(pred, true, mask[, labels])`` tuples (slices or batches).
-
-    Typical use: ``metrics_over((predict(b["inputs"]), b["targets"], b["mask"], b["labels"]) for b in store)``.
-    """
-    acc = MetricAccumulator()
-    for item in items:
-        if len(item) not in (3, 4):
-            raise ValueError(f"metrics_over items must be (pred, true, mask[, labels]); got {len(item)} elements")
-        acc.update(*item)
-    return acc.result()
-
-
-def flatten_metrics(result: dict[str, Any], sep: str = "/") -> dict[str, float]:
-    """Flatten a nested result into ``{"brain/t1/psnr_db": 31.2, ...}`` (for tables and JSON lines)."""
-    flat: dict[str, float] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(f"{prefix}{sep}{key}" if prefix else str(key), value)
-        elif isinstance(node, (int, float)):
-            flat[prefix] = node
-
-    walk("", result)
-    return flat
+    p = np.asarray(pred_csf, np.float64).ravel()
+    t = np.asarray(true_csf, np.float64).ravel()
+    if p.shape != t.shape:
+        raise ValueError(f"csf_anchor needs as many predicted as true values; got {p.size} and {t.size}")
+    core = t >= CSF_CORE_PD
+    p, t = p[core], t[core]
+    pm = float(np.median(p)) if p.size else math.nan
+    tm = float(np.median(t)) if t.size else math.nan
+    ok = p.size >= int(min_voxels) and pm > 0 and tm > 0
+    return {"scale": pm / tm if ok else 1.0, "anchored": bool(ok), "csf_voxels": int(p.size),
+            "pred_median": pm, "true_median": tm}

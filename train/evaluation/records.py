@@ -2,58 +2,22 @@
 
 A record is ``{"index", "subject_id", "slice_index", "field_t", "present", "kinds", "params": {contrast:
 {"tr_ms", "te_ms", "ti_ms"}}, "snr": {contrast: SNR}, "metrics": {model: {map: {metric: value}} | None}}``
-(absent contrasts hold None); the metrics are :data:`RECORD_METRICS` of :mod:`train.evaluation.metrics`.
+(absent contrasts hold None); the metrics are the per-slice :data:`RECORD_METRICS` of the raw maps t1, t2 and
+pd returned by :meth:`train.evaluation.accumulate.MetricAccumulator.update` (parenchyma MPE, signed bias,
+PSNR / SSIM with the fixed range; brain-mask PSNR / SSIM with peak = CSF maximum; whole-slice PSNR). They feed
+the curves (:mod:`train.evaluation.curves`); the statistics are over subjects, from the accumulator.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
-
 from relaxomap.physics.protocol import CONTRASTS, SEQUENCE_KIND_NAMES
-from relaxomap.train.evaluation.metrics import (
-    CSF_LABEL,
-    MAP_NAMES,
-    mae,
-    mean_percentage_error,
-    psnr,
-    ssim,
-)
+from relaxomap.train.evaluation.accumulate import RECORD_METRICS
 
-__all__ = ["PARAM_KEYS", "RECORD_METRICS", "record_metrics", "per_slice_summary", "sample_meta"]
+__all__ = ["PARAM_KEYS", "RECORD_METRICS", "sample_meta"]
 
 #: Acquisition times of each contrast, in the store's ``params`` column order [ms].
 PARAM_KEYS = ("tr_ms", "te_ms", "ti_ms")
-#: Per-slice metrics of each map: brain mask unless named (``no_csf``: without label 1; ``whole``: unmasked).
-RECORD_METRICS = ("psnr_db", "ssim", "mae", "mpe_pct", "psnr_no_csf_db", "mpe_no_csf_pct", "psnr_whole_db")
-
-
-def record_metrics(pred: np.ndarray, true: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Per-slice metrics of one prediction (:data:`RECORD_METRICS` of each map: brain mask, no CSF, whole slice)."""
-    no_csf = mask & (labels != CSF_LABEL)
-    out = {}
-    for c, name in enumerate(MAP_NAMES):
-        p, t = pred[c], true[c]
-        out[name] = {
-            "psnr_db": psnr(p, t, mask), "ssim": ssim(p, t, mask), "mae": mae(p, t, mask),
-            "mpe_pct": mean_percentage_error(p, t, mask), "psnr_no_csf_db": psnr(p, t, no_csf),
-            "mpe_no_csf_pct": mean_percentage_error(p, t, no_csf), "psnr_whole_db": psnr(p, t),
-        }
-    return out
-
-
-def per_slice_summary(records: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """Mean, std (population) and count over slices of each record metric, skipping non-finite values."""
-    out: dict[str, Any] = {}
-    for name in MAP_NAMES:
-        out[name] = {}
-        for metric in RECORD_METRICS:
-            v = np.array([r[name][metric] for r in records if r is not None], np.float64)
-            v = v[np.isfinite(v)]
-            out[name][metric] = {"mean": float(v.mean()) if v.size else math.nan,
-                                 "std": float(v.std()) if v.size else math.nan, "n": int(v.size)}
-    return out
 
 
 def sample_meta(f: Any, i: int) -> dict[str, Any]:

@@ -12,7 +12,8 @@ Stages and the files that mark them done (under ``out/``; a stage whose output e
 2. training: ``runs/<variant>/summary.json`` (written after :func:`~train.trainer.train` returns); an
    interrupted run continues from its ``last.pt`` with ``train(config, resume=True)``.
 3. evaluation: ``eval/<scenario>/results.json`` (written atomically with montages and curves by
-   :func:`~train.evaluation.evaluate.run_evaluate`), when it evaluated the present checkpoints (same SHA-256).
+   :func:`~train.evaluation.evaluate.run_evaluate`), when it evaluated the present checkpoints (same SHA-256)
+   and the two reference predictors (NLLS fit, oracle prior) and has the present results format.
 4. report: the results page, its JSON twin and the figures folder beside it, always rebuilt (seconds).
 
 ``stage_times.json`` keeps the wall time of each stage from the call that did it, so the page of a resumed run
@@ -34,8 +35,10 @@ from typing import Any, Callable, Mapping
 from relaxomap.atomic import atomic_write_text
 from relaxomap.physics.checks import config_differences
 from relaxomap.train.checkpoint import sha256_file
+from relaxomap.train.evaluation.evaluate import EVALUATION_FORMAT_VERSION
 from relaxomap.train.experiment.config import (
     NLLS,
+    ORACLE,
     VARIANTS,
     ExperimentConfig,
     Scenario,
@@ -178,7 +181,8 @@ def _train_variants(config: ExperimentConfig, out: Path, paths: Mapping[str, Pat
 
 def _evaluate_scenarios(config: ExperimentConfig, out: Path, paths: Mapping[str, Path], ready: list[Scenario],
                         stages: _Stages, device: str, progress: bool) -> dict[str, dict[str, Any]]:
-    """Evaluate each variant's best (else last) checkpoint and the NLLS fit on every scenario store."""
+    """Evaluate each variant's best (else last) checkpoint, the NLLS fit and the segmentation-only baseline
+    (oracle prior) on every scenario store."""
     from relaxomap.train.evaluation.evaluate import run_evaluate
 
     checkpoints = {}
@@ -187,7 +191,7 @@ def _evaluate_scenarios(config: ExperimentConfig, out: Path, paths: Mapping[str,
         ckpt = next((p for p in (run / "best.pt", run / "last.pt") if p.is_file()), None)
         if ckpt is not None:
             checkpoints[v.name] = str(ckpt)
-    models = {**checkpoints, NLLS: NLLS}
+    models = {**checkpoints, NLLS: NLLS, ORACLE: ORACLE}
     evaluations: dict[str, dict[str, Any]] = {}
     for s in ready:
         ev_dir = out / "eval" / s.name
@@ -238,7 +242,11 @@ def _evaluation_current(path: Path, models: Mapping[str, str]) -> bool:
     with its present content (SHA-256), so a retrained variant is never reported with stale numbers."""
     if not path.is_file():
         return False
-    done = json.loads(path.read_text()).get("models", {})
+    results = json.loads(path.read_text())
+    if results.get("format_version") != EVALUATION_FORMAT_VERSION:
+        return False
+    done = results.get("models", {})
     if set(done) != set(models):
         return False
-    return all(spec == NLLS or done[name].get("sha256") == sha256_file(spec) for name, spec in models.items())
+    return all(spec in (NLLS, ORACLE) or done[name].get("sha256") == sha256_file(spec)
+               for name, spec in models.items())

@@ -17,7 +17,8 @@ from relaxomap.model.config import ModelConfig
 from relaxomap.physics.checks import check_finite_range, check_int_range, check_sequence, config_from_dict
 
 __all__ = [
-    "ExperimentConfig", "Variant", "Scenario", "VARIANTS", "REFERENCE", "NLLS", "REPO_ROOT", "resolve_data_path",
+    "ExperimentConfig", "Variant", "Scenario", "VARIANTS", "REFERENCE", "NLLS", "ORACLE", "REPO_ROOT",
+    "resolve_data_path",
     "training_synth_config", "scenarios", "variant_train_config", "estimate_seconds",
 ]
 
@@ -28,6 +29,8 @@ _SYNTH_TRAIN_JSON = Path(__file__).resolve().parents[1] / "clinical" / "default_
 _OUT_OF_RANGE_JSON = REPO_ROOT / "docs" / "evaluation" / "scenarios" / "out_of_range.json"
 #: Name of the least-squares baseline in the evaluation (train.evaluation.evaluate.NLLS_NAME).
 NLLS = "nlls"
+#: Name of the segmentation-only baseline (the tissue table at the true labels; train.evaluation.baselines).
+ORACLE = "oracle-prior"
 
 
 @dataclass(frozen=True)

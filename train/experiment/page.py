@@ -11,10 +11,22 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from relaxomap.atomic import atomic_output_dir, atomic_write_text
-from relaxomap.train.evaluation.metrics import MAP_LABELS, MAP_NAMES
-from relaxomap.train.evaluation.report import format_tissue_table
-from relaxomap.train.experiment.config import NLLS
-from relaxomap.train.experiment.stats import is_finite_number
+from relaxomap.train.evaluation.metrics import MAP_LABELS
+from relaxomap.train.evaluation.tables import (
+    PARENCHYMA_NOTE,
+    WHOLE_NOTE,
+    parenchyma_table,
+    pd_anchor_note,
+    tissue_table,
+    whole_table,
+)
+from relaxomap.train.experiment.config import NLLS, ORACLE
+from relaxomap.train.experiment.stats import (
+    MIN_SUBJECTS_FOR_TEST,
+    PAIRED_COMPARISONS,
+    is_finite_number,
+    subject_mean,
+)
 
 __all__ = ["render_page", "write_report", "copy_figures", "format_summary"]
 
@@ -32,14 +44,10 @@ def copy_figures(folders: dict[str, Path], dest: Path) -> dict[str, list[str]]:
 
 
 # ------------------------------------------------------------------------------------------------ page
-def _f(v: Any, digits: int = 2) -> str:
-    return f"{v:.{digits}f}" if is_finite_number(v) else "–"
-
-
-def _pm(s: Mapping[str, Any] | None, digits: int = 2) -> str:
-    if not s or not is_finite_number(s.get("mean")):
+def _f(v: Any, digits: int = 2, signed: bool = False) -> str:
+    if not is_finite_number(v):
         return "–"
-    return _f(s["mean"], digits) + (f" ± {_f(s['std'], digits)}" if is_finite_number(s.get("std")) else "")
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
 def _p(v: Any) -> str:
@@ -53,34 +61,24 @@ def _hours(seconds: Any) -> str:
 
 
 def _names(report: Mapping[str, Any]) -> dict[str, str]:
-    return {**{k: v["label"] for k, v in report["variants"].items()}, NLLS: "NLLS fit"}
+    return {**{k: v["label"] for k, v in report["variants"].items()}, NLLS: "NLLS fit", ORACLE: "oracle prior"}
 
 
 def _scenario_section(name: str, s: Mapping[str, Any], names: Mapping[str, str], figures: Sequence[str],
                       fig_dir: str) -> list[str]:
     out = [f"### `{name}`", "", s["description"] + ".", ""]
-    if "summary" not in s:
+    if "metrics" not in s:
         return out + [f"**Not evaluated** — {s.get('note') or 'no store'}.", ""]
-    n_sub = max((e["t1"]["psnr_db"]["n_subjects"] for e in s["summary"].values()), default=0)
-    out += [f"{s['n_evaluated']} of {s['n_store']} slices evaluated, {n_sub} subjects; mean ± std over subjects.",
-            "", "| model | map | PSNR [dB] | SSIM | MAE | MPE [%] | PSNR no CSF [dB] | MPE no CSF [%] | "
-            "PSNR whole [dB] | SSIM whole |", "|" + "---|" * 10]
-    for m, maps in s["summary"].items():
-        for mp in MAP_NAMES:
-            e = maps[mp]
-            unit = " ms" if mp != "pd" else ""
-            mae = _pm(e["mae"], 1 if unit else 3) + (unit if is_finite_number(e["mae"]["mean"]) else "")
-            out.append(f"| {names.get(m, m)} | {MAP_LABELS[mp]} | {_pm(e['psnr_db'])} | {_pm(e['ssim'], 3)} | {mae} "
-                       f"| {_pm(e['mpe_pct'], 1)} | {_pm(e['psnr_no_csf_db'])} | {_pm(e['mpe_no_csf_pct'], 1)} | "
-                       f"{_pm(e['psnr_whole_db'])} | {_f(s['whole_ssim'][m][mp], 3)} |")
+    res = {names.get(m, m): r for m, r in s["metrics"].items()}
+    out += [f"{s['n_evaluated']} of {s['n_store']} slices evaluated, {s.get('n_subjects') or '–'} subjects; "
+            "mean ± sd over subjects.", "", "Parenchyma (brain without CSF):", "", parenchyma_table(res), "",
+            "Per tissue, MPE and signed bias (pooled values and MAE: the JSON twin and "
+            f"`eval/{name}/results.md`):", "", tissue_table(res), "",
+            "Whole brain mask (peak = CSF maximum) and whole slice:", "", whole_table(res), "", pd_anchor_note(res)]
     for m, sk in s.get("skipped", {}).items():
         why = "; ".join(sk["reasons"]) or "no reason recorded"
         out += ["", f"{names.get(m, m)}: {sk['n']} of {sk['of']} slices not evaluated ({why})."]
-    by_label = {names.get(m, m): {"metrics": {"tissue": t}} for m, t in s["tissue"].items()}
-    fake = {"scenarios": {name: {"models": by_label}}}  # the layout format_tissue_table reads
-    out += ["", "Per tissue (pooled over the voxels of all evaluated slices):", "",
-            format_tissue_table(fake, name), ""]
-    out += [f"![{png}]({fig_dir}/{png})" for png in figures] + [""]
+    out += [""] + [f"![{png}]({fig_dir}/{png})" for png in figures] + [""]
     return out
 
 
@@ -121,10 +119,14 @@ def _setup_lines(report: Mapping[str, Any]) -> list[str]:
         f"{cfg['physics_weight']:g} reached after {100 * cfg['physics_ramp_fraction']:g} % of the steps. "
         "Evaluated: the EMA weights of `best.pt` (lowest validation loss).",
         f"- **Evaluation**: {cfg['max_eval_slices']} evenly spaced whole slices of each {cfg['n_scenario']}-slice "
-        "scenario store (`train.evaluation.evaluate`). Masked = brain mask; PSNR peak = maximum of the truth in "
-        "the region; MPE = mean |error| / truth; 'whole' = the unmasked slice (MAE / MPE are masked only: the "
-        "background truth is 0). Table values are the mean ± sample std over test subjects of each subject's mean "
-        "over its slices (SSIM whole: mean over slices).", ""]
+        "scenario store (`train.evaluation.evaluate`; every definition in `train/evaluation/metrics.py`). "
+        "Subjects are the unit: each subject's MAE, MPE and signed bias are pooled over its voxels (PSNR / SSIM "
+        "averaged over its slices) and the tables give mean ± sample sd over subjects. " + PARENCHYMA_NOTE,
+        "- **Baselines**: the NLLS fit, and the **oracle prior** — each voxel gets the tissue table's value at its "
+        "*true* label (`physics/tissues.py`, at the slice's field strength): what a network scores if it only "
+        "recognises tissues. Its error is the spread of the test tissues around the table; a network that does "
+        "not beat it in a tissue has not measured that tissue.",
+        "- " + WHOLE_NOTE, ""]
 
 
 def _variant_and_scenario_tables(report: Mapping[str, Any]) -> list[str]:
@@ -139,6 +141,8 @@ def _variant_and_scenario_tables(report: Mapping[str, Any]) -> list[str]:
                      f"{status} |")
     lines += ["| NLLS fit (`nlls`): voxel-wise least squares, `physics/voxel_fit.py` "
               "| – | – | – | – | – | – | needs all three contrasts |",
+              "| oracle prior (`oracle-prior`): tissue table at the true labels, `physics/tissues.py` "
+              "| – | – | – | – | – | – | needs the true labels (a reference, not a method) |",
               "", "| scenario | what it tests | seed | slices | evaluated |", "|---|---|---|---|---|"]
     for k, s in report["scenarios"].items():
         lines.append(f"| `{k}` | {s['description']}{' — ' + s['note'] if s.get('note') else ''} | "
@@ -147,13 +151,23 @@ def _variant_and_scenario_tables(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+_OPS = {"<=": "≤", "<": "<", "abs<=": "|·| ≤"}
+
+
 def _target_lines(report: Mapping[str, Any]) -> list[str]:
     lines = ["", "## Targets", "",
-             f"Checked on the reference (`{report['reference']}`); thresholds fixed in advance, nothing tuned on "
-             "test stores.", "", "| scenario | target | value | threshold | met |", "|---|---|---|---|---|"]
+             f"Checked on the reference (`{report['reference']}`), means over subjects; thresholds fixed in advance "
+             "(tracker issue 14), nothing tuned on test stores. These are targets for our own synthetic test data "
+             "(procedural phantoms and augmented BrainWeb maps); meeting one says nothing about in-vivo accuracy, "
+             "and no row is compared with published in-vivo numbers. 'oracle prior' is the segmentation-only "
+             "baseline's value of the same quantity.", "",
+             "| scenario | target | value | threshold | met | oracle prior |", "|---|---|---|---|---|---|"]
     for t in report["targets"]:
         met = "–" if t["met"] is None else ("**yes**" if t["met"] else "**no**")
-        lines.append(f"| `{t['scenario']}` | {t['target']} | {_f(t['value'])} | {t['op']} {t['threshold']:g} | {met} |")
+        signed = t["kind"] == "bias"
+        thr = (f"{_OPS[t['op']]} {t['threshold']:g}" if t.get("op") else t.get("note") or "no target")
+        lines.append(f"| `{t['scenario']}` | {t['target']} | {_f(t['value'], 1, signed)} | {thr} | {met} | "
+                     f"{_f(t.get('oracle'), 1, signed)} |")
     if report["why_missed"]:
         lines += ["", "Why targets were missed — this run's facts:", ""]
         lines += [f"- {text}." for text in report["why_missed"]]
@@ -222,25 +236,31 @@ def _best_variant_lines(report: Mapping[str, Any], names: Mapping[str, str]) -> 
 
 def _paired_section(report: Mapping[str, Any], names: Mapping[str, str]) -> list[str]:
     tests = report["paired_tests"]
-    k = sum(1 for per in tests.values() for maps in per.values() for mets in maps.values() for t in mets.values()
-            if is_finite_number(t["p_value"]))
     ref = names.get(report["reference"], report["reference"])
-    out = ["## Paired comparisons", "",
-           f"Each variant against the reference ({ref}), paired by slice: two-sided **Wilcoxon signed-rank test** "
-           "(`scipy.stats.wilcoxon` defaults: zero differences dropped; exact null distribution for small samples "
-           "without ties, else the normal approximation) on the per-slice masked PSNR and MPE. Δ = reference − "
-           "other, median over the paired slices (positive ΔPSNR and negative ΔMPE favour the reference). "
-           f"p-values are not corrected for the {k} tests on this page (Bonferroni level: 0.05 / {max(k, 1)} = "
-           f"{0.05 / max(k, 1):.2g}); with n slices no two-sided exact p-value falls below 2 / 2ⁿ.", "",
-           "| scenario | other | map | n | median ΔPSNR [dB] | p | median ΔMPE [%] | p |",
-           "|---|---|---|---|---|---|---|---|"]
+    k = sum(1 for per in tests.values() for maps in per.values() for comps in maps.values() for c in comps.values()
+            if is_finite_number(c.get("p_value")))
+    cols = [f"{region} {'MPE' if metric == 'mpe_pct' else metric}" for region, metric in PAIRED_COMPARISONS]
+    out = ["## Paired comparisons (subjects)", "",
+           f"Each model against the reference ({ref}), paired by **subject** (slices of one head are not "
+           "independent samples): Δ = reference − other of each subject's value (pooled over its voxels), mean ± "
+           "sample sd over the n subjects both have; negative ΔMPE favours the reference. With at least "
+           f"{MIN_SUBJECTS_FOR_TEST} subjects p is the two-sided **Wilcoxon signed-rank test** of the subject "
+           "differences (`scipy.stats.wilcoxon` defaults; with fewer, the smallest exact p is ≥ 0.0625 and none "
+           f"is given); p-values are not corrected for the {k} tests on this page (Bonferroni level: 0.05 / "
+           f"{max(k, 1)} = {0.05 / max(k, 1):.2g}).", "",
+           "| scenario | other | map | n | " + " | ".join(f"Δ {c} [%] | p" for c in cols) + " |",
+           "|" + "---|" * (4 + 2 * len(cols))]
     for scen, per in tests.items():
         for other, maps in per.items():
-            for mp, mets in maps.items():
-                a, b = mets["psnr_db"], mets["mpe_pct"]
-                out.append(f"| `{scen}` | {names.get(other, other)} | {MAP_LABELS[mp]} | {a['n']} | "
-                           f"{_f(a['median_diff'])} | {_p(a['p_value'])} | {_f(b['median_diff'])} | "
-                           f"{_p(b['p_value'])} |")
+            for mp, comps in maps.items():
+                cells, n = [], 0
+                for region, metric in PAIRED_COMPARISONS:
+                    c = comps.get(f"{region}/{metric}") or {}
+                    n = max(n, c.get("n", 0))
+                    sd = f" ± {_f(c.get('sd_diff'), 1)}" if is_finite_number(c.get("sd_diff")) else ""
+                    cells += [_f(c.get("mean_diff"), 1, signed=True) + sd, _p(c.get("p_value"))]
+                out.append(f"| `{scen}` | {names.get(other, other)} | {MAP_LABELS[mp]} | {n} | " + " | ".join(cells)
+                           + " |")
     return out + [""]
 
 
@@ -261,18 +281,17 @@ def write_report(report: Mapping[str, Any], results: str | os.PathLike,
 
 
 def format_summary(report: Mapping[str, Any]) -> str:
-    """Terminal summary of a report: the reference's masked PSNR per scenario, then every target and whether it
-    was met."""
+    """Terminal summary of a report: the reference's parenchyma MPE (mean over subjects) per scenario, then every
+    target and whether it was met."""
     lines = []
     ref_name = report["reference"]
     for scen, s in report["scenarios"].items():
-        ref = (s.get("summary") or {}).get(ref_name)
+        ref = (s.get("metrics") or {}).get(ref_name)
         if ref is None:
             lines.append(f"  {scen}: not evaluated ({s.get('note') or 'no store'})")
             continue
-        psnr = " / ".join(f"{ref[m]['psnr_db']['mean']:.1f}" if ref[m]["psnr_db"]["mean"] is not None else "–"
-                          for m in MAP_NAMES)
-        lines.append(f"  {scen}: {ref_name} masked PSNR T1 / T2 / PD {psnr} dB")
+        mpe = " / ".join(_f(subject_mean(ref, "parenchyma", m, "mpe_pct"), 1) for m in ("t1", "t2", "pd_csf"))
+        lines.append(f"  {scen}: {ref_name} parenchyma MPE T1 / T2 / PD (CSF = 1) {mpe} %")
     targets = report["targets"]
     met = [t for t in targets if t["met"]]
     missed = [t for t in targets if t["met"] is False]
@@ -280,5 +299,6 @@ def format_summary(report: Mapping[str, Any]) -> str:
     for t in targets:
         state = "n/a" if t["met"] is None else ("met" if t["met"] else "NOT met")
         value = "–" if t["value"] is None else f"{t['value']:.2f}"
-        lines.append(f"  {t['scenario']}: {t['target']} = {value} ({t['op']} {t['threshold']:g}): {state}")
+        thr = f"{_OPS[t['op']]} {t['threshold']:g}" if t.get("op") else "no target"
+        lines.append(f"  {t['scenario']}: {t['target']} = {value} ({thr}): {state}")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """The ablation's JSON-able report (:func:`build_report`): configuration, variants with their training logs,
-per-scenario summaries over subjects, paired tests against the reference, the targets and, for a missed
-target, what this run measured about it. The markdown page is rendered from it by :mod:`train.experiment.page`.
+per-scenario metrics of every model (the accumulator results of the evaluations: per tissue, per subject),
+subject-level paired comparisons against the reference, the targets and, for a missed target, what this run
+measured about it. The markdown page is rendered from it by :mod:`train.experiment.page`.
 """
 from __future__ import annotations
 
@@ -12,28 +13,28 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from relaxomap import __version__
-from relaxomap.train.evaluation.metrics import MAP_NAMES
-from relaxomap.train.evaluation.records import RECORD_METRICS
+from relaxomap.train.evaluation.metrics import MAP_UNITS
 from relaxomap.train.evaluation.results import json_safe
-from relaxomap.train.experiment.config import NLLS, REFERENCE, VARIANTS, ExperimentConfig, Scenario
+from relaxomap.train.experiment.config import NLLS, ORACLE, REFERENCE, VARIANTS, ExperimentConfig, Scenario
 from relaxomap.train.experiment.stats import (
-    PAIRED_METRICS,
+    PAIRED_COMPARISONS,
+    PAIRED_MAPS,
     best_by_validation,
     check_targets,
+    compare_subjects,
     is_finite_number,
     nested_get,
-    paired_test,
-    paired_values,
-    subject_summary,
+    oracle_value,
+    paired_subjects,
+    subject_mean,
 )
 
 __all__ = ["build_report"]
 
 
-#: The shipped default model (train/clinical/default_model/MODEL_CARD.md): crops seen in training and its masked
-#: internal-test PSNR [dB] (T1, T2, PD), quoted on the page to put a short budget in perspective.
+#: The shipped default model (train/clinical/default_model/MODEL_CARD.md): crops seen in training, quoted on the
+#: page to put a short budget in perspective.
 _SHIPPED_SAMPLES = 3817 * 24
-_SHIPPED_PSNR_DB = (30.3, 23.7, 29.6)
 
 
 def _training_log(run: Path) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def build_report(config: ExperimentConfig, scens: Sequence[Scenario], summaries:
             "last_val": s.get("last_val"), "seconds_last_call": s.get("seconds"), "error": s.get("error"),
             "seconds_per_step": config.batch_size / rate if rate else None, "val_curve": log["val_curve"],
             "val_trend_second_half": _val_trend(log["val_curve"]), "device": s.get("device")}
-    models = [v.name for v in VARIANTS] + [NLLS]
+    models = [v.name for v in VARIANTS] + [NLLS, ORACLE]
     scen_out: dict[str, Any] = {}
     tests: dict[str, Any] = {}
     for sc in scens:
@@ -88,27 +89,19 @@ def build_report(config: ExperimentConfig, scens: Sequence[Scenario], summaries:
             continue
         res = ev["scenarios"][sc.name]
         records = ev["samples"][sc.name]
-        entry.update(store=res["store"], n_evaluated=res["n_samples"], summary={}, whole_ssim={}, tissue={},
-                     skipped={})
+        entry.update(store=res["store"], n_evaluated=res["n_samples"], n_subjects=res.get("n_subjects"),
+                     metrics={}, skipped={})
         for m in models:
             if m not in res["models"]:
                 continue
             r = res["models"][m]
-            entry["summary"][m] = {mp: {k: subject_summary(records, m, mp, k) for k in RECORD_METRICS}
-                                   for mp in MAP_NAMES}
-            entry["whole_ssim"][m] = {mp: nested_get(r, "metrics", "whole_slice", mp, "ssim") for mp in MAP_NAMES}
-            entry["tissue"][m] = nested_get(r, "metrics", "tissue") or {}
+            entry["metrics"][m] = r["metrics"]
             if r["n_skipped"]:
                 reasons = sorted({rec.get("skipped", {}).get(m, "") for rec in records} - {""})
                 entry["skipped"][m] = {"n": r["n_skipped"], "of": res["n_samples"], "reasons": reasons}
-        tests[sc.name] = {}
-        for m in models[1:]:
-            if m not in res["models"] or REFERENCE not in res["models"]:
-                continue
-            tests[sc.name][m] = {mp: {k: paired_test(*paired_values(records, REFERENCE, m, mp, k))
-                                      for k in PAIRED_METRICS} for mp in MAP_NAMES}
+        tests[sc.name] = _paired(entry["metrics"], models)
     report = {
-        "format": "relaxomap-ablation", "format_version": 1,
+        "format": "relaxomap-ablation", "format_version": 2,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "package_version": __version__,
         "command": command, "device": device, "config": config.to_dict(), "training_source": source_note,
         "seeds": {"train": config.synth_seed, "val": config.synth_seed + 1, "training": config.seed},
@@ -118,10 +111,30 @@ def build_report(config: ExperimentConfig, scens: Sequence[Scenario], summaries:
     report["best_variant"] = best_by_validation(variants)
     report["targets"] = check_targets(scen_out)
     for row in report["targets"]:
+        row["oracle"] = oracle_value(scen_out, row)
         row["why"] = None if row["met"] is not False else _specific_reason(row, report)
     missed = any(row["met"] is False for row in report["targets"])
     report["why_missed"] = _common_reasons(report, config) if missed else []
     return json_safe(report)
+
+
+def _paired(metrics: Mapping[str, Any], models: Sequence[str]) -> dict[str, Any]:
+    """Subject-level comparisons of every other model with the reference on one scenario:
+    ``{other: {map: {"region/metric": compare_subjects(...) + {"subjects": [...]}}}}``."""
+    out: dict[str, Any] = {}
+    ref = metrics.get(REFERENCE)
+    if ref is None:
+        return out
+    for m in models:
+        if m == REFERENCE or m not in metrics:
+            continue
+        out[m] = {}
+        for mp in PAIRED_MAPS:
+            out[m][mp] = {}
+            for region, metric in PAIRED_COMPARISONS:
+                ids, a, b = paired_subjects(ref, metrics[m], region, mp, metric)
+                out[m][mp][f"{region}/{metric}"] = dict(compare_subjects(a, b), subjects=ids)
+    return out
 
 
 def _common_reasons(report: Mapping[str, Any], config: ExperimentConfig) -> list[str]:
@@ -132,9 +145,7 @@ def _common_reasons(report: Mapping[str, Any], config: ExperimentConfig) -> list
         parts.append("smoke size (--quick): a tiny network trained for a few steps; no target is expected")
     parts.append(f"training budget: {config.steps} steps × {config.batch_size} crops"
                  + (f" of {config.patch}² px" if config.patch else "") + f" = {seen:,} samples per variant, "
-                 f"{100 * seen / _SHIPPED_SAMPLES:.0f} % of the shipped default model's 3817 × 24 — and that model "
-                 f"reaches {' / '.join(f'{v:g}' for v in _SHIPPED_PSNR_DB)} dB masked T1 / T2 / PD PSNR on its own "
-                 "internal test (MODEL_CARD.md)")
+                 f"{100 * seen / _SHIPPED_SAMPLES:.0f} % of the shipped default model's 3817 × 24 (MODEL_CARD.md)")
     trend = report["variants"][REFERENCE].get("val_trend_second_half")
     if trend is not None:
         parts.append(f"the reference's validation loss changed by {100 * trend:+.1f} % over the second half of "
@@ -144,37 +155,30 @@ def _common_reasons(report: Mapping[str, Any], config: ExperimentConfig) -> list
 
 
 def _specific_reason(row: Mapping[str, Any], report: Mapping[str, Any]) -> str | None:
-    """What this run measured about one missed target beyond the common reasons."""
+    """What this run measured about one missed target beyond the common reasons: the segmentation-only baseline's
+    value of the same quantity (a network that does not beat it has not measured the tissue) and the
+    reference's mean truth and prediction there."""
     scen = report["scenarios"]
-    mp = row["map"]
-
-    def psnr(scenario: str, model: str) -> Any:
-        return nested_get(scen, scenario, "summary", model, mp, "psnr_db", "mean")
-
-    if row["kind"] == "psnr" and is_finite_number(row["value"]):
-        # PSNR = 20 log10(peak / RMSE): a PSNR target is an RMS error relative to the region's peak.
-        need, got = 100 * 10 ** (-row["threshold"] / 20), 100 * 10 ** (-row["value"] / 20)
-        mpe = nested_get(scen, row["scenario"], "summary", REFERENCE, mp, "mpe_pct", "mean")
-        mpe_nc = nested_get(scen, row["scenario"], "summary", REFERENCE, mp, "mpe_no_csf_pct", "mean")
-        text = (f"{row['threshold']:g} dB means an RMS error of {need:.2f} % of the brain's peak value (in CSF); "
-                f"this run's is {got:.1f} %")
-        if is_finite_number(mpe) and is_finite_number(mpe_nc):
-            text += f" (mean error {mpe:.1f} % of the truth, {mpe_nc:.1f} % without CSF)"
-        return text
+    ref = nested_get(scen, row["scenario"], "metrics", REFERENCE)
+    oracle = oracle_value(scen, row)
+    region, mp = row["region"], row["map"]
+    path = (region,) if region == "parenchyma" else ("tissue", region)
+    true, pred = (nested_get(ref, *path, mp, k) for k in ("mean_true", "mean_pred"))
+    parts = []
+    if is_finite_number(oracle):
+        if row["kind"] == "bias":
+            what, beat = f"signed bias {oracle:+.1f} %", abs(row["value"]) < abs(oracle)
+        else:
+            what, beat = f"MPE {oracle:.1f} %", row["value"] < oracle
+        parts.append(f"the oracle prior (tissue table at the true labels) has {what}, and the reference "
+                     + ("beats it" if beat else "does not beat it"))
+    if is_finite_number(true) and is_finite_number(pred):
+        unit = MAP_UNITS[mp].split(" ")[0]
+        unit = "" if unit == "1" else f" {unit}"
+        parts.append(f"mean truth {true:.4g}{unit}, mean prediction {pred:.4g}{unit} (pooled over voxels)")
+    bias = subject_mean(ref, region, mp, "bias_pct")
+    if row["kind"] != "bias" and is_finite_number(bias):
+        parts.append(f"signed bias {bias:+.1f} %")
     if row["kind"] == "lesion":
-        bias = nested_get(scen, "lesions", "tissue", REFERENCE, "lesion", mp, "bias")
-        return ("lesions are absent from the healthy-only training data (the point of this scenario)"
-                + (f"; mean signed error in lesions {bias:+.1f} ms" if is_finite_number(bias) else ""))
-    if row["kind"] == "oor":
-        ref_in, ref_out = psnr("internal_test", REFERENCE), psnr("out_of_range", REFERENCE)
-        unet_in, unet_out = psnr("internal_test", "unet"), psnr("out_of_range", "unet")
-        if not all(is_finite_number(v) for v in (ref_in, ref_out, unet_in, unet_out)):
-            return "every protocol of this scenario lies outside the training ranges"
-        outs = {v.name: psnr("out_of_range", v.name) for v in VARIANTS}
-        best = max((k for k, v in outs.items() if is_finite_number(v)), key=lambda k: outs[k])
-        return (f"from the internal test to these protocols (all outside the training ranges) the reference falls "
-                f"{ref_in - ref_out:.1f} dB ({ref_in:.1f} → {ref_out:.1f}) and the plain U-Net, which never sees "
-                f"TR / TE / TI, {unet_in - unet_out:.1f} dB; the embedding maps TR / TE / TI through an MLP fitted "
-                "only inside the training ranges, so nothing makes it extrapolate; best here: "
-                f"`{best}` ({outs[best]:.1f} dB)")
-    return None
+        parts.insert(0, "lesions are absent from the healthy-only training data (the point of this scenario)")
+    return "; ".join(parts) or None

@@ -16,17 +16,19 @@ def test_cli_evaluate(tmp_path: Path, scenario_store: Path, tiny_checkpoints: di
                                     str(tiny_checkpoints["pe2"]), "--no-nlls", "--store", str(scenario_store),
                                     "--out", str(out), "--split", "all", "--max-samples", "1", "--quiet"])
     assert res.exit_code == 0, res.output
-    assert "| pe-unet (pe) | T1 |" in res.output and "| pe-unet (pe2) | PD |" in res.output
-    assert "Summary (best brain PSNR per scenario and map):" in res.output
+    assert "| pe-unet (pe) | T1 |" in res.output and "| pe-unet (pe2) | PD (CSF = 1) |" in res.output
+    assert "| oracle-prior | GM |" in res.output and "Whole brain mask (peak = CSF maximum)" in res.output
+    assert "Summary (lowest parenchyma MPE per scenario and map" in res.output
     results = json.loads((out / "results.json").read_text())
-    assert set(results["models"]) == {"pe-unet (pe)", "pe-unet (pe2)"}
+    assert set(results["models"]) == {"pe-unet (pe)", "pe-unet (pe2)", "oracle-prior"}
     assert (results["meta"]["batch"], results["meta"]["split"]) == (8, "all")  # --batch fell through
     assert "deprecated" not in res.stderr
 
 
 def test_model_spelling_is_deprecated(tmp_path: Path, scenario_store: Path, tiny_checkpoints: dict[str, Path]) -> None:
     out = tmp_path / "old"
-    res = CliRunner().invoke(main, ["evaluate", "--model", str(tiny_checkpoints["unet"]), "--no-nlls", "--store",
+    res = CliRunner().invoke(main, ["evaluate", "--model", str(tiny_checkpoints["unet"]), "--no-nlls",
+                                    "--no-oracle-prior", "--store",
                                     str(scenario_store), "--out", str(out), "--split", "all", "--max-samples", "1",
                                     "--quiet", "--examples", "0"])
     assert res.exit_code == 0, res.output

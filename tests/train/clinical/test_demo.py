@@ -20,7 +20,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     res = CliRunner().invoke(main, ["demo", "--out", str(out), "--seed", "3", "--checkpoint", str(ckpt)])
     assert res.exit_code == 0, res.output
-    assert "| T1 |" in res.output and "| PD |" in res.output
+    assert "| prediction | T1 |" in res.output and "| prediction | PD (CSF = 1) |" in res.output
+    assert "Whole brain mask (peak = CSF maximum)" in res.output and "| prediction | WM |" in res.output
     for rel in ("inputs/T1w.nii.gz", "inputs/T2w.json", "inputs/FLAIR.json", "truth/T1_ms.nii.gz",
                 "prediction/T2_ms.nii.gz", "prediction/provenance.json", "figure.png", "metrics.json", "metrics.md"):
         assert (out / rel).is_file(), rel
@@ -51,3 +52,18 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert dice > 0.95, dice
     labels = nib.load(out / "truth" / "labels.nii.gz").get_fdata()
     assert np.isin(labels[mask], [12, 14, 15, 16, 17]).any()  # the demo phantom carries lesions
+    # per-tissue signed bias and parenchyma MPE, recomputed from the files (float32 maps: ~1e-5 relative)
+    m = report["metrics"]
+    par, wm = mask & (labels != 1), mask & (labels == 3)
+    rel = (pred - truth)[par] / truth[par]
+    assert_allclose(m["parenchyma"]["t1"]["mpe_pct"], 100 * np.abs(rel).mean(), rtol=1e-5)
+    assert_allclose(m["tissue"]["WM"]["t1"]["bias_pct"], 100 * ((pred - truth)[wm] / truth[wm]).mean(), rtol=1e-4,
+                    atol=1e-4)
+    # PD anchored on the case's core CSF (label 1, true PD >= 0.95): s = median(pred) / median(true) there
+    pd_t = nib.load(out / "truth" / "PD.nii.gz").get_fdata()
+    pd_p = nib.load(out / "prediction" / "PD.nii.gz").get_fdata()
+    core = mask & (labels == 1) & (pd_t >= 0.95)
+    scale = np.median(pd_p[core]) / np.median(pd_t[core])
+    assert_allclose(m["pd_anchor"]["subjects"][report["case"]["subject_id"]]["scale"], scale, rtol=1e-6)
+    want = 100 * ((pd_p[wm] / scale - pd_t[wm]) / pd_t[wm]).mean()
+    assert_allclose(m["tissue"]["WM"]["pd_csf"]["bias_pct"], want, rtol=1e-4, atol=1e-4)

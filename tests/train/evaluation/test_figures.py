@@ -1,4 +1,4 @@
-"""Evaluation figures: a montage per sample and the PSNR curves, written as PNG files."""
+"""Evaluation figures: a montage per sample and the metric-vs-acquisition curves, written as PNG files."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +21,8 @@ def test_montage_with_an_absent_contrast(tmp_path: Path) -> None:
 
 def test_curves_need_at_least_one_variable(tmp_path: Path) -> None:
     curve = {"x_mean": [500.0, None], "edges": [400.0, 600.0, 800.0], "n": [2, 0],
-             "psnr_db": {"net": {"t1": [30.0, None], "t2": [25.0, None], "pd": [28.0, None]}}}
+             "metric": "mpe_parenchyma_pct",
+             "values": {"net": {"t1": [30.0, None], "t2": [25.0, None], "pd": [28.0, None]}}}
     out = curves_png(tmp_path / "c.png", {"t1w tr_ms": curve}, title="s")
     assert out.read_bytes()[:8] == _PNG
     with pytest.raises(ValueError, match=r"curves_png: no curve to draw \(no acquisition variable varies\)"):

@@ -16,6 +16,7 @@ from numpy.testing import assert_allclose
 from relaxomap.train.cli import main
 from relaxomap.train.experiment.config import (
     NLLS,
+    ORACLE,
     REFERENCE,
     VARIANTS,
     ExperimentConfig,
@@ -26,9 +27,9 @@ from relaxomap.train.experiment.config import (
 from relaxomap.train.experiment.stats import (
     best_by_validation,
     check_targets,
+    compare_subjects,
+    paired_subjects,
     paired_test,
-    paired_values,
-    subject_summary,
 )
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -100,31 +101,39 @@ def test_quick_run_writes_page_json_and_figures(quick_run: dict[str, Any]) -> No
     page = quick_run["page"]
     md = page.read_text()
     report = json.loads(page.with_suffix(".json").read_text())
-    assert report["format"] == "relaxomap-ablation"
-    names = [v.name for v in VARIANTS] + [NLLS]
+    assert report["format"] == "relaxomap-ablation" and report["format_version"] == 2
+    names = [v.name for v in VARIANTS] + [NLLS, ORACLE]
     assert list(report["scenarios"]) == list(_SCENARIOS)
     for scen, entry in report["scenarios"].items():
-        if "summary" not in entry:  # only the real subject may be absent (../shared/data missing)
+        if "metrics" not in entry:  # only the real subject may be absent (../shared/data missing)
             assert scen == "real_subject47" and entry["note"].startswith("skipped"), entry
             assert "**Not evaluated**" in md
             continue
-        assert list(entry["summary"]) == names, scen
-        ref = entry["summary"][REFERENCE]["t1"]["psnr_db"]
-        assert ref["n_slices"] == 8 and ref["n_subjects"] == 2 and math.isfinite(ref["mean"])
+        assert list(entry["metrics"]) == names, scen
+        ref = entry["metrics"][REFERENCE]
+        assert ref["n_slices"] == 8 and ref["n_subjects"] == 2 == entry["n_subjects"]
+        par = ref["parenchyma"]["t1"]
+        assert par["subjects"]["mpe_pct"]["n"] == 2 and math.isfinite(par["mpe_pct"])
         assert list(report["paired_tests"][scen]) == names[1:]
-        for v in names[1:] if scen != "missing_flair" else names[1:-1]:
-            assert report["paired_tests"][scen][v]["t2"]["psnr_db"]["n"] == 8
+        for v in names[1:] if scen != "missing_flair" else [n for n in names[1:] if n != NLLS]:
+            comp = report["paired_tests"][scen][v]["t2"]["parenchyma/mpe_pct"]
+            # two subjects: a difference of subject means with its sd, never a p-value
+            assert comp["n"] == 2 and comp["p_value"] is None and comp["test"] is None
         assert f"### `{scen}`" in md
     # the NLLS baseline cannot run without FLAIR: every slice skipped, and the page says why
     skipped = report["scenarios"]["missing_flair"]["skipped"][NLLS]
     assert skipped == {"n": 8, "of": 8, "reasons": ["needs all three contrasts"]}
-    assert report["paired_tests"]["missing_flair"][NLLS]["t1"]["psnr_db"]["n"] == 0
+    assert report["paired_tests"]["missing_flair"][NLLS]["t1"]["parenchyma/mpe_pct"]["n"] == 0
     assert "NLLS fit: 8 of 8 slices not evaluated (needs all three contrasts)" in md
-    # sections: paired tests (with the test named), targets (every target answered), per-tissue lesion rows
-    assert "## Paired comparisons" in md and "Wilcoxon signed-rank" in md and "scipy.stats.wilcoxon" in md
-    assert "## Targets" in md and len(report["targets"]) == 11
-    assert all(t["met"] is not None for t in report["targets"])
-    assert "| PE-UNet + physics | lesion |" in md
+    # sections: subject-level comparisons, targets (answered unless there is no target or no such tissue),
+    # per-tissue rows including the oracle prior, the whole mask labelled
+    assert "## Paired comparisons (subjects)" in md and "Wilcoxon signed-rank" in md
+    assert "## Targets" in md and len(report["targets"]) == 30
+    for t in report["targets"]:
+        assert (t["met"] is None) == (t["op"] is None or t["value"] is None), t
+    assert "says nothing about in-vivo accuracy" in md and "masked PSNR" not in md
+    assert "| PE-UNet + physics | lesion |" in md and "| oracle prior | WM |" in md
+    assert "Whole brain mask (peak = CSF maximum)" in md
     # the best variant is the one with the lowest validation loss, and the page names it
     vals = {k: v["best_val"] for k, v in report["variants"].items()}
     assert report["best_variant"] == min(vals, key=vals.get)
@@ -206,76 +215,87 @@ def test_paired_test_undefined_cases() -> None:
         paired_test(np.ones(3), np.ones(4))
 
 
-def _rec(subject: str, **per_model: float | None) -> dict[str, Any]:
-    return {"subject_id": subject, "metrics": {m: (None if v is None else {"t1": {"psnr_db": v}})
-                                               for m, v in per_model.items()}}
+def _subjects(values: dict[str, float | None]) -> dict[str, Any]:
+    """An accumulator-shaped result whose per-subject parenchyma T1 MPE is ``values``."""
+    return {"per_subject": {k: {"parenchyma": {"t1": {"mpe_pct": v}}} for k, v in values.items()}}
 
 
-def test_subject_summary_groups_by_subject() -> None:
-    recs = [_rec("s1", x=30.0, y=29.0), _rec("s1", x=32.0, y=None), _rec("s2", x=25.0, y=26.0),
-            _rec("s2", x=27.0, y=24.0), _rec("s2", x=math.nan, y=25.0), _rec("s3", x=None, y=20.0)]
-    got = subject_summary(recs, "x", "t1", "psnr_db")
-    means = np.array([31.0, 26.0])  # s1: (30 + 32) / 2; s2: (25 + 27) / 2 (NaN dropped); s3 has no x
-    assert got["n_subjects"] == 2 and got["n_slices"] == 4
-    assert_allclose([got["mean"], got["std"]], [means.mean(), means.std(ddof=1)], rtol=1e-12)
-    one = subject_summary(recs[:2], "x", "t1", "psnr_db")
-    assert one["n_subjects"] == 1 and one["mean"] == 31.0 and math.isnan(one["std"])
+def test_paired_subjects_keep_subjects_both_have() -> None:
+    a = _subjects({"s1": 30.0, "s2": 27.0, "s3": math.nan, "s4": 20.0})
+    b = _subjects({"s1": 29.0, "s2": 24.0, "s3": 25.0, "s5": 1.0})
+    ids, va, vb = paired_subjects(a, b, "parenchyma", "t1", "mpe_pct")
+    assert ids == ["s1", "s2"]
+    assert_allclose(va, [30.0, 27.0], rtol=0)
+    assert_allclose(vb, [29.0, 24.0], rtol=0)
 
 
-def test_paired_values_keep_slices_where_both_are_finite() -> None:
-    recs = [_rec("s1", x=30.0, y=29.0), _rec("s1", x=32.0, y=None), _rec("s2", x=math.nan, y=26.0),
-            _rec("s2", x=27.0, y=24.0)]
-    a, b = paired_values(recs, "x", "y", "t1", "psnr_db")
-    assert_allclose(a, [30.0, 27.0], rtol=0)
-    assert_allclose(b, [29.0, 24.0], rtol=0)
-    ref = scipy.stats.wilcoxon(a, b)
-    assert_allclose(paired_test(a, b)["p_value"], ref.pvalue, rtol=1e-12)
+def test_compare_subjects_gives_a_p_value_only_with_enough_subjects() -> None:
+    rng = np.random.default_rng(5)
+    a = rng.normal(10.0, 2.0, 7)
+    b = a - rng.normal(1.0, 0.5, 7)
+    got = compare_subjects(a, b)
+    d = a - b
+    assert got["n"] == 7 and got["test"] == "wilcoxon"
+    assert_allclose([got["mean_diff"], got["sd_diff"], got["median_diff"]], [d.mean(), d.std(ddof=1), np.median(d)],
+                    rtol=1e-12)
+    assert_allclose(got["p_value"], scipy.stats.wilcoxon(a, b).pvalue, rtol=1e-12)
+    five = compare_subjects(a[:5], b[:5])  # smallest exact two-sided p with 5 subjects: 2 / 2^5 > 0.05
+    assert five["test"] is None and five["p_value"] is None and five["n"] == 5
+    assert_allclose(five["mean_diff"], d[:5].mean(), rtol=1e-12)
+    assert math.isnan(compare_subjects(a[:1], b[:1])["sd_diff"])
 
 
-def _summary(psnr: float, ssim: float) -> dict[str, Any]:
-    return {mp: {"psnr_db": {"mean": psnr}, "ssim": {"mean": ssim}} for mp in ("t1", "t2", "pd")}
+def _target_metrics(par: dict[str, float], tissue: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """An accumulator-shaped result: parenchyma MPE and tissue bias / MPE means over subjects."""
+    return {"parenchyma": {mp: {"subjects": {"mpe_pct": {"mean": v}}} for mp, v in par.items()},
+            "tissue": {t: {mp: {"subjects": {k: {"mean": v} for k in ("bias_pct", "mpe_pct")}}
+                           for mp, v in per.items()} for t, per in tissue.items()}}
 
 
 def test_check_targets_thresholds() -> None:
-    scen = {
-        "internal_test": {"summary": {REFERENCE: {**_summary(38.0, 0.97), "pd": {"psnr_db": {"mean": 37.9},
-                                                                                  "ssim": {"mean": 0.99}}}}},
-        "lesions": {"tissue": {REFERENCE: {"lesion": {"t1": {"mpe_pct": 9.99}, "t2": {"mpe_pct": 10.0}}}}},
-        "out_of_range": {"summary": {REFERENCE: _summary(30.0, 0.9), "unet": _summary(27.0, 0.9)}},
-    }
-    got = {(t["scenario"], t["target"]): t for t in check_targets(scen)}
+    ref = _target_metrics({"t1": 6.0, "t2": 5.01, "pd_csf": 2.9},
+                          {"WM": {"t1": -3.0, "t2": 3.01, "pd_csf": 0.0}, "CSF": {"t1": 4.0, "t2": 80.0}})
+    scen = {"internal_test": {"metrics": {REFERENCE: ref}},
+            "lesions": {"metrics": {REFERENCE: _target_metrics({}, {"lesion": {"t1": 9.99, "t2": 10.0}})}}}
+    rows = check_targets(scen)
+    got = {(t["scenario"], t["target"]): t for t in rows}
     met = {k: t["met"] for k, t in got.items()}
-    assert met[("internal_test", "masked PSNR T1 [dB]")] is True  # >= 38 holds at equality
-    assert met[("internal_test", "masked PSNR PD [dB]")] is False
-    assert met[("internal_test", "masked SSIM T2")] is True
-    assert met[("lesions", "MPE in lesions T1 [%]")] is True
-    assert met[("lesions", "MPE in lesions T2 [%]")] is False  # < 10 is strict
-    oor = got[("out_of_range", "masked PSNR T1 gain over plain U-Net [dB]")]
-    assert oor["met"] is True and oor["value"] == 3.0
+    assert met[("internal_test", "parenchyma MPE T1 [%]")] is True  # <= 6 holds at equality
+    assert met[("internal_test", "parenchyma MPE T2 [%]")] is False
+    assert met[("internal_test", "parenchyma MPE PD (CSF = 1) [%]")] is True
+    assert met[("internal_test", "WM signed bias T1 [%]")] is True  # |−3| <= 3
+    assert met[("internal_test", "WM signed bias T2 [%]")] is False
+    assert got[("internal_test", "WM signed bias T1 [%]")]["value"] == -3.0  # the sign is kept
+    assert met[("internal_test", "GM signed bias T1 [%]")] is None  # no GM in this result
+    assert met[("internal_test", "CSF MPE T1 [%]")] is True
+    csf_t2 = got[("internal_test", "CSF MPE T2 [%]")]
+    assert csf_t2["met"] is None and csf_t2["value"] == 80.0 and "not identifiable" in csf_t2["note"]
+    assert met[("lesions", "lesion MPE T1 [%]")] is True
+    assert met[("lesions", "lesion MPE T2 [%]")] is False  # < 10 is strict
+    assert not any("PSNR" in t["target"] or "SSIM" in t["target"] for t in rows)
     missing = check_targets({})
-    assert len(missing) == 11 and all(t["met"] is None and t["value"] is None for t in missing)
+    assert len(missing) == 30 and all(t["met"] is None and t["value"] is None for t in missing)
 
 
 # ------------------------------------------------------------------------------------------------ configs
 def test_missed_target_reasons_state_measured_facts() -> None:
     from relaxomap.train.experiment.report import _specific_reason
+    from relaxomap.train.experiment.stats import oracle_value
 
-    def summ(psnr: float, mpe: float = 9.0) -> dict[str, Any]:
-        return {mp: {"psnr_db": {"mean": psnr}, "mpe_pct": {"mean": mpe}, "mpe_no_csf_pct": {"mean": mpe - 1}}
-                for mp in ("t1", "t2", "pd")}
+    def res(mpe: float, bias: float) -> dict[str, Any]:
+        entry = {"mean_true": 850.0, "mean_pred": 935.0, "subjects": {"mpe_pct": {"mean": mpe},
+                                                                       "bias_pct": {"mean": bias}}}
+        return {"parenchyma": {"t1": entry}, "tissue": {"WM": {"t1": entry}}}
 
-    scen = {"internal_test": {"summary": {v.name: summ(29.0) for v in VARIANTS}},
-            "out_of_range": {"summary": {**{v.name: summ(25.0) for v in VARIANTS}, "channels": summ(26.5)}}}
+    scen = {"internal_test": {"metrics": {REFERENCE: res(12.0, 10.0), ORACLE: res(8.0, -4.0)}}}
     report = {"scenarios": scen}
-    row = {"kind": "psnr", "scenario": "internal_test", "map": "t1", "value": 29.0, "threshold": 38.0}
+    row = {"kind": "mpe", "scenario": "internal_test", "region": "parenchyma", "map": "t1", "value": 12.0}
     text = _specific_reason(row, report)
-    # PSNR = 20 log10(peak / RMSE): 38 dB is an RMS error of 10^(-1.9) = 1.259 % of the peak, 29 dB one of
-    # 10^(-1.45) = 3.548 % (worked by hand, not by the code under test)
-    assert "1.26 % of the brain's peak" in text
-    assert "this run's is 3.5 %" in text and "9.0 % of the truth, 8.0 % without CSF" in text
-    row = {"kind": "oor", "scenario": "out_of_range", "map": "t2", "value": 0.0, "threshold": 3.0}
-    text = _specific_reason(row, report)
-    assert "falls 4.0 dB (29.0 → 25.0)" in text and "best here: `channels` (26.5 dB)" in text
+    assert "oracle prior (tissue table at the true labels) has MPE 8.0 %, and the reference does not beat it" in text
+    assert "mean truth 850 ms, mean prediction 935 ms" in text and "signed bias +10.0 %" in text
+    row = {"kind": "bias", "scenario": "internal_test", "region": "WM", "map": "t1", "value": 10.0}
+    assert oracle_value(scen, row) == -4.0
+    assert "has signed bias -4.0 %, and the reference does not beat it" in _specific_reason(row, report)
 
 
 def test_best_by_validation_skips_failed_and_non_finite() -> None:
@@ -340,10 +360,16 @@ def test_evaluation_is_redone_when_a_checkpoint_changes(tmp_path: Path) -> None:
     ckpt = tmp_path / "best.pt"
     ckpt.write_bytes(b"weights v1")
     results = tmp_path / "results.json"
-    assert not _evaluation_current(results, {"a": str(ckpt), NLLS: NLLS})
+    models = {"a": str(ckpt), NLLS: NLLS, ORACLE: ORACLE}
+    assert not _evaluation_current(results, models)
     sha = hashlib.sha256(b"weights v1").hexdigest()
-    results.write_text(json.dumps({"models": {"a": {"sha256": sha}, NLLS: {"kind": "nlls"}}}))
-    assert _evaluation_current(results, {"a": str(ckpt), NLLS: NLLS})
-    assert not _evaluation_current(results, {"a": str(ckpt), "b": str(ckpt), NLLS: NLLS})  # another model set
+    done = {"format_version": 2, "models": {"a": {"sha256": sha}, NLLS: {"kind": "nlls"},
+                                            ORACLE: {"kind": "oracle-prior"}}}
+    results.write_text(json.dumps(done))
+    assert _evaluation_current(results, models)
+    results.write_text(json.dumps(dict(done, format_version=1)))  # an evaluation of the old results format
+    assert not _evaluation_current(results, models)
+    results.write_text(json.dumps(done))
+    assert not _evaluation_current(results, {"a": str(ckpt), NLLS: NLLS})  # another model set
     ckpt.write_bytes(b"weights v2")  # retrained
-    assert not _evaluation_current(results, {"a": str(ckpt), NLLS: NLLS})
+    assert not _evaluation_current(results, models)
