@@ -13,10 +13,10 @@ Each estimator then predicts the maps from the noisy images and the sidecars' (n
 - ``nlls``: the voxel-wise least-squares fit, slice by slice (:func:`physics.voxel_fit.fit_slice`);
 - ``oracle-prior``: each voxel's tissue-table value given its true label (what recognising tissues scores).
 
-Scored per tissue group (WM, GM, deep GM, CSF, lesion) and map: the signed bias
-``100 · mean(pred − true) / mean(true)`` [%] over the group's voxels of one subject, then mean ± sd over
-subjects. PD is put on the CSF = 1 scale first (each estimate divided by its median in the subject's CSF), as
-PD is only defined relative to CSF.
+Scored per tissue group (WM, GM, deep GM, CSF, lesion) and map with the evaluation's definitions
+(:mod:`train.evaluation.metrics`): the signed bias ``100 · mean((pred − true) / true)`` [%] over the group's
+voxels of one subject, then mean ± sd over subjects; PD on the CSF = 1 scale (anchored on the subject's core
+CSF), as PD is only defined relative to CSF.
 """
 from __future__ import annotations
 
@@ -37,9 +37,8 @@ __all__ = ["CASES", "ESTIMATORS", "TISSUE_GROUPS", "MismatchStudyConfig", "tissu
 CASES: tuple[str, ...] = ("none", "refocus_deg", "b1", "inversion_efficiency", "slice_profile", "receive",
                           "misregistration_mm", "all")
 ESTIMATORS: tuple[str, ...] = ("network", "nlls", "oracle-prior")
-#: Tissue groups scored, by label (physics.tissues).
-TISSUE_GROUPS: dict[str, tuple[int, ...]] = {"WM": (3,), "GM": (2,), "deep GM": (13,), "CSF": (1,),
-                                             "lesion": (12, 14, 15, 16, 17)}
+#: Tissue groups scored (the evaluation's groups, :data:`train.evaluation.metrics.TISSUE_GROUPS`, but "other").
+TISSUE_GROUPS: tuple[str, ...] = ("WM", "GM", "deep_GM", "CSF", "lesion")
 _MAPS = ("t1_ms", "t2_ms", "pd")
 _ENTROPY = 0x313A_7C4E  # the study's own seed stream: no store or demo uses it
 
@@ -116,23 +115,21 @@ def _oracle(maps: Any) -> dict[str, np.ndarray]:
 
 
 def tissue_bias(pred: Mapping[str, np.ndarray], maps: Any) -> dict[str, dict[str, float]]:
-    """Signed bias [%] per tissue group and map of one subject (module docstring); NaN where a group is
-    absent or the estimate is 0 there (not fitted). PD on the CSF = 1 scale of each estimate."""
-    csf = (maps.labels == 1) & maps.mask & (pred["pd"] > 0)
-    pd_scale = float(np.median(pred["pd"][csf])) if csf.any() else float("nan")
-    true_scale = float(np.median(maps.pd[csf])) if csf.any() else float("nan")
+    """Signed bias [%] per tissue group and map of one subject, by the evaluation's definitions
+    (:func:`train.evaluation.metrics.signed_bias_pct` over :func:`~train.evaluation.metrics.tissue_regions`;
+    PD on the CSF = 1 scale of :func:`~train.evaluation.metrics.csf_anchor`); NaN where a group is absent or
+    the estimate is 0 there (not fitted)."""
+    from relaxomap.train.evaluation.metrics import csf_anchor, signed_bias_pct, tissue_regions
+
+    regions = tissue_regions(maps.mask, maps.labels)
+    csf = regions["CSF"] & (pred["pd"] > 0)
+    scale = csf_anchor(pred["pd"][csf], maps.pd[csf])["scale"]
+    fitted = pred["t1_ms"] > 0
     out: dict[str, dict[str, float]] = {}
-    for group, labels in TISSUE_GROUPS.items():
-        sel = np.isin(maps.labels, labels) & maps.mask & (pred["t1_ms"] > 0)
-        row = {}
-        for key, truth in (("t1_ms", maps.t1_ms), ("t2_ms", maps.t2_ms), ("pd", maps.pd)):
-            if not sel.any():
-                row[key] = float("nan")
-                continue
-            p = pred[key][sel] / (pd_scale if key == "pd" else 1.0)
-            t = truth[sel] / (true_scale if key == "pd" else 1.0)
-            row[key] = float(100.0 * (p.mean() - t.mean()) / t.mean())
-        out[group] = row
+    for group in TISSUE_GROUPS:
+        sel = regions[group] & fitted
+        out[group] = {key: signed_bias_pct(pred[key] / (scale if key == "pd" else 1.0), truth, sel)
+                      for key, truth in (("t1_ms", maps.t1_ms), ("t2_ms", maps.t2_ms), ("pd", maps.pd))}
     return out
 
 

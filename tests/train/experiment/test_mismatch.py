@@ -22,7 +22,7 @@ from relaxomap.train.experiment.mismatch import (
 
 def _maps() -> Maps:
     rng = np.random.default_rng(0)
-    labels = rng.choice(np.array([1, 2, 3], np.uint8), size=(8, 8, 4))
+    labels = rng.choice(np.array([1, 2, 3], np.uint8), size=(12, 12, 4))  # >= 100 CSF voxels: PD anchored
     table = label_lookup(3.0)
     t1, t2, pd = (table[labels, i].astype(np.float32) * rng.uniform(0.9, 1.1, labels.shape).astype(np.float32)
                   for i in range(3))
