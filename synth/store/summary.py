@@ -66,9 +66,13 @@ def summarize(path: str | os.PathLike, *, max_target_samples: int = 64, seed: in
         t_values: list[np.ndarray] = [[], [], []]  # type: ignore[list-item]
         with _open_images(path) as reader:
             for i in pick:
-                images, j = reader.locate(int(i))
-                m = images["mask"][j]
-                t = images["targets"][j]
+                try:
+                    images, j = reader.locate(int(i))
+                    m = images["mask"][j]
+                    t = images["targets"][j]
+                except OSError as err:  # truncated or overwritten part file
+                    raise ValueError(f"store {path}: sample {i} cannot be read from {reader.source(int(i))} "
+                                     f"(damaged file? {str(err).splitlines()[0]})") from None
                 for c in range(3):
                     t_values[c].append(t[c][m])  # type: ignore[attr-defined]
         out: dict[str, Any] = {

@@ -200,14 +200,14 @@ def verify_store(path: str | os.PathLike, progress: Callable[[int], None] | None
                 sums = Checksums() if rec["datasets"] is not None else None
                 files = {name: path for name in small}
                 for b0, m in _blocks(start, count):
-                    datasets, j = reader.locate(b0)
                     source = reader.source(b0)
                     for name in IMAGE_FIELDS:
                         files[name] = source
                         try:
+                            datasets, j = reader.locate(b0)
                             rows = datasets[name][j:j + m]
-                        except OSError as err:
-                            report.add(Problem(source, part, b0, name, f"unreadable ({err})"))
+                        except OSError as err:  # a part file HDF5 cannot read (truncated, overwritten)
+                            report.add(Problem(source, part, b0, name, f"unreadable ({str(err).splitlines()[0]})"))
                             sums = None
                             continue
                         _check_rows(report, sums, name, rows, b0, part, source)
@@ -230,24 +230,32 @@ def verify_parts(folder: str | os.PathLike, n_parts: int) -> VerifyReport:
     report = VerifyReport(folder, 0, n_parts, True)
     for p in range(n_parts):
         file = part_path(folder, p)
-        with h5py.File(file, "r") as f:
-            expected = read_json_attr(f.attrs, PART_ATTR)
-            ok = expected is not None and expected.get("method") == METHOD
-            report.checksums = report.checksums and ok
-            sums = Checksums() if ok else None
-            first, count = int(f.attrs["first_sample"]), int(f.attrs["n_samples"])
-            report.n_samples += count
-            for name in f:
-                for b0, m in _blocks(0, count):
-                    try:
-                        rows = f[name][b0:b0 + m]
-                    except OSError as err:
-                        report.add(Problem(file, p, first + b0, name, f"unreadable ({err})"))
-                        sums = None
-                        break
-                    _check_rows(report, sums, name, rows, first + b0, p, file)
-            _compare(report, sums, expected["datasets"] if ok else None, p, {name: file for name in f})
+        try:
+            _verify_part_file(report, file, p)
+        except OSError as err:  # a part file HDF5 cannot open or read
+            report.add(Problem(file, p, None, "*", f"unreadable ({str(err).splitlines()[0]})"))
     return report
+
+
+def _verify_part_file(report: VerifyReport, file: Path, p: int) -> None:
+    """Add part file ``file`` (part ``p``) to ``report``: its checksums and finite values."""
+    with h5py.File(file, "r") as f:
+        expected = read_json_attr(f.attrs, PART_ATTR)
+        ok = expected is not None and expected.get("method") == METHOD
+        report.checksums = report.checksums and ok
+        sums = Checksums() if ok else None
+        first, count = int(f.attrs["first_sample"]), int(f.attrs["n_samples"])
+        report.n_samples += count
+        for name in f:
+            for b0, m in _blocks(0, count):
+                try:
+                    rows = f[name][b0:b0 + m]
+                except OSError as err:
+                    report.add(Problem(file, p, first + b0, name, f"unreadable ({str(err).splitlines()[0]})"))
+                    sums = None
+                    break
+                _check_rows(report, sums, name, rows, first + b0, p, file)
+        _compare(report, sums, expected["datasets"] if ok else None, p, {name: file for name in f})
 
 
 def nonfinite_rows(path: str | os.PathLike, rows: Iterable[int],

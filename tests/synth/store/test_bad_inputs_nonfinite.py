@@ -105,3 +105,17 @@ def test_writer_refuses_a_non_finite_sample(tmp_path: Path, monkeypatch: pytest.
         writer.write_store(small_config(), out, N, part_subjects=PART_SUBJECTS)
     assert not out.exists()
     assert sorted(p.name for p in parts_dir(out).iterdir()) == ["manifest.json", "part-000000.h5"]
+
+
+def test_truncated_part_file_is_named(reference: Path, tmp_path: Path) -> None:
+    store = copy_store(reference, tmp_path / "s.h5")
+    part = parts_dir(store) / "part-000002.h5"
+    part.write_bytes(part.read_bytes()[:4096])
+    res = _inspect(store, "--samples", "1")
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+    assert str(part) in res.output and "damaged file?" in res.output
+    report = verify_store(store)
+    assert not report.ok and f"{part}: part 2, sample 6, dataset 'inputs': unreadable" in str(report.problems[0])
+    store.unlink()
+    res = CliRunner().invoke(main, ["synth", "merge", str(store), "--verify"])
+    assert res.exit_code == 1 and "missing or incomplete" in res.output and "parts 2" in res.output
