@@ -10,6 +10,10 @@ half-written file where a finished one is expected. The temporary name keeps the
 - :func:`atomic_output_dir` : the same for a whole output folder (``predict --out``, ``demo --out``), with the
   ``--overwrite`` rule.
 - :func:`check_output_dir` : that rule alone, for checking an output folder *before* the expensive work.
+- :func:`check_output_file` : the same for one output file (a store, a PNG, a JSON summary, a results page).
+
+Both checks also refuse a location that cannot be written at all, naming the path: one below a regular file
+(``results.md/out``), or whose nearest existing folder is not writable (read-only folder or file system).
 """
 from __future__ import annotations
 
@@ -21,7 +25,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_output_dir", "check_output_dir"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_output_dir", "check_output_dir",
+           "check_output_file", "OutputLocationError"]
+
+
+class OutputLocationError(ValueError):
+    """An output path that cannot be written: below a regular file, in a read-only folder, or a folder where a
+    file is expected (or the reverse). The message names the path and what is wrong with it."""
 
 
 def _temporary_name(path: Path) -> Path:
@@ -74,20 +84,71 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
-def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
-    """Refuse an output folder that exists as a file, or exists non-empty without ``overwrite``.
+def _check_location(path: Path, what: str) -> None:
+    """Refuse ``path`` if its nearest existing ancestor folder is a regular file or not writable."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputLocationError(f"{what} {path} cannot be created: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputLocationError(f"{what} {path} cannot be written: the folder {parent} is read-only "
+                                          "(choose another location or fix its permissions)")
+            return
+        if parent.is_symlink():  # a dangling link: mkdir would fail on it
+            raise OutputLocationError(f"{what} {path} cannot be created: {parent} is a broken symbolic link")
+
+
+def check_output_file(path: str | os.PathLike, what: str = "output") -> None:
+    """Refuse an output file that cannot be written, before the work that produces it.
+
+    ``path`` may exist (it is replaced atomically); it must not be a folder, lie below a regular file, or sit
+    in a folder (the nearest existing one, as missing folders are created) that is not writable.
+
+    Parameters
+    ----------
+    path : the file to be written.
+    what : how the message names it, e.g. ``"--png"`` or ``"store"``.
 
     Raises
     ------
-    ValueError naming the folder and what to do.
+    OutputLocationError (a ValueError) naming the path and the problem.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputLocationError(f"{what} {path} is a folder; give a file name")
+    _check_location(path, what)
+
+
+def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False, *, existing_ok: bool = False,
+                     what: str = "output") -> None:
+    """Refuse an output folder that exists as a file, exists non-empty without ``overwrite``, or cannot be
+    created or written (below a regular file, in a read-only folder, or read-only itself).
+
+    Parameters
+    ----------
+    out_dir : the folder.
+    overwrite : a non-empty folder may be replaced.
+    existing_ok : a non-empty folder is fine as it is (a run folder that is resumed); only the location and
+        permissions are checked.
+    what : how the message names the folder, e.g. ``"--out"``.
+
+    Raises
+    ------
+    OutputLocationError (a ValueError) naming the folder and what to do.
     """
     out_dir = Path(out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():
-            raise ValueError(f"output {out_dir} exists and is not a directory")
-        if any(out_dir.iterdir()) and not overwrite:
-            raise ValueError(f"output directory {out_dir} exists and is not empty; pass --overwrite to replace it "
-                             "or choose another --out")
+            raise OutputLocationError(f"{what} {out_dir} exists and is not a directory")
+        if not os.access(out_dir, os.W_OK | os.X_OK):
+            raise OutputLocationError(f"{what} directory {out_dir} is read-only (choose another location or fix "
+                                      "its permissions)")
+        if any(out_dir.iterdir()) and not overwrite and not existing_ok:
+            raise OutputLocationError(f"{what} directory {out_dir} exists and is not empty; pass --overwrite to "
+                                      "replace it or choose another --out")
+        if existing_ok:  # written in place: its parent folder is not touched
+            return
+    _check_location(out_dir, what)
 
 
 @contextmanager

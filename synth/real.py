@@ -21,6 +21,8 @@ Missing labels are 0 (unknown); a missing mask is ``labels ∈ BRAIN_LABELS`` wh
 from __future__ import annotations
 
 import re
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,10 @@ __all__ = ["load_maps", "brainweb_paths", "subject_name", "BRAINWEB_SUBJECTS"]
 _MAP_KEYS = ("t1_ms", "t2_ms", "pd")
 _NIFTI_NAMES = {"t1_ms": "T1_ms", "t2_ms": "T2_ms", "pd": "PD", "labels": "labels", "mask": "mask"}
 _FIELD_IN_NAME = re.compile(r"_(\d+(?:\.\d+)?)T$", re.IGNORECASE)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: brain medians [ms] below which a map is taken to be written in seconds: brain T1 is 500-4500 ms and T2
+#: 40-2000 ms at clinical fields (in seconds: ~1 and ~0.08)
+_MS_FLOORS = {"t1_ms": 50.0, "t2_ms": 5.0}
 #: BrainWeb subjects in ``../shared/data``: id -> (folder, file)
 BRAINWEB_SUBJECTS: dict[str, tuple[str, str]] = {
     "colin27": ("brainweb_colin27", "colin27_3T.npz"),
@@ -64,8 +70,11 @@ def _field_from_name(path: Path) -> float | None:
 
 def _read_npz(path: Path) -> dict[str, Any]:
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:  # np.load leaks its own handle on errors
             return {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # a truncated or damaged archive
+        raise ValueError(f"{path}: cannot read as .npz: the file is truncated or corrupt ({type(err).__name__}: "
+                         f"{err}); copy or export it again") from None
     except (OSError, ValueError) as err:
         raise ValueError(f"{path}: cannot read as .npz ({err})") from None
 
@@ -167,6 +176,35 @@ def load_maps(path: str | Path, *, field_t: float | None = None, subject_id: str
     return _to_maps(p, data, field_t, subject_id)
 
 
+def _as_float32(path: Path, key: str, a: np.ndarray) -> np.ndarray:
+    """A map as float32 after checking it: real numbers, finite and >= 0, within the float32 range (checked in
+    the file's own type, so 1e300 is reported as too large rather than as infinity after the cast)."""
+    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise ValueError(f"{path}: key {key!r} must hold real numbers; got dtype {a.dtype}")
+    check_map_array(f"{path}: {key}", a)
+    if a.size and np.issubdtype(a.dtype, np.floating) and a.dtype.itemsize > 4:
+        big = a > _FLOAT32_MAX
+        if big.any():
+            idx = int(np.flatnonzero(big.ravel())[0])
+            raise ValueError(f"{path}: key {key!r} holds {int(big.sum())} value(s) above the float32 range "
+                             f"(largest {a.max():g}, first at flat index {idx}; float32 holds up to "
+                             f"{_FLOAT32_MAX:.4g}); relaxomap stores maps as float32")
+    return a.astype(np.float32, copy=False)
+
+
+def _check_ms(path: Path, arrays: dict[str, np.ndarray], brain: np.ndarray, where: str) -> None:
+    """Refuse T1 / T2 maps whose median over ``brain`` voxels (described by ``where``) is that of times in
+    seconds."""
+    if not brain.any():
+        return
+    for key, floor in _MS_FLOORS.items():
+        median = float(np.median(arrays[key][brain]))
+        if 0 < median < floor:
+            raise ValueError(f"{path}: key {key!r}: {key[:2].upper()} median {median:.3g} {where} looks like "
+                             f"seconds; relaxomap wants ms (a median below {floor:g} ms is not plausible for "
+                             f"brain tissue; multiply the map by 1000)")
+
+
 def _to_maps(path: Path, data: dict[str, Any], field_t: float | None, subject_id: str | None) -> Maps:
     for key in _MAP_KEYS:
         if key not in data:
@@ -187,14 +225,7 @@ def _to_maps(path: Path, data: dict[str, Any], field_t: float | None, subject_id
             raise ValueError(f"{path}: key {key!r} has shape {a.shape} but 't1_ms' has {shape}")
         arrays[key] = a
     for key in _MAP_KEYS:
-        a = arrays[key]
-        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-            raise ValueError(f"{path}: key {key!r} must hold real numbers; got dtype {a.dtype}")
-        arrays[key] = a.astype(np.float32)
-        try:
-            check_map_array(f"{path}: {key}", arrays[key])
-        except ValueError as err:
-            raise ValueError(str(err)) from None
+        arrays[key] = _as_float32(path, key, arrays[key])
     tissue = arrays["pd"] > 0
     for key in ("t1_ms", "t2_ms"):
         bad = tissue & (arrays[key] <= 0)
@@ -202,6 +233,10 @@ def _to_maps(path: Path, data: dict[str, Any], field_t: float | None, subject_id
             raise ValueError(f"{path}: key {key!r} is 0 at {int(bad.sum())} voxel(s) where pd > 0 (first at index "
                              f"{tuple(int(i) for i in np.argwhere(bad)[0])}); tissue needs T1, T2 > 0")
     labels = np.zeros(shape, np.uint8)
+    if "mask" in arrays:
+        _check_ms(path, arrays, arrays["mask"].astype(bool), "in the brain mask")
+    else:
+        _check_ms(path, arrays, tissue, "where pd > 0")
     if "labels" in arrays:
         lab = arrays["labels"]
         if np.issubdtype(lab.dtype, np.floating) and not np.all(lab == np.round(lab)):

@@ -32,7 +32,7 @@ from relaxomap.synth.phantom.config import PhantomConfig
 from relaxomap.synth.real import load_maps, subject_name
 from relaxomap.synth.value_shift import ValueShiftConfig, shift_values
 
-__all__ = ["SOURCE_KINDS", "SourceConfig", "draw_subject", "anatomy_id"]
+__all__ = ["SOURCE_KINDS", "SourceConfig", "draw_subject", "anatomy_id", "check_source"]
 
 SOURCE_KINDS: tuple[str, ...] = ("phantom", "real", "mixed")
 _OWNER = "SourceConfig"
@@ -132,6 +132,23 @@ def _load_readonly(path: str) -> tuple[Maps, np.ndarray]:
     ref = tissue_references(maps)
     ref.flags.writeable = False
     return maps, ref
+
+
+def check_source(config: SourceConfig) -> None:
+    """Read every map file a source draws from, once, so that a missing, unreadable or implausible file (T1 in
+    seconds, say) is refused before a store is started rather than in a worker process mid-run. The maps stay
+    cached for :func:`draw_subject` (forked worker processes inherit them).
+
+    Raises
+    ------
+    ValueError
+        naming the file and what is wrong with it (:func:`relaxomap.synth.real.load_maps`).
+    """
+    if not isinstance(config, SourceConfig):
+        raise TypeError(f"check_source: config must be a SourceConfig; got {type(config).__name__}")
+    if config.kind in ("real", "mixed"):
+        for path in config.paths:
+            _load_readonly(str(Path(path).resolve()))
 
 
 def draw_subject(config: SourceConfig, seed: int) -> Maps:

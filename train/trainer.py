@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from relaxomap.atomic import check_output_dir
 from relaxomap.model.unet import build_model, count_parameters
 from relaxomap.physics.checks import config_differences
 from relaxomap.train.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -43,6 +44,7 @@ from relaxomap.train.config import RESUME_MAY_CHANGE, TrainConfig
 from relaxomap.train.data import BatchStream, SeededPatches, open_datasets, to_device, training_facts
 from relaxomap.train.device import resolve_device
 from relaxomap.train.distributed import DistContext, EpochBatchSampler, init_distributed, shutdown_distributed
+from relaxomap.train.guard import NonFiniteLossError, loss_is_finite, nonfinite_loss
 from relaxomap.train.losses import total_loss
 from relaxomap.train.run_files import RunFiles
 from relaxomap.train.schedule import loss_config_at, lr_at, physics_weight_at
@@ -192,7 +194,9 @@ def _optimisation_step(m: _Model, batch: dict[str, Any], config: TrainConfig, st
 
     Raises
     ------
-    FloatingPointError : the gradient norm is not finite (without loss scaling, which skips such steps).
+    NonFiniteLossError : the loss is not finite (checked before the backward pass, so the weights are left as
+        they were), or the gradient norm is not (without loss scaling, which skips such steps); the message
+        names the step and the samples of the batch holding non-finite values.
     """
     lr = lr_at(step, config)
     for group in m.optimizer.param_groups:
@@ -201,15 +205,15 @@ def _optimisation_step(m: _Model, batch: dict[str, Any], config: TrainConfig, st
     with torch.autocast(batch["inputs"].device.type, dtype=m.amp_dtype, enabled=m.use_amp):
         pred = m.net(batch["inputs"], batch["params"], batch["present"])
     loss, parts = total_loss(pred.float(), batch, loss_config_at(step, config))
+    if not loss_is_finite(loss):
+        raise nonfinite_loss("loss", float(loss.detach()), step, batch, config.store, lr)
     m.optimizer.zero_grad(set_to_none=True)
     m.scaler.scale(loss).backward()
     m.scaler.unscale_(m.optimizer)
     max_norm = config.grad_clip if config.grad_clip is not None else math.inf
     grad_norm = float(torch.nn.utils.clip_grad_norm_(m.raw.parameters(), max_norm))
     if not math.isfinite(grad_norm) and not m.scaler.is_enabled():  # grads are all-reduced: every rank agrees
-        shown = {k: round(float(v), 6) for k, v in parts.items()}
-        raise FloatingPointError(f"non-finite gradient norm at step {step} (loss parts {shown}); lower --lr or "
-                                 "check the store for non-finite values")
+        raise nonfinite_loss("gradient norm", grad_norm, step, batch, config.store, lr)
     m.scaler.step(m.optimizer)
     m.scaler.update()
     if m.ema is not None:
@@ -268,8 +272,11 @@ def train(config: TrainConfig, resume: bool = False, *, stop_after: int | None =
     Raises
     ------
     ValueError : ``out`` already holds a run and ``resume`` is False; nothing to resume; a resume whose
-        configuration differs (the message lists the fields); unusable data.
-    FloatingPointError : the gradient became non-finite (the step and loss parts are named).
+        configuration differs (the message lists the fields); unusable data; an output folder that cannot be
+        written.
+    NonFiniteLossError : (a ValueError and FloatingPointError) the training or validation loss, or the gradient,
+        became non-finite: the step and the samples holding non-finite values are named; ``last.pt`` is left
+        as it was (the weights of the last checkpoint, never NaN ones).
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train needs a TrainConfig; got {type(config).__name__}")
@@ -283,6 +290,7 @@ def train(config: TrainConfig, resume: bool = False, *, stop_after: int | None =
 
 
 def _check_run_folder(out: Path, resume: bool) -> None:
+    check_output_dir(out, existing_ok=True, what="--out")
     last_path = out / "last.pt"
     if resume and not last_path.is_file():
         raise ValueError(f"nothing to resume: {last_path} does not exist (start the run without --resume)")
@@ -320,32 +328,41 @@ def _train(config: TrainConfig, resume: bool, stop_after: int | None, ctx: DistC
                dynamic_ncols=True, desc="train")
     window, n_samples = _LogWindow(), config.batch_size * ctx.world_size
     last_val, last_loss, total_samples, t_loop = None, math.nan, 0, time.perf_counter()
-    while step < end_step:  # one optimisation step per iteration, then log, validate, checkpoint
-        loss, parts, grad_norm, lr = _optimisation_step(m, to_device(stream.next(), device), config, step)
-        step += 1
-        total_samples += n_samples
-        window.add(loss, parts, grad_norm)
-        bar.update(1)
-        if step % config.log_every == 0 or step == end_step:
-            record = window.record(step, stream.epoch, lr, config, n_samples)
-            last_loss = record["loss"]
-            files.log(record)
-            bar.set_postfix(loss=f"{last_loss:.4g}", lr=f"{lr:.2e}")
-        t_aside = time.perf_counter()  # validation and checkpoints are kept out of the samples/s window
-        if data.val_loader is not None and (step % config.val_every == 0 or step == config.steps):
-            last_val = validate(m.ema.model if m.ema is not None else m.raw, data.val_loader, device)
-            improved = last_val is not None and last_val < best
-            best = last_val if improved else best
-            files.log({"kind": "val", "step": step, "val_masked_l1": last_val,
-                       "best_val_masked_l1": None if math.isinf(best) else best,
-                       "val_slices": len(data.val_loader.dataset)})
-            if improved:
-                checkpoint(best_path)
-        if ctx.is_main and (step % config.checkpoint_every == 0 or step == end_step):
-            checkpoint(last_path)
-        window.exclude(time.perf_counter() - t_aside)
-    bar.close()
-    files.close()
+    saved = step if resume else None  # the step last.pt holds
+    try:
+        while step < end_step:  # one optimisation step per iteration, then log, validate, checkpoint
+            loss, parts, grad_norm, lr = _optimisation_step(m, to_device(stream.next(), device), config, step)
+            step += 1
+            total_samples += n_samples
+            window.add(loss, parts, grad_norm)
+            bar.update(1)
+            if step % config.log_every == 0 or step == end_step:
+                record = window.record(step, stream.epoch, lr, config, n_samples)
+                last_loss = record["loss"]
+                files.log(record)
+                bar.set_postfix(loss=f"{last_loss:.4g}", lr=f"{lr:.2e}")
+            t_aside = time.perf_counter()  # validation and checkpoints are kept out of the samples/s window
+            if data.val_loader is not None and (step % config.val_every == 0 or step == config.steps):
+                last_val = validate(m.ema.model if m.ema is not None else m.raw, data.val_loader, device,
+                                    step=step - 1, store=config.val_store or config.store)
+                improved = last_val is not None and last_val < best
+                best = last_val if improved else best
+                files.log({"kind": "val", "step": step, "val_masked_l1": last_val,
+                           "best_val_masked_l1": None if math.isinf(best) else best,
+                           "val_slices": len(data.val_loader.dataset)})
+                if improved:
+                    checkpoint(best_path)
+            if ctx.is_main and (step % config.checkpoint_every == 0 or step == end_step):
+                checkpoint(last_path)
+                saved = step
+            window.exclude(time.perf_counter() - t_aside)
+    except NonFiniteLossError as err:
+        kept = (f"{last_path} (step {saved}) is kept as it was" if saved is not None
+                else f"no checkpoint was written ({last_path} does not exist)")
+        raise NonFiniteLossError(f"{err}; {kept}") from None
+    finally:
+        bar.close()
+        files.close()
     seconds_loop = time.perf_counter() - t_loop
     return {
         "step": step, "start_step": start_step, "best_val": None if math.isinf(best) else best,

@@ -4,12 +4,16 @@ and the 3 maps. 0.01 is a 1 % relaxation-time error.
 """
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from relaxomap.model.unet import to_normalised
 from relaxomap.train.data import to_device
+from relaxomap.train.guard import nonfinite_loss
 
 __all__ = ["masked_l1_normalised", "validate"]
 
@@ -26,8 +30,15 @@ def masked_l1_normalised(pred: torch.Tensor, target: torch.Tensor, mask: torch.T
 
 
 @torch.no_grad()
-def validate(model: nn.Module, loader: DataLoader | None, device: torch.device) -> float | None:
-    """The validation loss (module docstring) of ``model`` over ``loader``; None without data or brain voxels."""
+def validate(model: nn.Module, loader: DataLoader | None, device: torch.device, *, step: int = 0,
+             store: Any = "the validation store") -> float | None:
+    """The validation loss (module docstring) of ``model`` over ``loader``; None without data or brain voxels.
+
+    Raises
+    ------
+    relaxomap.train.guard.NonFiniteLossError : a batch's loss is NaN or infinite; the message names ``step``
+        (0-based: the step just taken), the ``store`` and the samples holding non-finite values.
+    """
     if loader is None:
         return None
     model.eval()
@@ -36,5 +47,7 @@ def validate(model: nn.Module, loader: DataLoader | None, device: torch.device) 
         batch = to_device(batch, device)
         pred = model(batch["inputs"], batch["params"], batch["present"])
         s, c = masked_l1_normalised(pred, batch["targets"], batch["mask"])
+        if not math.isfinite(s):
+            raise nonfinite_loss("validation loss", s, step, batch, store)
         total, count = total + s, count + c
     return total / count if count else None

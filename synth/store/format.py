@@ -32,7 +32,12 @@ written), ``units`` (JSON), ``contrasts`` (JSON), ``protocol_columns`` (JSON), `
 :class:`synth.generate.SynthConfig` JSON), ``package_version``, ``created`` (ISO 8601 UTC).
 
 A store is either **self-contained** (one file) or a **view**: its image datasets are HDF5 virtual datasets
-over the part files in ``STORE.h5.parts/`` beside it (see :mod:`relaxomap.synth.store.merge`).
+over the part files in ``STORE.h5.parts/`` beside it (see :mod:`relaxomap.synth.store.merge`). A view and its
+parts folder may be moved or renamed together (``a.h5`` + ``a.h5.parts/`` -> ``b.h5`` + ``b.h5.parts/``):
+relaxomap finds each part with :func:`part_source` (the view's own parts folder first, then the name the view
+stores, relative to its folder or absolute as older stores hold it) and reads a view's images through
+:class:`ImageReader`, never through HDF5's own resolution of the virtual datasets (which knows only the stored
+name, so plain h5py reads of a renamed view give fill values).
 """
 from __future__ import annotations
 
@@ -46,8 +51,8 @@ import numpy as np
 
 from relaxomap.physics.protocol import CONTRASTS, PACK_COLUMNS
 
-__all__ = ["SCHEMA_VERSION", "UNITS", "IMAGE_FIELDS", "store_fields", "parts_dir", "is_view", "store_bytes",
-           "ImageReader", "check_store"]
+__all__ = ["SCHEMA_VERSION", "UNITS", "IMAGE_FIELDS", "store_fields", "parts_dir", "is_view", "part_source",
+           "store_bytes", "ImageReader", "check_store"]
 
 SCHEMA_VERSION = 1
 UNITS: dict[str, str] = {
@@ -102,21 +107,35 @@ def is_view(path: str | os.PathLike) -> bool:
         raise ValueError(f"store {path} is not a readable HDF5 file (corrupt or truncated?): {err}") from None
 
 
+def part_source(view: str | os.PathLike, stored: str) -> Path:
+    """The part file a view's virtual dataset names ``stored``: ``VIEW.parts/<file name>`` (the view's own parts
+    folder, which follows a rename of the pair), else ``stored`` relative to the view's folder (or as it is,
+    if absolute). The first of these that exists; the first one if none does."""
+    view, name = Path(view), Path(stored)
+    candidates = [parts_dir(view) / name.name, name if name.is_absolute() else view.parent / name]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    return candidates[0]
+
+
+def _view_sources(path: Path, f: h5py.File) -> set[str]:
+    """The file names a view's virtual image datasets store (empty for a self-contained store)."""
+    return {src.file_name for name in IMAGE_FIELDS if name in f and f[name].is_virtual
+            for src in f[name].virtual_sources()}
+
+
 def store_bytes(path: str | os.PathLike) -> int:
     """Bytes on disk of a store: the file plus, for a view, its parts folder."""
     path = Path(path)
     with h5py.File(path, "r") as f:
-        sources = {src.file_name for name in IMAGE_FIELDS if name in f and f[name].is_virtual
-                   for src in f[name].virtual_sources()}
-    return path.stat().st_size + sum((path.parent / s).stat().st_size for s in sources)
+        sources = _view_sources(path, f)
+    return path.stat().st_size + sum(part_source(path, s).stat().st_size for s in sources)
 
 
 def _check_view_sources(path: Path, f: h5py.File) -> None:
-    """A view store's parts must all be where its virtual datasets point (else reads silently give fill)."""
-    if not f["inputs"].is_virtual:
-        return
-    missing = sorted({src.file_name for name in IMAGE_FIELDS for src in f[name].virtual_sources()
-                      if not (path.parent / src.file_name).is_file()})
+    """A view store's parts must all be found (:func:`part_source`); a virtual dataset would silently read fill."""
+    missing = sorted(Path(s).name for s in _view_sources(path, f) if not part_source(path, s).is_file())
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise ValueError(f"store {path} is a view over the parts folder {parts_dir(path)}, but {len(missing)} part "
@@ -146,18 +165,30 @@ class ImageReader:
                              v.file_name) for v in d.virtual_sources())
             self._starts = np.array([b[0] for b in bounds], np.int64)
             self._stops = np.array([b[1] + 1 for b in bounds], np.int64)
-            self._parts = [self.path.parent / b[2] for b in bounds]
+            self._parts = [part_source(self.path, b[2]) for b in bounds]
             self._direct = None
         else:
             self._direct = {name: self._file[name] for name in IMAGE_FIELDS}
+
+    def _part_of(self, i: int) -> int:
+        k = int(np.searchsorted(self._starts, i, side="right")) - 1
+        if k < 0 or not self._starts[k] <= i < self._stops[k]:
+            raise IndexError(f"{self.path}: sample {i} is in none of its {len(self._parts)} parts")
+        return k
+
+    def part_ranges(self) -> list[tuple[int, int]]:
+        """``[start, stop)`` sample ranges of a view's part files, in order; empty for a self-contained store."""
+        return [] if self._direct is not None else [(int(a), int(b)) for a, b in zip(self._starts, self._stops)]
+
+    def source(self, i: int) -> Path:
+        """The file holding sample ``i``'s images: the store itself, or for a view the part file."""
+        return self.path if self._direct is not None else self._parts[self._part_of(i)]
 
     def locate(self, i: int) -> tuple[dict[str, h5py.Dataset], int]:
         """The image datasets holding sample ``i`` (0-based, of the store) and its index in them."""
         if self._direct is not None:
             return self._direct, int(i)
-        k = int(np.searchsorted(self._starts, i, side="right")) - 1
-        if k < 0 or not self._starts[k] <= i < self._stops[k]:
-            raise IndexError(f"{self.path}: sample {i} is in none of its {len(self._parts)} parts")
+        k = self._part_of(i)
         got = self._open.pop(k, None)
         if got is None:
             if len(self._open) >= self._max_open:  # close the least recently used part

@@ -163,28 +163,38 @@ def manifest_of(config: SynthConfig, layout: Layout) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "config": config.to_dict(), **dataclasses.asdict(layout)}
 
 
-def check_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+def check_manifest(folder: Path, manifest: dict[str, Any]) -> str | None:
     """Write ``manifest`` into a new parts folder, or check that the folder's manifest is the same.
+
+    A folder whose run had other settings but finished no part (a run that failed, e.g. on a wrong option,
+    before its first part was done) holds nothing worth keeping: its manifest is replaced and the returned
+    note says so (None otherwise).
 
     Raises
     ------
     ValueError
-        if the folder holds a run with other settings (the differing fields are named) or an unreadable
-        manifest.
+        if the folder holds finished parts of a run with other settings (the differing fields are named) or
+        an unreadable manifest.
     """
     manifest = json.loads(json.dumps(manifest))  # tuples -> lists, as read back from the file
     path = folder / MANIFEST
+    note = None
     if path.exists():
         try:
             old = json.loads(path.read_text())
         except (OSError, ValueError) as err:
             raise ValueError(f"{path}: unreadable manifest ({err}); delete {folder} to start again") from None
-        if old != manifest:
-            diff = config_differences(old, manifest, ("stored", "now"))
-            raise ValueError(f"{folder} holds a run with other settings (differing: {'; '.join(diff)}); "
-                             f"rerun with the same options or delete {folder}")
-        return
+        if old == manifest:
+            return None
+        diff = config_differences(old, manifest, ("stored", "now"))
+        finished = sorted(folder.glob("part-[0-9]*.h5"))
+        if finished:
+            raise ValueError(f"{folder} holds {len(finished)} finished part(s) of a run with other settings "
+                             f"(differing: {'; '.join(diff)}); rerun with the same options or delete {folder}")
+        note = (f"{folder} held an unfinished run with other settings (differing: {'; '.join(diff)}) and no "
+                "finished part; starting afresh with these settings")
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{MANIFEST}.tmp-{socket.gethostname()}-{os.getpid()}"
     tmp.write_text(json.dumps(manifest, sort_keys=True, indent=1))
     os.replace(tmp, path)
+    return note

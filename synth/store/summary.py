@@ -7,16 +7,26 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from relaxomap.atomic import atomic_path
 from relaxomap.physics.protocol import CONTRASTS, SEQUENCE_KIND_NAMES
-from relaxomap.synth.store.format import check_store
+from relaxomap.synth.store.format import ImageReader, check_store
 
 __all__ = ["summarize", "format_summary", "montage"]
+
+
+@contextmanager
+def _open_images(path: str | os.PathLike) -> Iterator[ImageReader]:
+    reader = ImageReader(path)
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 def _str(v: Any) -> str:
@@ -38,7 +48,9 @@ def summarize(path: str | os.PathLike, *, max_target_samples: int = 64, seed: in
     ``image_size``, ``n_subjects``, ``n_split_keys``, ``fields_t`` (count per field), ``kinds`` (per contrast:
     count per sequence kind), ``params_ms`` (per contrast: min/max of TR, TE, TI over present contrasts),
     ``snr`` (per contrast min/max), ``present`` (per contrast fraction), ``targets_in_mask`` (T1/T2/PD 1st, 50th,
-    99th percentiles in the brain mask) and ``config`` (the generator configuration).
+    99th percentiles of the finite values in the brain mask), ``nonfinite_targets`` (per map: NaN / inf values in
+    the brain mask of those samples; a NaN median is never printed for them) and ``config`` (the generator
+    configuration). Images are read through :class:`ImageReader` (a view renamed with its parts folder reads).
     """
     path = Path(path)
     with check_store(path) as f:
@@ -52,11 +64,17 @@ def summarize(path: str | os.PathLike, *, max_target_samples: int = 64, seed: in
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(n, size=min(n, max_target_samples), replace=False))
         t_values: list[np.ndarray] = [[], [], []]  # type: ignore[list-item]
-        for i in pick:
-            m = f["mask"][i]
-            t = f["targets"][i]
-            for c in range(3):
-                t_values[c].append(t[c][m])  # type: ignore[attr-defined]
+        with _open_images(path) as reader:
+            for i in pick:
+                try:
+                    images, j = reader.locate(int(i))
+                    m = images["mask"][j]
+                    t = images["targets"][j]
+                except OSError as err:  # truncated or overwritten part file
+                    raise ValueError(f"store {path}: sample {i} cannot be read from {reader.source(int(i))} "
+                                     f"(damaged file? {str(err).splitlines()[0]})") from None
+                for c in range(3):
+                    t_values[c].append(t[c][m])  # type: ignore[attr-defined]
         out: dict[str, Any] = {
             "path": str(path),
             "bytes": path.stat().st_size,
@@ -79,9 +97,12 @@ def summarize(path: str | os.PathLike, *, max_target_samples: int = 64, seed: in
             out["params_ms"][contrast] = {name: [float(params[p, c, j].min()), float(params[p, c, j].max())]
                                       for j, name in enumerate(("tr", "te", "ti"))}
             out["snr"][contrast] = [float(snr[p, c].min()), float(snr[p, c].max())]
-    out["targets_in_mask"] = {}
+    out["targets_in_mask"], out["nonfinite_targets"] = {}, {}
     for c, name in enumerate(("t1_ms", "t2_ms", "pd")):
         v = np.concatenate(t_values[c]) if t_values[c] else np.zeros(0)
+        finite = np.isfinite(v)
+        out["nonfinite_targets"][name] = int(v.size - finite.sum())
+        v = v[finite]
         out["targets_in_mask"][name] = [float(x) for x in np.percentile(v, [1, 50, 99])] if v.size else []
     return out
 
@@ -105,8 +126,12 @@ def format_summary(s: dict[str, Any]) -> str:
                      + "  SNR {:.0f}-{:.0f}".format(*s["snr"][contrast]))
         lines.append(line)
     for name, v in s["targets_in_mask"].items():
+        bad = s.get("nonfinite_targets", {}).get(name, 0)
+        flag = f"  NON-FINITE: {bad} NaN/inf value(s) left out" if bad else ""
         if v:
-            lines.append(f"{name:<6} in brain mask: p1 {v[0]:.3g}  median {v[1]:.3g}  p99 {v[2]:.3g}")
+            lines.append(f"{name:<6} in brain mask: p1 {v[0]:.3g}  median {v[1]:.3g}  p99 {v[2]:.3g}{flag}")
+        elif bad:
+            lines.append(f"{name:<6} in brain mask: NON-FINITE: all {bad} value(s) are NaN/inf")
     return "\n".join(lines)
 
 
@@ -121,14 +146,15 @@ def montage(path: str | os.PathLike, png: str | os.PathLike, *, n: int = 4, seed
     import matplotlib.pyplot as plt
 
     png = Path(png)
-    with check_store(path) as f:
+    with check_store(path) as f, _open_images(path) as reader:
         total = int(f.attrs["n_samples"])
         rows = np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))
         cols = ["T1w", "T2w", "FLAIR", "T1 [ms]", "T2 [ms]", "PD", "mask", "labels"]
         fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.0 * len(cols), 2.1 * len(rows)), squeeze=False)
         limits = [(0, 1.2)] * 3 + [(0, 4500), (0, 300), (0, 1.1), (0, 1), (0, 17)]
         for r, i in enumerate(rows):
-            images = list(f["inputs"][i]) + list(f["targets"][i]) + [f["mask"][i], f["labels"][i]]
+            found, j = reader.locate(int(i))
+            images = list(found["inputs"][j]) + list(found["targets"][j]) + [found["mask"][j], found["labels"][j]]
             kinds = [SEQUENCE_KIND_NAMES[int(k)] for k in f["protocols"][i, :, 0]]
             params = f["params"][i]
             for c, (ax, img) in enumerate(zip(axes[r], images)):

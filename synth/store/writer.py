@@ -15,9 +15,11 @@ sample's position, so any number of workers or shards gives identical arrays. On
 """
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import queue
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,10 +27,21 @@ from typing import Any, Callable
 import h5py
 import numpy as np
 
+from relaxomap.atomic import check_output_file
 from relaxomap.synth.generate import SynthConfig, generate_subject
+from relaxomap.synth.sources import check_source
+from relaxomap.synth.store.checksum import METHOD, PART_ATTR, Checksums
+from relaxomap.synth.store.failure import (
+    abandon_file,
+    check_free_space,
+    explain_failure,
+    remove_empty_run,
+    remove_temporaries,
+)
 from relaxomap.synth.store.format import IMAGE_FIELDS, check_store, parts_dir, store_bytes, store_fields
 from relaxomap.synth.store.merge import merge_parts
 from relaxomap.synth.store.parts import (
+    MANIFEST,
     Layout,
     check_manifest,
     create_datasets,
@@ -40,6 +53,7 @@ from relaxomap.synth.store.parts import (
     tmp_name,
     write_attrs,
 )
+from relaxomap.synth.store.verify import check_generated_params, check_generated_sample
 
 __all__ = ["WriteReport", "write_store"]
 
@@ -85,32 +99,58 @@ def _chunk_writer(dset: h5py.Dataset) -> Callable[[int, np.ndarray], None]:
 
 def _write_part(config_json: str, layout: Layout, folder: str, part: int, progress: Any = None) -> int:
     """Generate one part into its temporary file (``part-NNNNNN.h5.tmp``), closed and complete on return but not
-    yet flushed to disk or renamed (:class:`_Finisher` does that). Returns its sample count."""
+    yet flushed to disk or renamed (:class:`_Finisher` does that). Returns its sample count.
+
+    A part the free space cannot hold is not started (OSError ENOSPC); on any error the temporary file is
+    given up (:func:`~relaxomap.synth.store.failure.abandon_file`: it would only take space, a rerun writes it
+    again)."""
     config = SynthConfig.from_json(config_json)
     tmp = tmp_name(part_path(Path(folder), part))
+    start, stop = layout.part_samples(part)
+    check_free_space(Path(folder), stop - start, config.image_size, f"part {part} ({stop - start} samples)")
+    f = h5py.File(tmp, "w")
+    try:
+        _fill_part(f, config, config_json, layout, part, progress)
+        f.close()
+    except BaseException:
+        abandon_file(f, tmp)
+        raise
+    return stop - start
+
+
+def _fill_part(f: h5py.File, config: SynthConfig, config_json: str, layout: Layout, part: int,
+               progress: Any) -> None:
+    """Write every dataset and attribute of part ``part`` into the open file ``f``."""
     start, stop = layout.part_samples(part)
     h, w = config.image_size
     fields = store_fields(h, w)
     small: dict[str, list[Any]] = {name: [] for name in fields if name not in IMAGE_FIELDS}
-    with h5py.File(tmp, "w") as f:
-        create_datasets(f, stop - start, h, w)
-        writers = [_chunk_writer(f[name]) for name in IMAGE_FIELDS]
-        i = 0
-        for subject in layout.part_subjects_range(part):
-            for sample in generate_subject(config, subject, layout.subject_samples(subject)):
-                for name, put in zip(IMAGE_FIELDS, writers):
-                    put(i, sample[name])
-                for name, values in small.items():  # written once per part: per-row writes cost ~50 us each
-                    values.append(sample[name])
-                i += 1
-                if progress is not None:
-                    progress(1)
-        for name, values in small.items():
-            f[name][...] = values if fields[name][0] is str else np.asarray(values, fields[name][0])
-        write_attrs(f, config_json, stop - start, complete=True)
-        f.attrs["part"] = part
-        f.attrs["first_sample"] = start
-    return stop - start
+    sums = Checksums()
+    create_datasets(f, stop - start, h, w)
+    writers = [(name, _chunk_writer(f[name]), fields[name][0]) for name in IMAGE_FIELDS]
+    i = 0
+    for subject in layout.part_subjects_range(part):
+        for sample in generate_subject(config, subject, layout.subject_samples(subject)):
+            check_generated_sample(sample, start + i)
+            for name, put, dtype in writers:
+                a = np.ascontiguousarray(sample[name], dtype)
+                put(i, a)
+                sums.add(name, a)
+            for name, values in small.items():  # written once per part: per-row writes cost ~50 us each
+                values.append(sample[name])
+            i += 1
+            if progress is not None:
+                progress(1)
+    arrays = {name: values if fields[name][0] is str else np.asarray(values, fields[name][0])
+              for name, values in small.items()}
+    check_generated_params(arrays, start)
+    for name, values in arrays.items():
+        f[name][...] = values
+        sums.add_rows(name, values)
+    write_attrs(f, config_json, stop - start, complete=True)
+    f.attrs["part"] = part
+    f.attrs["first_sample"] = start
+    f.attrs[PART_ATTR] = json.dumps({"method": METHOD, "datasets": sums.result()})
 
 
 class _Finisher:
@@ -129,6 +169,11 @@ class _Finisher:
         self._futures: list[Any] = []
 
     def submit(self, final: Path) -> None:
+        """Finish ``final`` in the background, after re-raising the error of a part finished earlier (a full
+        disk stops the run at the next part, not after generating all of them)."""
+        for fut in self._futures:
+            if fut.done() and fut.exception() is not None:
+                raise fut.exception()
         self._futures.append(self._pool.submit(self._finish, final))
 
     @staticmethod
@@ -137,11 +182,14 @@ class _Finisher:
         flush_and_drop(tmp)
         os.replace(tmp, final)
 
-    def close(self) -> None:
-        """Wait for every submitted part; re-raises the first error."""
+    def close(self, raise_errors: bool = True) -> None:
+        """Wait for every submitted part; re-raises the first error (unless ``raise_errors`` is False: another
+        error is on its way and this one would only hide it)."""
         try:
             for fut in self._futures:
-                fut.result()
+                err = fut.exception()
+                if err is not None and raise_errors:
+                    raise err
         finally:
             self._pool.shutdown(wait=True)
 
@@ -212,14 +260,35 @@ def _run_parallel(jobs: list[tuple[str, Layout, str, int]], workers: int, progre
             while pending:
                 finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
                 drain()
+                for fut in finished:  # the written parts first: a failure beside them must not lose them
+                    if fut.exception() is None:
+                        done(part_of[fut])
                 for fut in finished:
                     fut.result()  # re-raises a worker's exception (BrokenProcessPool if one died)
-                    done(part_of[fut])
+        except Exception:
+            _keep_running_parts(pending, part_of, done)
+            raise
         except BaseException:
             for fut in pending:
                 fut.cancel()
             raise
     drain()
+
+
+def _keep_running_parts(pending: set[Any], part_of: dict[Any, int], done: Callable[[int], None]) -> None:
+    """After one part failed: cancel the parts not started, let the running ones end, and still finish those
+    that were written (a full disk keeps every part completed), ignoring their errors (the first is raised)."""
+    from concurrent.futures import wait
+
+    for fut in pending:
+        fut.cancel()
+    wait(pending)
+    for fut in pending:
+        if not fut.cancelled() and fut.exception() is None:
+            try:
+                done(part_of[fut])
+            except Exception:
+                pass
 
 
 def _checked_count(n_samples: Any, workers: int, shard: tuple[int, int] | None) -> int:
@@ -263,14 +332,43 @@ def _generate_parts(jobs: list[tuple[str, Layout, str, int]], workers: int, fold
         else:
             _run_parallel(jobs, min(workers, len(todo)), tick, lambda p: finisher.submit(part_path(folder, p)))
             generated = sum(layout.part_samples(p)[1] - layout.part_samples(p)[0] for p in todo)
-    finally:
-        finisher.close()
+    except BaseException:
+        finisher.close(raise_errors=False)  # the parts already written are still finished; its errors are hidden
+        raise
+    finisher.close()
+    return generated
+
+
+def _write_missing(config: SynthConfig, out: Path, layout: Layout, mine: list[int], todo: list[int], workers: int,
+                   shard: tuple[int, int] | None, tick: Callable[[int], None], created: bool) -> int:
+    """Generate the parts ``todo`` (of this call's share ``mine``) and, without ``shard``, merge; returns the
+    samples generated. On failure the half-written parts are removed (and a parts folder this call
+    ``created``, if it holds nothing finished) and the error is explained (failure.explain_failure)."""
+    folder = parts_dir(out)
+    config_json = config.to_json()
+    generated = 0
+    try:
+        left = sum(layout.part_samples(p)[1] - layout.part_samples(p)[0] for p in todo)
+        check_free_space(folder, left, config.image_size, f"{out} ({left} samples to write)")
+        if todo:
+            generated = _generate_parts([(config_json, layout, str(folder), p) for p in todo], workers, folder, tick)
+        if shard is None:
+            merge_parts(out)
+    except Exception as err:
+        remove_temporaries(folder, todo)
+        if created:
+            remove_empty_run(folder)  # nothing finished: leave nothing behind
+        explained = explain_failure(err, out, folder, layout, mine, config.image_size)
+        if explained is None:
+            raise
+        raise explained from err
     return generated
 
 
 def write_store(config: SynthConfig, out: str | os.PathLike, n_samples: int, *, workers: int = 1,
                 shard: tuple[int, int] | None = None, part_subjects: int | None = None,
-                progress: Callable[[int], None] | None = None) -> WriteReport:
+                progress: Callable[[int], None] | None = None,
+                note: Callable[[str], None] | None = None) -> WriteReport:
     """Generate ``n_samples`` samples into the store ``out`` (resuming an interrupted run).
 
     Parameters
@@ -285,18 +383,29 @@ def write_store(config: SynthConfig, out: str | os.PathLike, n_samples: int, *, 
     part_subjects : subjects per part (default: about 64 samples per part). Must be the same for every
         shard and resume of one store (it is recorded in the manifest).
     progress : called with the number of samples just generated.
+    note : called with a line for the user (a parts folder of an unfinished run with other settings was
+        started afresh); default: a warning.
+
+    Before any file is created, the output location is checked and every real map file of the source is read
+    (:func:`relaxomap.synth.sources.check_source`). A run that fails before finishing a part leaves no parts
+    folder behind; one that fails later keeps its finished parts (rerun the same command to resume).
 
     Raises
     ------
     ValueError
-        if ``out`` exists with other settings, if a parts folder holds a run with other settings, or on
-        invalid arguments.
+        if ``out`` exists with other settings, if a parts folder holds finished parts of a run with other
+        settings, on invalid arguments, an unwritable output location, unreadable or implausible map files,
+        or a generated sample that is not finite (:class:`NonFiniteSampleError`).
+    relaxomap.synth.store.failure.StoreWriteError
+        (an OSError) if writing fails: :class:`~relaxomap.synth.store.failure.DiskFullError` when the disk is
+        full (how much space is needed, and where), or an I/O error or a worker process that died.
     """
     import time
 
     t0 = time.perf_counter()
     out = Path(out)
     n_samples = _checked_count(n_samples, workers, shard)
+    check_output_file(out, "store")
     if part_subjects is None:
         part_subjects = default_part_subjects(config)
     layout = Layout(n_samples, config.slices_per_subject, int(part_subjects))
@@ -309,20 +418,21 @@ def write_store(config: SynthConfig, out: str | os.PathLike, n_samples: int, *, 
                              "path or delete it")
         merge_parts(out)  # removes a parts folder left by a self-contained merge killed after its rename
         return WriteReport(out, n_samples, 0, layout.n_parts, True, store_bytes(out), time.perf_counter() - t0)
+    check_source(config.source)  # unreadable or implausible map files: refused before anything is created
     folder = parts_dir(out)
-    check_manifest(folder, manifest_of(config, layout))
+    created = not (folder / MANIFEST).exists()
+    said = check_manifest(folder, manifest_of(config, layout))
+    if said and note is not None:
+        note(said)
+    elif said:
+        warnings.warn(said, stacklevel=2)
     mine = [p for p in range(layout.n_parts) if shard is None or p % shard[1] == shard[0]]
     todo = _missing_parts(folder, layout, mine, config_json)
     tick = progress or (lambda k: None)
     done_before = sum(layout.part_samples(p)[1] - layout.part_samples(p)[0] for p in mine if p not in todo)
     if done_before:
         tick(done_before)
-    generated = 0
-    if todo:
-        generated = _generate_parts([(config_json, layout, str(folder), p) for p in todo], workers, folder, tick)
-    merged = False
-    if shard is None:
-        merge_parts(out)
-        merged = True
+    generated = _write_missing(config, out, layout, mine, todo, workers, shard, tick, created)
+    merged = shard is None
     size = store_bytes(out) if merged else sum(part_path(folder, p).stat().st_size for p in mine)
     return WriteReport(out, n_samples, generated, len(mine), merged, size, time.perf_counter() - t0)

@@ -72,6 +72,7 @@ def ablation_command(quick: bool, out: str | None, results: str | None, steps: i
                      resume: bool) -> None:
     from pathlib import Path
 
+    from relaxomap.synth.store.failure import StoreWriteError
     from relaxomap.train.experiment.ablation import run_experiment
     from relaxomap.train.experiment.config import ExperimentConfig
     from relaxomap.train.experiment.page import format_summary
@@ -85,7 +86,7 @@ def ablation_command(quick: bool, out: str | None, results: str | None, steps: i
     try:
         report = run_experiment(config, out_dir, page, resume=resume, echo=click.echo,
                                 command=_command_line(quick, steps), **given(device=device))
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, StoreWriteError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"\nSummary ({time.perf_counter() - t0:.1f} s):")
     click.echo(format_summary(report))

@@ -132,11 +132,14 @@ def synth_group(ctx: click.Context, out: str | None, n_samples: int | None, conf
         layout = Layout(n_samples, config.slices_per_subject, ps)
         total = sum(b - a for a, b in (layout.part_samples(p) for p in range(layout.n_parts)
                                        if p % shard_t[1] == shard_t[0]))
+    from relaxomap.synth.store.failure import StoreWriteError
+
     with tqdm(total=total, unit="sample", desc=Path(out).name, dynamic_ncols=True) as bar:
         try:
             report = write_store(config, out, n_samples, workers=workers or 1, shard=shard_t,
-                                 part_subjects=part_subjects, progress=bar.update)
-        except ValueError as err:
+                                 part_subjects=part_subjects, progress=bar.update,
+                                 note=lambda line: bar.write(f"note: {line}"))
+        except (ValueError, StoreWriteError) as err:
             raise click.ClickException(str(err)) from None
     dt = time.perf_counter() - t0
     rate = report.generated / dt if report.generated else 0.0
@@ -155,17 +158,37 @@ def synth_group(ctx: click.Context, out: str | None, n_samples: int | None, conf
 @click.option("--samples", type=int, default=4, show_default=True, help="Rows of the montage.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Which random samples.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Save the summary as JSON.")
-def inspect_command(store: str, png: str | None, samples: int, seed: int, json_path: str | None) -> None:
-    """Check a store against the schema; print counts and parameter ranges; optionally a PNG montage."""
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Read every sample: checksums of each part and finite values (exit status 1 if any fails).")
+def inspect_command(store: str, png: str | None, samples: int, seed: int, json_path: str | None,
+                    verify: bool) -> None:
+    """Check a store against the schema; print counts and parameter ranges; verify its data (checksums, finite
+    values); optionally a PNG montage."""
+    from tqdm import tqdm
+
+    from relaxomap.atomic import atomic_write_text, check_output_file
     from relaxomap.synth.store.summary import format_summary, montage, summarize
+    from relaxomap.synth.store.verify import verify_store
 
     try:
+        for path, option in ((png, "--png"), (json_path, "--json")):
+            if path:
+                check_output_file(path, option)
         summary = summarize(store, seed=seed)
+        click.echo(format_summary(summary))
+        if verify:
+            with tqdm(total=summary["n_samples"], unit="sample", desc="verify", leave=False, disable=None) as bar:
+                report = verify_store(store, progress=bar.update)
+            summary["verify"] = {"ok": report.ok, "checksums": report.checksums, "nonfinite": report.nonfinite,
+                                 "problems": [str(p) for p in report.problems], "more_problems": report.more}
+            click.echo("\n".join(report.lines()))
     except ValueError as err:
         raise click.ClickException(str(err)) from None
-    click.echo(format_summary(summary))
     if json_path:
-        Path(json_path).write_text(json.dumps(summary, indent=1))
+        atomic_write_text(json_path, json.dumps(summary, indent=1))
+    if verify and not report.ok:
+        raise click.ClickException(f"store {store} failed verification ({len(report.problems) + report.more} "
+                                   "problem(s) listed above); do not train or evaluate on it")
     if png:
         click.echo(f"montage: {montage(store, png, n=samples, seed=seed)}")
 
@@ -174,20 +197,25 @@ def inspect_command(store: str, png: str | None, samples: int, seed: int, json_p
 @click.argument("store", type=click.Path(dir_okay=False))
 @click.option("--self-contained", is_flag=True, help="Copy the parts into one movable file (and remove STORE.parts/) "
               "instead of a view over them; also converts an existing view store.")
-def merge_command(store: str, self_contained: bool) -> None:
+@click.option("--verify", is_flag=True, help="First read every part back: checksums and finite values (a damaged "
+              "part is named and nothing is merged).")
+def merge_command(store: str, self_contained: bool, verify: bool) -> None:
     """Join the parts written by `synth --shard i/n` jobs into STORE (all shards must be done).
 
-    By default STORE is a view (HDF5 virtual datasets) over STORE.parts/, which must stay beside it.
+    By default STORE is a view (HDF5 virtual datasets) over STORE.parts/, which must stay beside it (move or
+    rename the two together).
     """
+    from relaxomap.synth.store.failure import StoreWriteError
     from relaxomap.synth.store.format import store_bytes
     from relaxomap.synth.store.merge import merge_parts
 
     try:
-        path = merge_parts(store, self_contained=self_contained)
-    except ValueError as err:
+        path = merge_parts(store, self_contained=self_contained, verify=verify)
+    except (ValueError, StoreWriteError) as err:
         raise click.ClickException(str(err)) from None
     kind = "one self-contained file" if self_contained else f"a view over {Path(str(path) + '.parts')}/"
-    click.echo(f"merged into {path}, {kind} ({store_bytes(path) / 1e6:.1f} MB)")
+    checked = "; every part verified" if verify else ""
+    click.echo(f"merged into {path}, {kind} ({store_bytes(path) / 1e6:.1f} MB){checked}")
 
 
 @click.command("synth")

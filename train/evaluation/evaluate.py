@@ -229,14 +229,8 @@ def _evaluate_store(store: str | os.PathLike, scen: str, nets: Mapping[str, Any]
     import torch
     from tqdm import tqdm
 
-    from relaxomap.synth.store.dataset import SynthDataset
-
-    ds = SynthDataset(store, split=None if split == "all" else split)
-    n = len(ds) if max_samples is None else min(len(ds), int(max_samples))
-    if n == 0:
-        raise ValueError(f"store {store} has no samples in split {split!r} (its subject-wise split is empty); "
-                         "use split 'all' (--split all) for a store made only for testing")
-    chosen = np.unique(np.linspace(0, len(ds) - 1, n).round().astype(int))
+    ds, chosen = _chosen_samples(store, split, max_samples)
+    n = len(chosen)
     h5 = h5py.File(store, "r")
     try:
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, chosen.tolist()), batch_size=int(batch),
@@ -254,6 +248,35 @@ def _evaluate_store(store: str | os.PathLike, scen: str, nets: Mapping[str, Any]
     entry = {"store": str(Path(store).resolve()), "split": split, "n_samples": n, "n_subjects": len(run.left),
              "models": run.summary(n)}
     return entry, run
+
+
+def _chosen_samples(store: str | os.PathLike, split: str, max_samples: int | None) -> tuple[Any, np.ndarray]:
+    """The store's SynthDataset for ``split`` and the positions in it of the samples evaluated (evenly spaced)."""
+    from relaxomap.synth.store.dataset import SynthDataset
+
+    ds = SynthDataset(store, split=None if split == "all" else split)
+    n = len(ds) if max_samples is None else min(len(ds), int(max_samples))
+    if n == 0:
+        ds.close()
+        raise ValueError(f"store {store} has no samples in split {split!r} (its subject-wise split is empty); "
+                         "use split 'all' (--split all) for a store made only for testing")
+    return ds, np.unique(np.linspace(0, len(ds) - 1, n).round().astype(int))
+
+
+def _check_finite_inputs(stores: Sequence[str | os.PathLike], split: str, max_samples: int | None) -> None:
+    """Refuse, before any model runs, a store whose evaluated samples hold NaN or infinity in their inputs or
+    targets (the metrics would be meaningless, e.g. an MPE of 1e41 %); the message names store and samples."""
+    from relaxomap.synth.store.verify import nonfinite_rows
+
+    for store in stores:
+        ds, chosen = _chosen_samples(store, split, max_samples)
+        rows = ds.indices[chosen]
+        ds.close()
+        bad = nonfinite_rows(store, rows)
+        if bad:
+            shown = "; ".join(str(p) for p in bad[:8]) + (f"; and {len(bad) - 8} more" if len(bad) > 8 else "")
+            raise ValueError(f"store {store}: {len(bad)} evaluated sample(s) hold non-finite inputs or targets "
+                             f"({shown}); check it with `relaxomap synth inspect {store}` and regenerate it")
 
 
 # ------------------------------------------------------------------------------------------------ evaluate
@@ -297,12 +320,13 @@ def evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLik
     FileNotFoundError
         A checkpoint path that does not exist.
     ValueError
-        Bad ``split`` / ``max_samples`` / ``batch``, an unreadable store or checkpoint, or a store whose split
-        is empty.
+        Bad ``split`` / ``max_samples`` / ``batch``, an unreadable store or checkpoint, a store whose split
+        is empty, or evaluated samples holding non-finite inputs or targets (store and samples named).
     """
     from relaxomap.physics.voxel_solver import NLLSConfig
 
     _check_arguments(split, max_samples, batch, stores)
+    _check_finite_inputs(stores, split, max_samples)
     dev = resolve_device(device)
     nets, infos = _load_models(models, dev)
     results: dict[str, Any] = {
@@ -327,7 +351,7 @@ def run_evaluate(models: Mapping[str, str | os.PathLike] | Sequence[str | os.Pat
                  stores: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, overwrite: bool = False,
                  **kwargs: Any) -> Evaluation:
     """:func:`evaluate` then :func:`train.evaluation.report.write_outputs` (the ``relaxomap evaluate`` pipeline)."""
-    check_output_dir(out_dir, overwrite)  # fail before hours of evaluation, not after
+    check_output_dir(out_dir, overwrite, what="--out")  # fail before hours of evaluation, not after
     ev = evaluate(models, stores, **kwargs)
     write_outputs(ev, out_dir, overwrite=overwrite)
     return ev

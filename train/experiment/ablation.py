@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from relaxomap.atomic import atomic_write_text
+from relaxomap.atomic import atomic_write_text, check_output_dir, check_output_file
 from relaxomap.physics.checks import config_differences
 from relaxomap.train.checkpoint import sha256_file
 from relaxomap.train.evaluation.evaluate import EVALUATION_FORMAT_VERSION
@@ -59,6 +59,7 @@ def _check_folder(out: Path, config: ExperimentConfig, resume: bool) -> None:
     marker = out / "experiment.json"
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
+    check_output_dir(out, existing_ok=True, what="--out")
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise ValueError(f"--out {out} is not empty (an earlier experiment?); pass --resume to continue it or "
                          "choose another --out")
@@ -102,6 +103,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, results: st
         raise ValueError(f"--results {results} must be the markdown page (e.g. results.md); its JSON twin is "
                          "written beside it")
     _check_folder(out, config, resume)
+    check_output_file(results, "--results")
     threads = torch.get_num_threads()
     if config.torch_threads is not None:
         torch.set_num_threads(config.torch_threads)

@@ -35,3 +35,35 @@ def assert_same_store(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> Non
     assert sorted(a) == sorted(b)
     for name in a:
         assert np.array_equal(a[name], b[name]), name  # bit-identical: same seeds, same code path
+
+
+def copy_store(src: Path, dst: Path) -> Path:
+    """A copy of a store (a view with its parts folder) at ``dst``."""
+    import shutil
+
+    from relaxomap.synth.store.format import parts_dir
+
+    shutil.copy(src, dst)
+    if parts_dir(src).is_dir():
+        shutil.copytree(parts_dir(src), parts_dir(dst))
+    return dst
+
+
+def poke(path: Path, row: int, dataset: str, value: float, count: int = 1) -> Path:
+    """Overwrite ``count`` brain-mask voxels of channel 0 of sample ``row``'s image ``dataset`` with ``value``,
+    in the file that holds them (a view's part file); returns that file."""
+    import h5py
+
+    from relaxomap.synth.store.format import ImageReader
+
+    reader = ImageReader(path)
+    found, j = reader.locate(row)
+    file = reader.source(row)
+    mask = found["mask"][j]
+    reader.close()
+    ys, xs = np.nonzero(mask)
+    with h5py.File(file, "r+") as f:
+        a = f[dataset][j]
+        a[0, ys[:count], xs[:count]] = value
+        f[dataset][j] = a
+    return file

@@ -43,9 +43,15 @@ def test_manifest_is_written_once_and_then_checked(tmp_path: Path) -> None:
     check_manifest(folder, manifest_of(small_config(), layout))
     stored = json.loads((folder / MANIFEST).read_text())
     assert stored["n_samples"] == N and stored["config"]["seed"] == 11
-    check_manifest(folder, manifest_of(small_config(), layout))  # the same run: accepted
-    with pytest.raises(ValueError, match=r"x\.h5\.parts holds a run with other settings.*seed"):
+    assert check_manifest(folder, manifest_of(small_config(), layout)) is None  # the same run: accepted
+    (folder / "part-000000.h5").write_bytes(b"")  # a finished part: other settings are refused
+    with pytest.raises(ValueError, match=r"x\.h5\.parts holds 1 finished part\(s\) of a run with other "
+                                         r"settings.*seed"):
         check_manifest(folder, manifest_of(small_config().replace(seed=12), layout))
+    (folder / "part-000000.h5").unlink()  # no finished part: replaced, and said so
+    note = check_manifest(folder, manifest_of(small_config().replace(seed=12), layout))
+    assert "no finished part" in note and "seed" in note
+    assert json.loads((folder / MANIFEST).read_text())["config"]["seed"] == 12
     (folder / MANIFEST).write_text("{not json")
     with pytest.raises(ValueError, match="unreadable manifest"):
         check_manifest(folder, manifest_of(small_config(), layout))
