@@ -10,6 +10,11 @@ half-written file where a finished one is expected. The temporary name keeps the
 - :func:`atomic_output_dir` : the same for a whole output folder (``predict --out``, ``demo --out``), with the
   ``--overwrite`` rule.
 - :func:`check_output_dir` : that rule alone, for checking an output folder *before* the expensive work.
+- :func:`check_output_file` : the same for one output file (``render --out``, ``export --out``).
+
+Both checks also refuse a destination that cannot be created at all -- below a regular file, or in a folder
+that is read-only or immutable (tried with a probe file that is removed at once) -- so a command stops with a
+message naming the path before it loads a model or computes anything, instead of a traceback at the end.
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_output_dir", "check_output_dir"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_output_dir", "check_output_dir",
+           "check_output_file"]
 
 
 def _temporary_name(path: Path) -> Path:
@@ -74,20 +80,75 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (a broken symlink counts as existing)."""
+    p = path
+    while not os.path.lexists(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _check_writable_dir(folder: Path, what: str, target: Path) -> None:
+    """ValueError unless a file can be created in the existing directory ``folder`` (probe: create, remove)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".relaxomap-write-probe-", dir=folder)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ValueError(f"{what} {target} cannot be written: directory {folder} is not writable ({reason}); "
+                         "choose another --out or fix the folder's permissions") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _check_creatable(path: Path, what: str) -> None:
+    """ValueError unless ``path`` can be created: its nearest existing ancestor is a writable directory."""
+    anc = _nearest_existing(path.parent)
+    if not anc.is_dir():
+        raise ValueError(f"{what} {path} cannot be created: {anc} is a file, not a directory; choose another "
+                         "--out")
+    _check_writable_dir(anc, what, path)
+
+
 def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
-    """Refuse an output folder that exists as a file, or exists non-empty without ``overwrite``.
+    """Refuse an output folder that cannot be made, or that exists non-empty without ``overwrite``.
+
+    Refused: ``out_dir`` exists and is not a directory; it lies below a regular file; its parent folder (the
+    nearest one that exists) or the folder itself is read-only or immutable; it exists non-empty and
+    ``overwrite`` is False.
 
     Raises
     ------
     ValueError naming the folder and what to do.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists():
+    what = "output directory"
+    if os.path.lexists(out_dir):
         if not out_dir.is_dir():
             raise ValueError(f"output {out_dir} exists and is not a directory")
         if any(out_dir.iterdir()) and not overwrite:
             raise ValueError(f"output directory {out_dir} exists and is not empty; pass --overwrite to replace it "
                              "or choose another --out")
+        _check_writable_dir(out_dir, what, out_dir)
+    _check_creatable(out_dir, what)
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse an output file that cannot be written, or that exists without ``overwrite``.
+
+    Refused: ``path`` is a directory; it exists and ``overwrite`` is False; it lies below a regular file; its
+    folder (the nearest one that exists) is read-only or immutable.
+
+    Raises
+    ------
+    ValueError naming the file and what to do.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"output file {path} is a directory; --out must name a file (one inside it, for example), "
+                         "not the directory itself")
+    if os.path.lexists(path) and not overwrite:
+        raise ValueError(f"output file {path} exists; pass --overwrite to replace it or choose another --out")
+    _check_creatable(path, "output file")
 
 
 @contextmanager
