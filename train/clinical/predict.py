@@ -233,8 +233,16 @@ def load_prediction_model(checkpoint: str | Path | None, device: Any
     ------
     FileNotFoundError
         If the checkpoint does not exist, saying how to train one.
+    ValueError
+        If it is a directory, or not a readable relaxomap checkpoint with finite weights
+        (:func:`train.checkpoint.load_checkpoint`, :func:`train.checkpoint.check_finite_weights`).
     """
     path = Path(checkpoint) if checkpoint is not None else DEFAULT_MODEL
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.pt") if p.is_file())[:4]
+        raise ValueError(f"--checkpoint {path} is a directory; a checkpoint file (.pt) is expected"
+                         + (f" (it holds {', '.join(found)}: pass one of them)" if found else
+                            ", e.g. a run's best.pt or a file written by `relaxomap export`"))
     if not path.is_file():
         which = "the default model" if checkpoint is None else "--checkpoint"
         raise FileNotFoundError(
