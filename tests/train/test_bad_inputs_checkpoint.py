@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from relaxomap.model.unet import build_model
 from relaxomap.train.checkpoint import load_checkpoint, load_model, save_checkpoint
 from relaxomap.train.cli import main
-from tests.train.clinical.helpers import TINY, write_case
+from tests.train.clinical.helpers import TINY
 
 
 def _poisoned(path: Path, value: float, *, ema: bool = False) -> tuple[Path, str]:
