@@ -187,7 +187,8 @@ def _to_reference(vols: Mapping[str, Volume], ref: Volume, resample: bool, warni
 
 
 def _slice_presence(mask: np.ndarray, ref: Volume, ref_label: str, vols: Mapping[str, Volume],
-                    fovs: Mapping[str, np.ndarray], warnings: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+                    fovs: Mapping[str, np.ndarray], warnings: list[str]
+                    ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Per resampled contrast, the RAS axial slices it fully covers (:func:`slices_in_view`), and how many brain
     slices it misses."""
     mask_ras = to_ras(mask, ref.affine)[0]
@@ -197,6 +198,17 @@ def _slice_presence(mask: np.ndarray, ref: Volume, ref_label: str, vols: Mapping
         present[c] = slices_in_view(mask_ras, to_ras(fov, ref.affine)[0], vols[c], c, ref_label, warnings)
         outside[c] = int((brain & ~present[c]).sum())
     return present, outside
+
+
+def _training_ranges(meta: Mapping[str, Any], params: Mapping[str, Mapping[str, ParamValue]],
+                     warnings: list[str]) -> Any:
+    """The checkpoint's TR/TE/TI training ranges [ms] (None when unrecorded) and a warning per value outside."""
+    ranges = training_ranges(meta)
+    if ranges is None:
+        warnings.append("the checkpoint records no training parameter ranges: out-of-range TR/TE/TI cannot be "
+                        "flagged")
+    warnings.extend(range_warnings(params, ranges))
+    return ranges
 
 
 def _brain_mask(mask_path: str | Path | None, data: Mapping[str, np.ndarray], ref: Volume, ref_label: str,
@@ -298,7 +310,7 @@ def run_predict(
     ------
     FileNotFoundError, ValueError, ImportError
         With messages naming the file or parameter (see :mod:`train.clinical.sidecar`,
-        :mod:`train.clinical.nifti`).
+        :mod:`train.clinical.nifti`, :mod:`train.clinical.input_checks`, :mod:`relaxomap.atomic`).
     """
     t0 = time.perf_counter()
     given = {c: inputs.get(c) for c in CONTRASTS if inputs.get(c) is not None}
@@ -317,11 +329,7 @@ def run_predict(
     ref_c = next(c for c in CONTRASTS if c in vols)
     ref = vols[ref_c]
     data, resampled, fovs = _to_reference(vols, ref, resample, warnings)
-    ranges = training_ranges(meta)
-    if ranges is None:
-        warnings.append("the checkpoint records no training parameter ranges: out-of-range TR/TE/TI cannot be "
-                        "flagged")
-    warnings.extend(range_warnings(params, ranges))
+    ranges = _training_ranges(meta, params, warnings)
     mask, mask_info = _brain_mask(mask_path, data, ref, CONTRAST_LABELS[ref_c], resample, warnings)
     in_view, outside = _slice_presence(mask, ref, CONTRAST_LABELS[ref_c], vols, fovs, warnings)
     maps = _predict_maps(data, mask, ref, params, model, meta, batch, dev, progress, warnings, in_view)

@@ -56,7 +56,8 @@ def test_bids_time_in_wrong_unit(case: dict[str, Path], tiny_ckpt: Path, tmp_pat
 @pytest.mark.parametrize(("flag", "value", "expected"), [
     ("--t1w-tr", "0.6", "flag --t1w-tr: RepetitionTime = 0.6 ms is outside the plausible range of a repetition time "
                         "(1-20000 ms); DICOM times and the flags are in ms (was it written in seconds? 0.6 s = 600 ms)"),
-    ("--t2w-te", "0.1", "flag --t2w-te: EchoTime = 0.1 ms is outside the plausible range of an echo time (0.5-500 ms)"),
+    ("--t2w-te", "0.1", "flag --t2w-te: EchoTime = 0.1 ms is outside the plausible range of an echo time "
+                        "(0.5-500 ms)"),
     ("--flair-ti", "2.5", "flag --flair-ti: InversionTime = 2.5 ms is outside the plausible range of an inversion "
                           "time (10-5000 ms); DICOM times and the flags are in ms (was it written in seconds? 2.5 s = "
                           "2500 ms)"),
