@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from relaxomap.train.cli import bench, main
 from tests.conftest import REPO
 
-COMMANDS = {"fidelity", "bounds", "synth", "train", "export", "evaluate", "predict", "render", "demo", "experiment", "bench"}
+COMMANDS = {"fidelity", "bounds", "synth", "train", "export", "evaluate", "predict", "render", "demo", "experiment",
+            "bench"}
 
 
 def test_every_command_is_registered() -> None:
