@@ -81,6 +81,7 @@ def sequence_terms(value: Any) -> tuple[str, ...]:
 
 
 def _number(raw: Any, key: str, where: str) -> float | None:
+    """A header number; None when absent, empty or 0 (some converters write 0 for "not applicable")."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     if isinstance(raw, (list, tuple)) and len(raw) == 1:
@@ -89,9 +90,9 @@ def _number(raw: Any, key: str, where: str) -> float | None:
         v = float(raw)
     except (TypeError, ValueError):
         raise ValueError(f"{where}: {key} must be a number; got {raw!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{where}: {key} must be a finite number > 0; got {raw!r}")
-    return v
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{where}: {key} must be a finite number >= 0; got {raw!r}")
+    return v if v > 0 else None
 
 
 def read_acquisition(get: Callable[[str], Any], where: str) -> Acquisition:
@@ -104,12 +105,12 @@ def read_acquisition(get: Callable[[str], Any], where: str) -> Acquisition:
 
     Raises
     ------
-    ValueError naming ``where`` and the field: EchoTrainLength not a whole number >= 1, MagneticFieldStrength
-    not a number of tesla in (0, 21].
+    ValueError naming ``where`` and the field: EchoTrainLength not a whole number, MagneticFieldStrength not a
+    number of tesla in [0, 21] (0 or empty counts as not recorded), a negative or non-numeric value.
     """
     etl = _number(get("EchoTrainLength"), "EchoTrainLength", where)
     if etl is not None and etl != round(etl):
-        raise ValueError(f"{where}: EchoTrainLength must be a whole number >= 1; got {etl:g}")
+        raise ValueError(f"{where}: EchoTrainLength must be a whole number of echoes; got {etl:g}")
     field = _number(get("MagneticFieldStrength"), "MagneticFieldStrength", where)
     if field is not None and field > 21.0:
         raise ValueError(f"{where}: MagneticFieldStrength = {field:g} is not a field strength in tesla (0-21 T); "

@@ -159,3 +159,26 @@ def test_shipped_model_accepts_its_own_kinds() -> None:
                 acq = read_acquisition(bids_sidecar_dict(prot).get, name)
                 kind, why = sequence_kind(contrast, acq, prot.ti_ms)
                 assert kind == prot.kind and unsuitable(contrast, acq, kind, why, trained, name) == []
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"MagneticFieldStrength": 15000}, "MagneticFieldStrength = 15000 is not a field strength in tesla (0-21 T); "
+                                       "was it written in gauss or mT?"),
+    ({"EchoTrainLength": "many"}, "EchoTrainLength must be a number; got 'many'"),
+    ({"EchoTrainLength": 2.5}, "EchoTrainLength must be a whole number of echoes; got 2.5"),
+    ({"MagneticFieldStrength": -3}, "MagneticFieldStrength must be a finite number >= 0; got -3"),
+])
+def test_malformed_header_fields_refused(tmp_path: Path, tiny_ckpt: Path, fields: dict, expected: str) -> None:
+    path = _write(tmp_path / "in", "t2w", fields, (5000.0, 100.0, None))
+    out = tmp_path / "maps"
+    res = _predict("t2w", path, tiny_ckpt, out, "--force")
+    assert res.exit_code == 1, res.output
+    assert f"BIDS sidecar {path.with_name('T2w.json')}: {expected}" in res.output and not out.exists()
+
+
+def test_zero_means_not_recorded(tmp_path: Path, tiny_ckpt: Path) -> None:
+    """Converters write 0 for a field that does not apply: it is read as not recorded, not refused."""
+    path = _write(tmp_path / "in", "t2w", {"EchoTrainLength": 0, "MagneticFieldStrength": 0, "ContrastBolusAgent": ""},
+                  (5000.0, 100.0, None))
+    res = _predict("t2w", path, tiny_ckpt, tmp_path / "maps")
+    assert res.exit_code == 0, res.output
