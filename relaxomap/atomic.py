@@ -10,10 +10,13 @@ half-written file where a finished one is expected. The temporary name keeps the
 - :func:`atomic_output_dir` : the same for a whole output folder (``predict --out``, ``demo --out``), with the
   ``--overwrite`` rule.
 - :func:`check_output_dir` : that rule alone, for checking an output folder *before* the expensive work.
-- :func:`check_output_file` : the same for one output file (a store, a PNG, a JSON summary, a results page).
+- :func:`check_output_file` : the same for one output file (a store, a PNG, a JSON summary, a results page,
+  ``render --out``, ``export --out``), with the ``--overwrite`` rule for an existing file.
 
 Both checks also refuse a location that cannot be written at all, naming the path: one below a regular file
-(``results.md/out``), or whose nearest existing folder is not writable (read-only folder or file system).
+(``results.md/out``), or whose nearest existing folder is not writable (permission bits, then a probe file
+created and removed at once: read-only mounts and immutable folders), so a command stops with a message
+before it loads a model or computes anything, instead of a traceback at the end.
 """
 from __future__ import annotations
 
@@ -84,30 +87,48 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+def _writable(folder: Path) -> str | None:
+    """``None`` if a file can be created in the existing ``folder``, else the reason: the permission bits
+    (``os.access``), then a probe file created and removed at once (read-only mounts, immutable folders)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "permission denied"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".relaxomap-write-probe-", dir=folder)
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
 def _check_location(path: Path, what: str) -> None:
     """Refuse ``path`` if its nearest existing ancestor folder is a regular file or not writable."""
     for parent in path.absolute().parents:
+        if os.path.lexists(parent) and parent.is_symlink() and not parent.exists():  # mkdir would fail on it
+            raise OutputLocationError(f"{what} {path} cannot be created: {parent} is a broken symbolic link")
         if parent.exists():
             if not parent.is_dir():
                 raise OutputLocationError(f"{what} {path} cannot be created: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK | os.X_OK):
+            reason = _writable(parent)
+            if reason is not None:
                 raise OutputLocationError(f"{what} {path} cannot be written: the folder {parent} is read-only "
-                                          "(choose another location or fix its permissions)")
+                                          f"({reason}); choose another location or fix its permissions")
             return
-        if parent.is_symlink():  # a dangling link: mkdir would fail on it
-            raise OutputLocationError(f"{what} {path} cannot be created: {parent} is a broken symbolic link")
 
 
-def check_output_file(path: str | os.PathLike, what: str = "output") -> None:
+def check_output_file(path: str | os.PathLike, what: str = "output file", *, overwrite: bool = False) -> None:
     """Refuse an output file that cannot be written, before the work that produces it.
 
-    ``path`` may exist (it is replaced atomically); it must not be a folder, lie below a regular file, or sit
-    in a folder (the nearest existing one, as missing folders are created) that is not writable.
+    Refused: ``path`` is a folder; it exists and ``overwrite`` is False; it lies below a regular file; its
+    folder (the nearest existing one, as missing folders are created) is read-only or immutable.
 
     Parameters
     ----------
     path : the file to be written.
     what : how the message names it, e.g. ``"--png"`` or ``"store"``.
+    overwrite : an existing file may be replaced (it is, atomically). Commands whose output is meant to be
+        rewritten (a store being resumed, a summary, a results page) pass True; ``render`` and ``export``
+        pass their ``--overwrite`` flag.
 
     Raises
     ------
@@ -115,14 +136,17 @@ def check_output_file(path: str | os.PathLike, what: str = "output") -> None:
     """
     path = Path(path)
     if path.is_dir():
-        raise OutputLocationError(f"{what} {path} is a folder; give a file name")
+        raise OutputLocationError(f"{what} {path} is a folder; give a file name (--out must name a file, not "
+                                  "a directory)")
+    if os.path.lexists(path) and not overwrite:
+        raise OutputLocationError(f"{what} {path} exists; pass --overwrite to replace it or choose another --out")
     _check_location(path, what)
 
 
 def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False, *, existing_ok: bool = False,
-                     what: str = "output") -> None:
+                     what: str = "output directory") -> None:
     """Refuse an output folder that exists as a file, exists non-empty without ``overwrite``, or cannot be
-    created or written (below a regular file, in a read-only folder, or read-only itself).
+    created or written (below a regular file, in a read-only or immutable folder, or read-only itself).
 
     Parameters
     ----------
@@ -140,12 +164,13 @@ def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False, *, exi
     if out_dir.exists():
         if not out_dir.is_dir():
             raise OutputLocationError(f"{what} {out_dir} exists and is not a directory")
-        if not os.access(out_dir, os.W_OK | os.X_OK):
-            raise OutputLocationError(f"{what} directory {out_dir} is read-only (choose another location or fix "
-                                      "its permissions)")
         if any(out_dir.iterdir()) and not overwrite and not existing_ok:
-            raise OutputLocationError(f"{what} directory {out_dir} exists and is not empty; pass --overwrite to "
-                                      "replace it or choose another --out")
+            raise OutputLocationError(f"{what} {out_dir} exists and is not empty; pass --overwrite to replace it "
+                                      "or choose another --out")
+        reason = _writable(out_dir)
+        if reason is not None:
+            raise OutputLocationError(f"{what} {out_dir} cannot be written: the folder {out_dir} is read-only "
+                                      f"({reason}); choose another location or fix its permissions")
         if existing_ok:  # written in place: its parent folder is not touched
             return
     _check_location(out_dir, what)

@@ -99,7 +99,7 @@ def test_helpers_name_the_path_and_the_problem(tmp_path: Path, read_only: Path) 
         check_output_file(tmp_path / "d", "store")
     with pytest.raises(OutputLocationError, match=r"--out .*ro/new cannot be written: the folder .*ro is read-only"):
         check_output_dir(read_only / "new", what="--out")
-    with pytest.raises(OutputLocationError, match=r"--out directory .*ro is read-only"):
+    with pytest.raises(OutputLocationError, match=r"--out .*ro cannot be written: the folder .*ro is read-only"):
         check_output_dir(read_only, existing_ok=True, what="--out")
     check_output_file(tmp_path / "new" / "deeper" / "x.h5")  # missing folders are created later: fine
     check_output_dir(tmp_path / "d", existing_ok=True)

@@ -142,7 +142,7 @@ def merge_parts(out: str | os.PathLike, self_contained: bool = False, verify: bo
         if not is_view(out):
             shutil.rmtree(folder, ignore_errors=True)  # left if a self-contained merge was killed after its rename
         return out
-    check_output_file(out, "store")
+    check_output_file(out, "store", overwrite=True)  # merging onto a view replaces it
     config, layout = _finished_run(out, folder)
     if verify:
         StoreVerifyError.raise_if(verify_parts(folder, layout.n_parts))

@@ -405,7 +405,7 @@ def write_store(config: SynthConfig, out: str | os.PathLike, n_samples: int, *, 
     t0 = time.perf_counter()
     out = Path(out)
     n_samples = _checked_count(n_samples, workers, shard)
-    check_output_file(out, "store")
+    check_output_file(out, "store", overwrite=True)  # a resumed run rewrites its view
     if part_subjects is None:
         part_subjects = default_part_subjects(config)
     layout = Layout(n_samples, config.slices_per_subject, int(part_subjects))

@@ -2,7 +2,8 @@
 
 Each command parses its options, calls one library function (:func:`train.clinical.predict.run_predict`,
 :func:`train.clinical.render.run_render`, :func:`train.clinical.demo.run_demo`) and prints a summary. Errors about
-inputs (missing files, missing parameters, bad geometry) are shown as one ``Error: ...`` line, exit status 1.
+inputs (missing files, missing or implausible parameters, impossible protocols, inputs the model was not made
+for, bad geometry, output locations that cannot be written) are shown as one ``Error: ...`` line, exit status 1.
 Options without a value of their own fall through to the library's defaults (shown in ``--help``).
 """
 from __future__ import annotations
@@ -57,16 +58,20 @@ def _print_warnings(warnings: list[str]) -> None:
 @click.option("--batch", type=click.IntRange(1, 1024), cls=LibraryDefault, default_from=(_PREDICT, "batch"),
               help="Slices per forward pass (memory bound).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out directory.")
+@click.option("--force", is_flag=True, help="Predict even for inputs the model was not made for (gradient-echo / "
+              "MPRAGE or 3-D variable-flip-angle images, post-contrast images, other field strengths); "
+              "provenance.json records it. Impossible protocols are refused regardless.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_param_options
 @user_errors
 def predict_command(t1w: str | None, t2w: str | None, flair: str | None, out_dir: str, checkpoint: str | None,
                     old_checkpoint: str | None, mask_path: str | None, no_resample: bool, device: str | None,
-                    batch: int | None, overwrite: bool, quiet: bool, **params: float | None) -> None:
+                    batch: int | None, overwrite: bool, force: bool, quiet: bool, **params: float | None) -> None:
     """Predict T1 [ms], T2 [ms] and PD maps from T1w / T2w / T2-FLAIR images and their TR/TE/TI.
 
     Sequence parameters come from BIDS sidecars (seconds) next to NIfTI files, from DICOM headers (ms),
-    or from the --<contrast>-tr/-te/-ti flags (ms), which override both.
+    or from the --<contrast>-tr/-te/-ti flags (ms), which override both. Inputs are checked before the
+    model runs: see "What relaxomap refuses" in README.md.
     """
     from relaxomap.train.clinical.predict import run_predict
 
@@ -75,7 +80,7 @@ def predict_command(t1w: str | None, t2w: str | None, flair: str | None, out_dir
     flags = {c: {key: params[f"{c}_{flag}"] for flag, key, _ in _FIELDS} for c in CONTRASTS}
     prov = run_predict({"t1w": t1w, "t2w": t2w, "flair": flair}, out_dir, checkpoint=checkpoint,
                        mask_path=mask_path, param_flags=flags, resample=not no_resample, overwrite=overwrite,
-                       progress=not quiet, **given(device=device, batch=batch))
+                       progress=not quiet, force=force, **given(device=device, batch=batch))
     _print_warnings(prov["warnings"])
     for c, fields in prov["parameters"].items():
         vals = ", ".join(f"{k[:2].upper()} {v['value_ms']:g} ms" for k, v in fields.items())
@@ -99,6 +104,7 @@ def predict_command(t1w: str | None, t2w: str | None, flair: str | None, out_dir
               help="Refocusing flip angle [deg].")
 @click.option("--preset", "preset_name", default=None, help="Start from a named preset (physics.protocol.PRESETS).")
 @click.option("--out", "out_path", type=click.Path(), required=True, help="Output .nii.gz (sidecar .json beside).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out image and its sidecar.")
 @click.option("--forward", type=click.Choice(["closed", "epg"]), cls=LibraryDefault, default_from=(_RENDER, "forward"),
               help="Forward model: closed-form steady state or extended phase graphs (spin-echo kinds).")
 @click.option("--model", "old_forward", type=click.Choice(["closed", "epg"]), default=None, hidden=True,
@@ -106,14 +112,22 @@ def predict_command(t1w: str | None, t2w: str | None, flair: str | None, out_dir
 @user_errors
 def render_command(maps_dir: str, seq: str, tr_ms: float | None, te_ms: float | None, ti_ms: float | None,
                    etl: int | None, esp_ms: float | None, flip_deg: float | None, refocus_deg: float | None,
-                   preset_name: str | None, out_path: str, forward: str | None, old_forward: str | None) -> None:
-    """Synthesise an MR image from T1 / T2 / PD maps at any protocol."""
+                   preset_name: str | None, out_path: str, overwrite: bool, forward: str | None,
+                   old_forward: str | None) -> None:
+    """Synthesise an MR image from T1 / T2 / PD maps at any protocol.
+
+    For turbo spin-echo kinds a --te without --esp derives the echo spacing (and, from a preset, the echo
+    train length) from TE; what was chosen is printed and kept in the sidecar (RelaxomapDerived).
+    """
     from relaxomap.train.clinical.render import build_protocol, run_render
 
     forward = deprecated_spelling(forward, old_forward, new="--forward", old="--model", command="render")
+    derived: dict[str, str] = {}
     protocol = build_protocol(seq, tr_ms=tr_ms, te_ms=te_ms, ti_ms=ti_ms, etl=etl, esp_ms=esp_ms,
-                              flip_deg=flip_deg, refocus_deg=refocus_deg, preset_name=preset_name)
-    side = run_render(maps_dir, protocol, out_path, **given(forward=forward))
+                              flip_deg=flip_deg, refocus_deg=refocus_deg, preset_name=preset_name, derived=derived)
+    side = run_render(maps_dir, protocol, out_path, overwrite=overwrite, derived=derived, **given(forward=forward))
+    for fld, why in derived.items():
+        click.echo(f"{fld} = {why}")
     click.echo(f"wrote {out_path} ({protocol.kind}, TR {protocol.tr_ms:g} ms, TE {protocol.te_ms:g} ms"
                + (f", TI {protocol.ti_ms:g} ms" if protocol.ti_ms else "")
                + f", {side['RelaxomapSignalModel']} model)")

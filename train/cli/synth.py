@@ -173,7 +173,7 @@ def inspect_command(store: str, png: str | None, samples: int, seed: int, json_p
     try:
         for path, option in ((png, "--png"), (json_path, "--json")):
             if path:
-                check_output_file(path, option)
+                check_output_file(path, option, overwrite=True)
         summary = summarize(store, seed=seed)
         click.echo(format_summary(summary))
         if verify:

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from relaxomap.train.clinical.acquisition import read_acquisition
 from relaxomap.train.clinical.nifti import Volume, check_volume
-from relaxomap.train.clinical.sidecar import FileParams, ParamValue, inversion_hint
+from relaxomap.train.clinical.sidecar import FileParams, ParamValue, check_plausible_time, inversion_hint
 
 __all__ = ["load_dicom_series", "dicom_params", "LPS_TO_RAS"]
 
@@ -58,9 +59,16 @@ def _floats(ds: Any, key: str, n: int, path: Path) -> np.ndarray:
 
 
 def dicom_params(ds: Any, series: str | Path) -> FileParams:
-    """TR, TE, TI [ms] from one DICOM dataset's header (values already in ms in DICOM).
+    """TR, TE, TI [ms] and the acquisition facts from one DICOM dataset's header (times already in ms in DICOM).
 
-    Missing or empty attributes are simply absent from the result; 0 for InversionTime counts as absent.
+    Missing or empty attributes are simply absent from the result; 0 for InversionTime counts as absent. Each
+    time must lie in the plausible range of its role (:func:`train.clinical.sidecar.check_plausible_time`);
+    ``acquisition`` holds ScanningSequence, MRAcquisitionType, EchoTrainLength, MagneticFieldStrength and
+    ContrastBolusAgent / ContrastBolusIngredient (:func:`train.clinical.acquisition.read_acquisition`).
+
+    Raises
+    ------
+    ValueError naming the series, the attribute and its tag, the value and what is allowed.
     """
     values: dict[str, ParamValue] = {}
     for fld, (key, tag) in _TAGS.items():
@@ -75,9 +83,12 @@ def dicom_params(ds: Any, series: str | Path) -> FileParams:
             raise ValueError(f"DICOM series {series}: {key} {tag} must be a finite number of ms >= 0; got {v}")
         if fld == "ti_ms" and v == 0:
             continue
+        check_plausible_time(fld, v, f"DICOM series {series}", "ms")
         values[fld] = ParamValue(v, f"DICOM header {key} {tag} = {v:g} ms")
-    return FileParams(values=values, origin=f"DICOM header of series {series}",
-                      inversion_hint=inversion_hint(getattr(ds, "ScanningSequence", None)))
+    where = f"DICOM header of series {series}"
+    return FileParams(values=values, origin=where,
+                      inversion_hint=inversion_hint(getattr(ds, "ScanningSequence", None)),
+                      acquisition=read_acquisition(lambda key: getattr(ds, key, None), where))
 
 
 def _read_all(directory: Path, pydicom: Any) -> list[tuple[Path, Any]]:

@@ -12,7 +12,8 @@ import numpy as np
 
 from relaxomap.train.clinical.nifti import voxel_sizes_mm
 
-__all__ = ["grid_mismatch_mm", "same_grid", "resample_to_grid", "DEFAULT_TOL_VOX", "to_ras", "from_ras"]
+__all__ = ["grid_mismatch_mm", "same_grid", "resample_to_grid", "field_of_view", "DEFAULT_TOL_VOX", "to_ras",
+           "from_ras"]
 
 #: Default grid tolerance [voxels of the reference grid].
 DEFAULT_TOL_VOX = 0.01
@@ -46,6 +47,19 @@ def same_grid(
         return False
     tol_mm = tol_vox * float(voxel_sizes_mm(affine_a).min())
     return grid_mismatch_mm(shape_a, affine_a, affine_b) <= tol_mm
+
+
+def _source_indices(affine: np.ndarray, shape: tuple[int, int, int], target_affine: np.ndarray):
+    """Yield ``(z0, z1, src_idx)``: the source voxel coordinates (3, X, Y, z1 - z0) of each target slab."""
+    vox2vox = np.linalg.inv(np.asarray(affine, np.float64)) @ np.asarray(target_affine, np.float64)
+    nx, ny, nz = (int(n) for n in shape)
+    ii, jj = np.meshgrid(np.arange(nx, dtype=np.float64), np.arange(ny, dtype=np.float64), indexing="ij")
+    for z0 in range(0, nz, _SLAB):
+        z1 = min(nz, z0 + _SLAB)
+        kk = np.arange(z0, z1, dtype=np.float64)
+        # target voxel coordinates of this slab: (3, nx, ny, z1 - z0)
+        tgt = np.stack(np.broadcast_arrays(ii[..., None], jj[..., None], kk[None, None, :]))
+        yield z0, z1, np.tensordot(vox2vox[:3, :3], tgt, axes=1) + vox2vox[:3, 3, None, None, None]
 
 
 def resample_to_grid(
@@ -83,17 +97,23 @@ def resample_to_grid(
     src = np.asarray(data, np.float32)
     if src.ndim != 3:
         raise ValueError(f"resample_to_grid data must be 3-D; got shape {src.shape}")
-    vox2vox = np.linalg.inv(np.asarray(affine, np.float64)) @ np.asarray(target_affine, np.float64)
-    nx, ny, nz = (int(n) for n in shape)
-    out = np.empty((nx, ny, nz), np.float32)
-    ii, jj = np.meshgrid(np.arange(nx, dtype=np.float64), np.arange(ny, dtype=np.float64), indexing="ij")
-    for z0 in range(0, nz, _SLAB):
-        z1 = min(nz, z0 + _SLAB)
-        kk = np.arange(z0, z1, dtype=np.float64)
-        # target voxel coordinates of this slab: (3, nx, ny, z1 - z0)
-        tgt = np.stack(np.broadcast_arrays(ii[..., None], jj[..., None], kk[None, None, :]))
-        src_idx = np.tensordot(vox2vox[:3, :3], tgt, axes=1) + vox2vox[:3, 3, None, None, None]
+    out = np.empty(tuple(int(n) for n in shape), np.float32)
+    for z0, z1, src_idx in _source_indices(affine, shape, target_affine):
         out[:, :, z0:z1] = map_coordinates(src, src_idx, order=order, mode="constant", cval=cval, prefilter=False)
+    return out
+
+
+def field_of_view(src_shape: tuple[int, ...], affine: np.ndarray, shape: tuple[int, int, int],
+                  target_affine: np.ndarray, tol_vox: float = 1e-3) -> np.ndarray:
+    """(X, Y, Z) bool: the target voxels whose centre lies inside the source grid's field of view.
+
+    Inside means between the first and last source voxel centres on every axis (``tol_vox`` slack), where
+    :func:`resample_to_grid` interpolates source data only; outside, it fills in ``cval``.
+    """
+    hi = np.asarray(src_shape[:3], np.float64)[:, None, None, None] - 1 + tol_vox
+    out = np.empty(tuple(int(n) for n in shape), bool)
+    for z0, z1, src_idx in _source_indices(affine, shape, target_affine):
+        out[:, :, z0:z1] = np.all((src_idx >= -tol_vox) & (src_idx <= hi), axis=0)
     return out
 
 

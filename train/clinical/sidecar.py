@@ -8,30 +8,36 @@ to give it. Each resolved value keeps a ``source`` string that goes into
 ``provenance.json``.
 
 Units: BIDS stores RepetitionTime / EchoTime / InversionTime in **seconds**; DICOM (0018,0080/0081/0082)
-and the flags use **milliseconds**. :func:`seconds_to_ms` is the one place where seconds become ms.
+and the flags use **milliseconds**. :func:`seconds_to_ms` is the one place where seconds become ms. Every
+time, whatever its source, must lie in the plausible range of its role (:data:`PLAUSIBLE_MS`): a value
+outside is almost surely in the wrong unit, and the message says which ("written in ms?" for a BIDS time,
+"written in seconds?" for a DICOM value or a flag).
 """
 from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from relaxomap.physics.protocol import CONTRASTS
+from relaxomap.train.clinical.acquisition import Acquisition, read_acquisition, sequence_terms
 from relaxomap.train.clinical.nifti import nifti_stem
 
 __all__ = [
     "CONTRAST_LABELS",
     "PARAM_FIELDS",
     "BIDS_KEYS",
+    "PLAUSIBLE_MS",
     "ParamValue",
     "FileParams",
     "seconds_to_ms",
     "ms_to_seconds",
     "sidecar_path",
     "inversion_hint",
+    "check_plausible_time",
+    "echo_spacing_ms",
     "read_bids_sidecar",
     "bids_sidecar_dict",
     "resolve_parameters",
@@ -53,8 +59,12 @@ _FLAG_SUFFIX: dict[str, str] = {"tr_ms": "tr", "te_ms": "te", "ti_ms": "ti"}
 _SCANNING_SEQUENCE = {"se": "SE", "tse": "SE", "ir_tse": "SE_IR", "spgr": "GR", "mprage": "GR_IR"}
 #: BIDS times are in seconds; 1 s = 1000 ms.
 _MS_PER_S = 1000.0
-#: A BIDS time above this many seconds is almost surely a value written in ms by mistake.
-_MAX_BIDS_SECONDS = 60.0
+#: Plausible range [ms] of each time for any MR sequence (TI = 0 means no inversion and is always allowed):
+#: TR from ~1 ms (fast gradient echo) to 20 s, TE from 0.5 ms to 500 ms (3-D FLAIR's effective TE ~ 400 ms),
+#: TI from 10 ms to 5 s. A value outside is almost surely written in the wrong unit.
+PLAUSIBLE_MS: dict[str, tuple[float, float]] = {"tr_ms": (1.0, 20_000.0), "te_ms": (0.5, 500.0),
+                                                "ti_ms": (10.0, 5_000.0)}
+_ROLE = {"tr_ms": "a repetition time", "te_ms": "an echo time", "ti_ms": "an inversion time"}
 
 
 @dataclass(frozen=True)
@@ -82,11 +92,14 @@ class FileParams:
         /d/a.json"``, ``"DICOM header of series /d/t1"``.
     inversion_hint : non-empty (e.g. ``"ScanningSequence SE_IR"``) when the metadata says inversion recovery;
         a missing TI is then an error instead of defaulting to 0.
+    acquisition : what else the header says (sequence, 2-D / 3-D, echo train, field, contrast agent):
+        :class:`train.clinical.acquisition.Acquisition`.
     """
 
     values: dict[str, ParamValue] = field(default_factory=dict)
     origin: str = "no metadata"
     inversion_hint: str = ""
+    acquisition: Acquisition = field(default_factory=Acquisition)
 
 
 def inversion_hint(scanning_sequence: Any) -> str:
@@ -95,15 +108,41 @@ def inversion_hint(scanning_sequence: Any) -> str:
     ScanningSequence (0018,0020) holds terms SE, IR, GR, EP, RM; dcm2niix writes them joined by ``_``
     (``"SE_IR"``) in BIDS sidecars, pydicom as a list.
     """
-    if scanning_sequence is None:
+    if "IR" not in sequence_terms(scanning_sequence):
         return ""
-    # a str, or a list / pydicom MultiValue of terms
-    try:
-        items = [scanning_sequence] if isinstance(scanning_sequence, str) else list(scanning_sequence)
-    except TypeError:  # a single non-string value
-        items = [scanning_sequence]
-    tokens = {t.upper() for item in items for t in re.split(r"[^A-Za-z]+", str(item)) if t}
-    return f"ScanningSequence {'/'.join(str(i) for i in items)}" if "IR" in tokens else ""
+    items = [scanning_sequence] if isinstance(scanning_sequence, str) else list(scanning_sequence)
+    return f"ScanningSequence {'/'.join(str(i) for i in items)}"
+
+
+def check_plausible_time(fld: str, value_ms: float, where: str, unit: str) -> None:
+    """Refuse a TR / TE / TI outside the plausible range of its role (:data:`PLAUSIBLE_MS`).
+
+    Parameters
+    ----------
+    fld : ``"tr_ms"``, ``"te_ms"`` or ``"ti_ms"``.
+    value_ms : the value [ms] (a BIDS value already converted with :func:`seconds_to_ms`).
+    where : its source, for the message (``"BIDS sidecar /d/a.json"``, ``"flag --t1w-te"``).
+    unit : the unit it was *written* in: ``"s"`` (BIDS) or ``"ms"`` (DICOM, flags); the message quotes the
+        value in that unit and suggests the likely slip ("written in ms?" / "written in seconds?").
+
+    Raises
+    ------
+    ValueError naming the source, the field, the value and the allowed range.
+    """
+    if fld == "ti_ms" and value_ms == 0:
+        return
+    lo, hi = PLAUSIBLE_MS[fld]
+    if lo <= value_ms <= hi:
+        return
+    key = BIDS_KEYS[fld]
+    if unit == "s":
+        v = ms_to_seconds(value_ms)
+        hint = f" (was it written in ms? {v:g} ms = {v / _MS_PER_S:g} s)" if value_ms > hi else ""
+        raise ValueError(f"{where}: {key} = {v:g} s is outside the plausible range of {_ROLE[fld]} "
+                         f"({ms_to_seconds(lo):g}-{ms_to_seconds(hi):g} s); BIDS times are in seconds{hint}")
+    hint = f" (was it written in seconds? {value_ms:g} s = {value_ms * _MS_PER_S:g} ms)" if value_ms < lo else ""
+    raise ValueError(f"{where}: {key} = {value_ms:g} ms is outside the plausible range of {_ROLE[fld]} "
+                     f"({lo:g}-{hi:g} ms); DICOM times and the flags are in ms{hint}")
 
 
 def seconds_to_ms(value_s: float) -> float:
@@ -140,11 +179,6 @@ def _time_value(raw: Any, key: str, where: str) -> float:
     v = float(raw)
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{where}: {key} must be a finite number of seconds >= 0; got {v}")
-    if v > _MAX_BIDS_SECONDS:
-        raise ValueError(
-            f"{where}: {key} = {v:g} s is longer than {_MAX_BIDS_SECONDS:g} s; BIDS times are in seconds "
-            f"(was it written in ms? {v:g} ms = {v / _MS_PER_S:g} s)"
-        )
     return v
 
 
@@ -157,7 +191,9 @@ def read_bids_sidecar(path: str | Path) -> FileParams:
     Raises
     ------
     ValueError
-        If the file is not valid JSON, not an object, or a time is not a single number of seconds in [0, 60].
+        If the file is not valid JSON, not an object, a time is not a single number of seconds in its plausible
+        range (:func:`check_plausible_time`), or an acquisition field is malformed
+        (:func:`train.clinical.acquisition.read_acquisition`).
     """
     p = Path(path)
     if not p.exists():
@@ -172,9 +208,11 @@ def read_bids_sidecar(path: str | Path) -> FileParams:
     for fld, key in BIDS_KEYS.items():
         if key in obj and obj[key] is not None:
             v_s = _time_value(obj[key], key, f"BIDS sidecar {p}")
+            check_plausible_time(fld, seconds_to_ms(v_s), f"BIDS sidecar {p}", "s")
             values[fld] = ParamValue(seconds_to_ms(v_s), f"sidecar {p}: {key} = {v_s:g} s")
     return FileParams(values=values, origin=f"sidecar {p}",
-                      inversion_hint=inversion_hint(obj.get("ScanningSequence")))
+                      inversion_hint=inversion_hint(obj.get("ScanningSequence")),
+                      acquisition=read_acquisition(obj.get, f"BIDS sidecar {p}"))
 
 
 def bids_sidecar_dict(protocol: Any, **extra: Any) -> dict[str, Any]:
@@ -224,7 +262,8 @@ def resolve_parameters(
     ------
     ValueError
         Naming the missing value and the flag that gives it, e.g. "FLAIR InversionTime missing: no sidecar
-        /d/c.json; pass --flair-ti MS"; or a flag value that is not a finite number >= 0 (> 0 for TR, TE).
+        /d/c.json; pass --flair-ti MS"; or a flag value that is not a finite number >= 0 (> 0 for TR, TE) in the
+        plausible range of its role (:func:`check_plausible_time`).
     """
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast must be one of {CONTRASTS}; got {contrast!r}")
@@ -238,6 +277,7 @@ def resolve_parameters(
             if not math.isfinite(v) or v < 0 or (fld != "ti_ms" and v == 0):
                 allowed = ">= 0" if fld == "ti_ms" else "> 0"
                 raise ValueError(f"{flag} must be a finite number of ms {allowed}; got {given!r}")
+            check_plausible_time(fld, v, f"flag {flag}", "ms")
             out[fld] = ParamValue(v, f"flag {flag} = {v:g} ms")
         elif fld in file_params.values:
             out[fld] = file_params.values[fld]
@@ -259,9 +299,11 @@ def resolve_parameters(
     return out
 
 
-def _echo_spacing_ms(te_ms: float) -> float:
-    # The spacing is rarely in a sidecar: take the one near 10 ms of which TE is a whole multiple.
-    return te_ms / max(1, round(te_ms / 10.0))
+def echo_spacing_ms(te_ms: float, near_ms: float = 10.0) -> float:
+    """The echo spacing [ms] nearest ``near_ms`` of which the effective TE is a whole multiple:
+    ``te_ms / max(1, round(te_ms / near_ms))`` (the spacing is rarely in a header; ``render`` uses it when
+    ``--te`` is given without ``--esp``)."""
+    return te_ms / max(1, round(te_ms / near_ms))
 
 
 def protocol_from_sidecar(path: str | Path, contrast: str, field_t: float | None = None) -> Any:
@@ -298,7 +340,7 @@ def protocol_from_sidecar(path: str | Path, contrast: str, field_t: float | None
     kind = "ir_tse" if ti > 0 or params.inversion_hint else ("tse" if etl > 1 else "se")
     if kind == "ir_tse" and ti <= 0:
         raise ValueError(f"BIDS sidecar {p} says inversion recovery but gives no InversionTime")
-    esp = _echo_spacing_ms(te) if kind != "se" else te
+    esp = echo_spacing_ms(te) if kind != "se" else te
     extra = {k: float(obj[key]) for k, key in (("refocus_deg", "RefocusingFlipAngle"), ("flip_deg", "FlipAngle"))
              if isinstance(obj.get(key), (int, float))}
     field = field_t if field_t is not None else obj.get("MagneticFieldStrength")

@@ -5,11 +5,13 @@ The trainer keeps plain facts in every checkpoint's ``extra`` dict (:func:`train
 :class:`synth.protocols.ProtocolRanges`) and ``store_config`` (the training store's whole SynthConfig).
 :func:`training_ranges` reads the TR/TE/TI ranges and :func:`range_warnings` flags resolved values outside
 them; :func:`training_inplane_mm` and :func:`voxel_warning` do the same for the in-plane voxel size; the
-demo draws its case from :func:`protocol_ranges`, :func:`forward_model` and :func:`demo_field_t`.
+demo draws its case from :func:`protocol_ranges`, :func:`forward_model` and :func:`demo_field_t`;
+:func:`trained_for` gives the sequence kinds and field strengths ``predict`` accepts without ``--force``.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from relaxomap.physics.protocol import CONTRASTS
@@ -24,6 +26,8 @@ __all__ = [
     "protocol_ranges",
     "forward_model",
     "demo_field_t",
+    "TrainedFor",
+    "trained_for",
 ]
 
 
@@ -151,3 +155,32 @@ def demo_field_t(meta: Mapping[str, Any], ranges: Any) -> float:
         return float(f)
     fields = tuple(ranges.fields_t) if ranges is not None else (3.0,)
     return 3.0 if any(abs(x - 3.0) < 0.26 for x in fields) else float(fields[-1])
+
+
+@dataclass(frozen=True)
+class TrainedFor:
+    """What a model was trained on, as far as ``predict`` checks its inputs against it.
+
+    Attributes
+    ----------
+    kinds : ``{contrast: (kind, ...)}``: the sequence kinds drawn with probability > 0 for each contrast.
+    fields_t : field strengths [T] of the training protocols.
+    source : where this comes from, for messages.
+    """
+
+    kinds: Mapping[str, tuple[str, ...]]
+    fields_t: tuple[float, ...]
+    source: str
+
+
+def trained_for(meta: Mapping[str, Any]) -> TrainedFor:
+    """The sequence kinds and field strengths of the checkpoint's training protocols
+    (:func:`protocol_ranges`), or of relaxomap's default ranges when the checkpoint records none."""
+    from relaxomap.synth.protocols import ProtocolRanges
+
+    ranges = protocol_ranges(meta)
+    source = "the checkpoint's recorded training protocols"
+    if ranges is None:
+        ranges, source = ProtocolRanges(), "relaxomap's default training protocols (the checkpoint records none)"
+    kinds = {c: tuple(k.kind for k in getattr(ranges, c) if k.probability > 0) for c in CONTRASTS}
+    return TrainedFor(kinds=kinds, fields_t=tuple(float(f) for f in ranges.fields_t), source=source)

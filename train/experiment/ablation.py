@@ -103,7 +103,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, results: st
         raise ValueError(f"--results {results} must be the markdown page (e.g. results.md); its JSON twin is "
                          "written beside it")
     _check_folder(out, config, resume)
-    check_output_file(results, "--results")
+    check_output_file(results, "--results", overwrite=True)
     threads = torch.get_num_threads()
     if config.torch_threads is not None:
         torch.set_num_threads(config.torch_threads)

@@ -65,7 +65,8 @@ def test_cli_render(maps_dir: Path, tmp_path: Path) -> None:
     expected = signal(np.float32([WM[0]]), np.float32([WM[1]]), np.float32([WM[2]]), [prot])[0, 0]
     assert_allclose(nib.load(out).get_fdata(), expected, rtol=1e-7)
     assert "closed model" in res.stdout  # --forward fell through to run_render's default
-    res = CliRunner().invoke(main, ["render", "--maps", str(tmp_path / "none"), "--seq", "t1w", "--out", str(out)])
+    res = CliRunner().invoke(main, ["render", "--maps", str(tmp_path / "none"), "--seq", "t1w", "--out",
+                                    str(tmp_path / "other.nii.gz")])
     assert res.exit_code == 1 and "maps directory" in res.output and "not found" in res.output
 
 

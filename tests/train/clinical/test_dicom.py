@@ -75,6 +75,16 @@ def write_series(directory: Path, volume: np.ndarray, *, iop=(1.0, 0.0, 0.0, 0.0
     return directory
 
 
+def set_header(directory: Path, **attributes: object) -> Path:
+    """Set DICOM attributes (by keyword) in every file of a series written by :func:`write_series`."""
+    for f in sorted(directory.glob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        for key, value in attributes.items():
+            setattr(ds, key, value)
+        _save(ds, f)
+    return directory
+
+
 def _lps_to_ras(p: np.ndarray) -> np.ndarray:
     return p * np.array([-1.0, -1.0, 1.0])
 

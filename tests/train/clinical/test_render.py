@@ -58,7 +58,9 @@ def test_flair_alias_epg_matches_epg_signal(maps_dir: tuple[Path, np.ndarray], t
 
 
 def test_build_protocol_options() -> None:
-    with pytest.raises(ValueError, match=r"--seq ir_tse needs --ti VALUE --etl VALUE --esp VALUE"):
+    with pytest.raises(ValueError, match=r"--seq ir_tse needs --te VALUE --ti VALUE --etl VALUE --esp VALUE"):
+        build_protocol("ir_tse", tr_ms=9000.0)
+    with pytest.raises(ValueError, match=r"--seq ir_tse needs --ti VALUE --etl VALUE \("):  # ESP follows from TE
         build_protocol("ir_tse", tr_ms=9000.0, te_ms=120.0)
     with pytest.raises(ValueError, match=r"--preset t2w_tse_3t is a 'tse' protocol but --seq is 'spgr'"):
         build_protocol("spgr", preset_name="t2w_tse_3t")
@@ -68,3 +70,23 @@ def test_build_protocol_options() -> None:
     assert p == PRESETS["t2w_tse_3t"].with_(te_ms=80.0, name=p.name)
     assert build_protocol("spgr", tr_ms=20.0, te_ms=4.0, flip_deg=25.0) == Protocol(
         "spgr", tr_ms=20.0, te_ms=4.0, flip_deg=25.0, name="render_spgr")
+
+
+def test_te_without_esp_derives_the_echo_spacing(maps_dir: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    """The README's `render --seq flair --tr 9000 --te 120 --ti 2500`: 120 ms is no multiple of the preset's
+    12.5 ms spacing, so the spacing nearest it of which TE is a multiple (12 ms) is chosen and reported."""
+    d, _ = maps_dir
+    derived: dict[str, str] = {}
+    prot = build_protocol("flair", tr_ms=9000.0, te_ms=120.0, ti_ms=2500.0, derived=derived)
+    assert (prot.esp_ms, prot.echo_index, prot.etl) == (12.0, 10, PRESETS["flair_3t"].etl)
+    assert derived == {"esp_ms": "12 ms: TE 120 ms = 10 x ESP (--esp not given; the spacing nearest 12.5 ms of "
+                                 "which TE is a whole multiple)"}
+    side = run_render(d, prot, tmp_path / "flair.nii.gz", derived=derived)
+    assert side["RelaxomapDerived"] == derived and side["RelaxomapProtocol"]["esp_ms"] == 12.0
+    # a preset spacing that TE is a multiple of is kept; a train too short to reach TE is lengthened
+    assert build_protocol("t2w", te_ms=80.0, derived=(kept := {})).esp_ms == 10.0 and kept == {}
+    long_te = build_protocol("t2w", te_ms=300.0, derived=(grown := {}))
+    assert (long_te.esp_ms, long_te.etl) == (10.0, 30) and "do not reach TE" in grown["etl"]
+    # an explicit --esp is never replaced: an inconsistent one is still refused
+    with pytest.raises(ValueError, match=r"Protocol.te_ms must be k·esp_ms"):
+        build_protocol("flair", te_ms=120.0, esp_ms=12.5)
