@@ -67,3 +67,24 @@ def write_maps(directory: Path, t1: float, t2: float, pd: float, affine: np.ndar
     for name, value in (("T1_ms", t1), ("T2_ms", t2), ("PD", pd)):
         save_nifti(directory / f"{name}.nii.gz", np.full(MAPS_SHAPE, value, np.float32), affine)
     return directory
+
+
+def predict_cli(paths: dict[str, Path], ckpt: Path, out: Path, *extra: str) -> object:
+    """``relaxomap predict`` on ``{contrast: file}`` with a checkpoint, through click's test runner."""
+    from click.testing import CliRunner
+
+    from relaxomap.train.cli import main
+
+    args = ["predict", "--out", str(out), "--checkpoint", str(ckpt), "--quiet", *extra]
+    for c, p in paths.items():
+        args += [f"--{c}", str(p)]
+    return CliRunner().invoke(main, args)
+
+
+def assert_refused(res: object, out: Path, *parts: str) -> None:
+    """Exit status 1, one ``Error:`` message holding every part, no traceback, nothing left at ``out``."""
+    assert res.exit_code == 1, res.output
+    assert res.output.startswith("Error: ") and "Traceback" not in res.output
+    for part in parts:
+        assert part in res.output, (part, res.output)
+    assert not out.exists() and not list(out.parent.glob(f"{out.name}.tmp-*"))

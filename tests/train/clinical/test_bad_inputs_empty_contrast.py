@@ -15,20 +15,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from numpy.testing import assert_allclose
 
-from relaxomap.train.cli import main
 from relaxomap.train.clinical.map_files import PROVENANCE_FILE
 from relaxomap.train.clinical.predict import run_predict
-from tests.train.clinical.helpers import SHAPE, case_affine, head_phantom, write_case
+from tests.train.clinical.helpers import SHAPE, case_affine, head_phantom, predict_cli, write_case
 
-
-def _predict(paths: dict[str, Path], ckpt: Path, out: Path, *extra: str) -> object:
-    args = ["predict", "--out", str(out), "--checkpoint", str(ckpt), "--quiet", *extra]
-    for c, p in paths.items():
-        args += [f"--{c}", str(p)]
-    return CliRunner().invoke(main, args)
 
 
 def _brain_mask(path: Path) -> Path:
@@ -44,7 +36,7 @@ def test_constant_nifti_refused(tmp_path: Path, tiny_ckpt: Path, contrast: str, 
     name = {"t1w": "T1w", "t2w": "T2w", "flair": "FLAIR"}[contrast]
     nib.save(nib.Nifti1Image(np.full(SHAPE, value, np.float32), case_affine()), paths[contrast])
     out = tmp_path / "maps"
-    res = _predict(paths, tiny_ckpt, out)
+    res = predict_cli(paths, tiny_ckpt, out)
     assert res.exit_code == 1, res.output
     assert res.output.startswith("Error: ") and "Traceback" not in res.output
     assert f"{name} image {paths[contrast]} is constant (all {np.prod(SHAPE)} voxels = {value:g})" in res.output
@@ -58,7 +50,7 @@ def test_constant_dicom_refused(tmp_path: Path, tiny_ckpt: Path) -> None:
 
     series = write_series(tmp_path / "t1", np.full((16, 12, 4), 100.0))
     out = tmp_path / "maps"
-    res = _predict({"t1w": series}, tiny_ckpt, out)
+    res = predict_cli({"t1w": series}, tiny_ckpt, out)
     assert res.exit_code == 1, res.output
     assert f"T1w image {series} is constant (all 768 voxels = 100)" in res.output
     assert not out.exists()
@@ -69,7 +61,7 @@ def test_contrast_outside_the_reference_grid_refused(tmp_path: Path, tiny_ckpt: 
     far = write_case(tmp_path / "far", params={"FLAIR": (9000.0, 120.0, 2500.0)},
                      affine=case_affine(shift=(0.0, 0.0, 400.0)))  # 40 cm above the T1w slab
     out = tmp_path / "maps"
-    res = _predict({**paths, "flair": far["flair"]}, tiny_ckpt, out)
+    res = predict_cli({**paths, "flair": far["flair"]}, tiny_ckpt, out)
     assert res.exit_code == 1, res.output
     assert f"FLAIR image {far['flair']} does not overlap the grid of {paths['t1w']}" in res.output
     assert "world centres [-0.5, -0.5, 398.5] mm vs [-0.5, -0.5, -1.5] mm" in res.output
@@ -104,12 +96,12 @@ def test_contrast_covering_no_brain_slice_refused(tmp_path: Path, tiny_ckpt: Pat
     edge = write_case(tmp_path / "edge", params={"FLAIR": (9000.0, 120.0, 2500.0)},
                       data=np.ascontiguousarray(head_phantom()[:, :, :1]))  # only the first slice: no brain
     out = tmp_path / "maps"
-    res = _predict({**paths, "flair": edge["flair"]}, tiny_ckpt, out, "--mask",
+    res = predict_cli({**paths, "flair": edge["flair"]}, tiny_ckpt, out, "--mask",
                    str(_brain_mask(tmp_path / "mask.nii.gz")))
     assert res.exit_code == 1, res.output
     assert f"FLAIR image {edge['flair']} covers none of the 4 brain slices of the T1w grid completely" in res.output
     assert "leave out --flair" in res.output and not out.exists()
     # with the FLAIR left out, as the message says, the same exam runs
-    res = _predict({"t1w": paths["t1w"], "t2w": paths["t2w"]}, tiny_ckpt, out)
+    res = predict_cli({"t1w": paths["t1w"], "t2w": paths["t2w"]}, tiny_ckpt, out)
     assert res.exit_code == 0, res.output
     assert json.loads((out / PROVENANCE_FILE).read_text())["present"]["flair"] is False

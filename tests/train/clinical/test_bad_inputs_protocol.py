@@ -14,48 +14,33 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from relaxomap.train.cli import main
-from tests.train.clinical.helpers import head_phantom
+from tests.train.clinical.helpers import assert_refused, head_phantom, predict_cli
 
 
-def _predict(paths: dict[str, Path], ckpt: Path, out: Path, *extra: str) -> object:
-    args = ["predict", "--out", str(out), "--checkpoint", str(ckpt), "--quiet", *extra]
-    for c, p in paths.items():
-        args += [f"--{c}", str(p)]
-    return CliRunner().invoke(main, args)
-
-
-def _assert_refused(res: object, out: Path, *parts: str) -> None:
-    assert res.exit_code == 1, res.output
-    assert res.output.startswith("Error: ") and "Traceback" not in res.output
-    for part in parts:
-        assert part in res.output, (part, res.output)
-    assert not out.exists() and not list(out.parent.glob(f"{out.name}.tmp-*"))
 
 
 @pytest.mark.parametrize("force", [False, True])
 def test_te_not_below_tr(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path, force: bool) -> None:
     out = tmp_path / "maps"
-    res = _predict(case, tiny_ckpt, out, "--t1w-tr", "400", "--t1w-te", "450", *(["--force"] if force else []))
-    _assert_refused(res, out, f"T1w image {case['t1w']}: impossible protocol for a spin-echo acquisition",
+    res = predict_cli(case, tiny_ckpt, out, "--t1w-tr", "400", "--t1w-te", "450", *(["--force"] if force else []))
+    assert_refused(res, out, f"T1w image {case['t1w']}: impossible protocol for a spin-echo acquisition",
                     "Protocol.te_ms must be in (0, 400); got 450.0",
                     "RepetitionTime 400 ms from flag --t1w-tr = 400 ms", "EchoTime 450 ms from flag --t1w-te = 450 ms")
 
 
 def test_ti_not_below_tr(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> None:
     out = tmp_path / "maps"
-    res = _predict(case, tiny_ckpt, out, "--flair-tr", "3000", "--flair-ti", "4000")
-    _assert_refused(res, out, f"FLAIR image {case['flair']}: impossible protocol for an inversion-recovery turbo "
+    res = predict_cli(case, tiny_ckpt, out, "--flair-tr", "3000", "--flair-ti", "4000")
+    assert_refused(res, out, f"FLAIR image {case['flair']}: impossible protocol for an inversion-recovery turbo "
                               "spin-echo acquisition", "Protocol.ti_ms must be in (0, 3000); got 4000.0",
                     "InversionTime 4000 ms from flag --flair-ti = 4000 ms")
 
 
 def test_no_echo_fits_after_ti(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path) -> None:
     out = tmp_path / "maps"
-    res = _predict(case, tiny_ckpt, out, "--flair-tr", "3000", "--flair-ti", "2950")  # TE 120 ms from the sidecar
-    _assert_refused(res, out, "must fit in tr_ms=3000 after ti_ms=2950",
+    res = predict_cli(case, tiny_ckpt, out, "--flair-tr", "3000", "--flair-ti", "2950")  # TE 120 ms from the sidecar
+    assert_refused(res, out, "must fit in tr_ms=3000 after ti_ms=2950",
                     f"EchoTime 120 ms from sidecar {case['flair'].with_name('FLAIR.json')}")
 
 
@@ -64,8 +49,8 @@ def test_ti_on_a_sequence_without_inversion_bids(case: dict[str, Path], tiny_ckp
     obj = json.loads(sidecar.read_text())
     sidecar.write_text(json.dumps({**obj, "ScanningSequence": "SE", "InversionTime": 0.8}))
     out = tmp_path / "maps"
-    res = _predict(case, tiny_ckpt, out, "--force")
-    _assert_refused(res, out, f"T1w image {case['t1w']}: impossible protocol for a spin-echo acquisition "
+    res = predict_cli(case, tiny_ckpt, out, "--force")
+    assert_refused(res, out, f"T1w image {case['t1w']}: impossible protocol for a spin-echo acquisition "
                               "(ScanningSequence SE names no inversion recovery",
                     "Protocol.ti_ms must be 0 for kind 'se' (no inversion); got 800.0",
                     f"InversionTime 800 ms from sidecar {sidecar}: InversionTime = 0.8 s")
@@ -78,8 +63,8 @@ def test_ti_flag_on_a_sequence_without_inversion_dicom(tiny_ckpt: Path, tmp_path
     series = set_header(write_series(tmp_path / "t1", head_phantom((16, 12, 4)) * 10, tr=600.0, te=12.0),
                         ScanningSequence="SE", EchoTrainLength="3")
     out = tmp_path / "maps"
-    res = _predict({"t1w": series}, tiny_ckpt, out, "--t1w-ti", "900")
-    _assert_refused(res, out, f"T1w image {series}: impossible protocol for a turbo spin-echo acquisition "
+    res = predict_cli({"t1w": series}, tiny_ckpt, out, "--t1w-ti", "900")
+    assert_refused(res, out, f"T1w image {series}: impossible protocol for a turbo spin-echo acquisition "
                               "(ScanningSequence SE names no inversion recovery",
                     "Protocol.ti_ms must be 0 for kind 'se' (no inversion); got 900.0",
                     "InversionTime 900 ms from flag --t1w-ti = 900 ms")
@@ -91,8 +76,8 @@ def test_te_not_below_tr_dicom(tiny_ckpt: Path, tmp_path: Path) -> None:
 
     series = write_series(tmp_path / "t2", head_phantom((16, 12, 4)) * 10, tr=90.0, te=100.0)
     out = tmp_path / "maps"
-    res = _predict({"t2w": series}, tiny_ckpt, out)
-    _assert_refused(res, out, f"T2w image {series}: impossible protocol",
+    res = predict_cli({"t2w": series}, tiny_ckpt, out)
+    assert_refused(res, out, f"T2w image {series}: impossible protocol",
                     "Protocol.te_ms must be in (0, 90); got 100.0",
                     "RepetitionTime 90 ms from DICOM header RepetitionTime (0018,0080) = 90 ms")
 
@@ -105,7 +90,7 @@ def test_possible_protocols_pass(tmp_path: Path, tiny_ckpt: Path) -> None:
                        data=head_phantom() + np.float32(1))
     sidecar = paths["t1w"].with_name("T1w.json")
     sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "ScanningSequence": "SE_IR"}))
-    res = _predict(paths, tiny_ckpt, tmp_path / "maps")
+    res = predict_cli(paths, tiny_ckpt, tmp_path / "maps")
     assert res.exit_code == 0, res.output
     prov = json.loads((tmp_path / "maps" / "provenance.json").read_text())
     assert prov["inputs"]["t1w"]["sequence_kind"] == "ir_tse" and prov["forced"] == []

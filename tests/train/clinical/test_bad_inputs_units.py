@@ -13,25 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from relaxomap.train.cli import main
-from tests.train.clinical.helpers import head_phantom, write_case
+from tests.train.clinical.helpers import assert_refused, head_phantom, predict_cli, write_case
 
 
-def _predict(paths: dict[str, Path], ckpt: Path, out: Path, *extra: str) -> object:
-    args = ["predict", "--out", str(out), "--checkpoint", str(ckpt), "--quiet", *extra]
-    for c, p in paths.items():
-        args += [f"--{c}", str(p)]
-    return CliRunner().invoke(main, args)
-
-
-def _assert_refused(res: object, out: Path, *parts: str) -> None:
-    assert res.exit_code == 1, res.output
-    assert res.output.startswith("Error: ") and "Traceback" not in res.output
-    for part in parts:
-        assert part in res.output, (part, res.output)
-    assert not out.exists() and not list(out.parent.glob(f"{out.name}.tmp-*"))
 
 
 @pytest.mark.parametrize(("name", "key", "value", "expected"), [
@@ -50,7 +35,7 @@ def test_bids_time_in_wrong_unit(case: dict[str, Path], tiny_ckpt: Path, tmp_pat
     obj[key] = value
     sidecar.write_text(json.dumps(obj))
     out = tmp_path / "maps"
-    _assert_refused(_predict(case, tiny_ckpt, out), out, f"BIDS sidecar {sidecar}: {expected}")
+    assert_refused(predict_cli(case, tiny_ckpt, out), out, f"BIDS sidecar {sidecar}: {expected}")
 
 
 @pytest.mark.parametrize(("flag", "value", "expected"), [
@@ -67,7 +52,7 @@ def test_bids_time_in_wrong_unit(case: dict[str, Path], tiny_ckpt: Path, tmp_pat
 def test_flag_in_wrong_unit(case: dict[str, Path], tiny_ckpt: Path, tmp_path: Path, flag: str, value: str,
                             expected: str) -> None:
     out = tmp_path / "maps"
-    _assert_refused(_predict(case, tiny_ckpt, out, flag, value), out, expected)
+    assert_refused(predict_cli(case, tiny_ckpt, out, flag, value), out, expected)
 
 
 @pytest.mark.parametrize(("field", "value", "expected"), [
@@ -83,12 +68,12 @@ def test_dicom_time_in_wrong_unit(tiny_ckpt: Path, tmp_path: Path, field: str, v
     times = {"tr": 600.0, "te": 12.0, "ti": None, field: value}
     series = write_series(tmp_path / "t1", head_phantom((16, 12, 4)) * 10, **times)
     out = tmp_path / "maps"
-    _assert_refused(_predict({"t1w": series}, tiny_ckpt, out), out, f"DICOM series {series}: {expected}")
+    assert_refused(predict_cli({"t1w": series}, tiny_ckpt, out), out, f"DICOM series {series}: {expected}")
 
 
 def test_plausible_times_pass(tmp_path: Path, tiny_ckpt: Path) -> None:
     """The ranges' ends are accepted (a 3-D FLAIR's TE of 0.39 s, a TR of 12 s, TI 0 = no inversion)."""
     paths = write_case(tmp_path / "in", params={"T1w": (600.0, 10.0, 0.0), "FLAIR": (12000.0, 390.0, 2800.0)},
                        data=head_phantom() + np.float32(1))
-    res = _predict(paths, tiny_ckpt, tmp_path / "maps")
+    res = predict_cli(paths, tiny_ckpt, tmp_path / "maps")
     assert res.exit_code == 0, res.output
