@@ -36,7 +36,7 @@ from relaxomap.train.clinical.sidecar import CONTRAST_LABELS, bids_sidecar_dict
 from relaxomap.train.clinical.training_facts import demo_field_t, forward_model, protocol_ranges, training_ranges
 from relaxomap.train.device import resolve_device
 
-__all__ = ["DEMO_ENTROPY", "demo_source", "make_case", "run_demo", "format_table"]
+__all__ = ["DEMO_ENTROPY", "demo_source", "rician", "make_case", "run_demo", "format_table"]
 
 #: Entropy of the demo's seed sequence. Training stores derive subject seeds from ``SynthConfig.seed``
 #: (small integers in practice) with :func:`synth.generate.derive_seed`; the demo derives them from this
@@ -67,7 +67,7 @@ def _affine(shape: tuple[int, ...], voxel_mm: np.ndarray) -> np.ndarray:
     return aff
 
 
-def _rician(signal: np.ndarray, mask: np.ndarray, snr: float, rng: np.random.Generator) -> np.ndarray:
+def rician(signal: np.ndarray, mask: np.ndarray, snr: float, rng: np.random.Generator) -> np.ndarray:
     """|s + σ(n₁ + i n₂)| with σ = mean(|s| over mask) / snr (the synth.artefacts SNR definition)."""
     mean = float(np.abs(signal[mask]).mean())
     sigma = mean / snr
@@ -97,7 +97,7 @@ def make_case(seed: int = 0, *, n_slices: int = 20, snr: float | None = None, ra
             for _ in CONTRASTS]
     gain = 1000.0 * float(math.exp(rng.uniform(-1.0, 1.0)))  # arbitrary scanner scaling
     clean = render_signal(maps.t1_ms, maps.t2_ms, maps.pd, tuple(prots), forward)  # (3, X, Y, Z)
-    images = {c: _rician(clean[i], maps.mask, snrs[i], rng) * np.float32(gain) for i, c in enumerate(CONTRASTS)}
+    images = {c: rician(clean[i], maps.mask, snrs[i], rng) * np.float32(gain) for i, c in enumerate(CONTRASTS)}
     return {"maps": maps, "images": images, "protocols": dict(zip(CONTRASTS, prots)),
             "snr": dict(zip(CONTRASTS, snrs)), "gain": gain, "affine": _affine(maps.shape, maps.voxel_mm),
             "seed": seed, "subject_seed": derive_seed(DEMO_ENTROPY, 0, seed)}

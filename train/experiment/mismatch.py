@@ -79,12 +79,13 @@ def _subject(config: MismatchStudyConfig, index: int) -> Any:
 
 
 def _noisy(clean: np.ndarray, mask: np.ndarray, snr: float, rng: np.random.Generator) -> np.ndarray:
-    """(C, X, Y, Z) Rician magnitudes, σ_c = mean of series c over the brain / snr, times a gain per series."""
+    """(C, X, Y, Z) Rician magnitudes (:func:`train.clinical.demo.rician`: σ_c = mean of series c over the
+    brain / snr), times an arbitrary gain per series."""
+    from relaxomap.train.clinical.demo import rician
+
     out = np.empty_like(clean)
     for c in range(len(clean)):
-        sigma = float(np.abs(clean[c][mask]).mean()) / snr
-        n = rng.standard_normal((2, *clean[c].shape)).astype(np.float32) * np.float32(sigma)
-        out[c] = np.hypot(clean[c] + n[0], n[1]) * np.float32(math.exp(rng.uniform(-1.0, 1.0)) * 1000.0)
+        out[c] = rician(clean[c], mask, snr, rng) * np.float32(math.exp(rng.uniform(-1.0, 1.0)) * 1000.0)
     return out
 
 
@@ -107,11 +108,12 @@ def _nlls(images: np.ndarray, protocols: tuple[Any, ...], mask: np.ndarray, fiel
 
 
 def _oracle(maps: Any) -> dict[str, np.ndarray]:
-    from relaxomap.physics.tissues import label_lookup
+    """The evaluation's oracle prior (:func:`train.evaluation.baselines.oracle_prior_predict`) on the volume,
+    inside the brain mask."""
+    from relaxomap.train.evaluation.baselines import oracle_prior_predict
 
-    table = label_lookup(maps.field_t).astype(np.float32)  # (n_labels, 3) [T1 ms, T2 ms, PD]
-    vals = table[np.minimum(maps.labels, len(table) - 1)]
-    return {k: vals[..., i] * maps.mask for i, k in enumerate(_MAPS)}
+    maps3, _ = oracle_prior_predict(maps.labels[None], np.array([maps.field_t]))  # (1, 3, X, Y, Z)
+    return {k: maps3[0, i] * maps.mask for i, k in enumerate(_MAPS)}
 
 
 def tissue_bias(pred: Mapping[str, np.ndarray], maps: Any) -> dict[str, dict[str, float]]:
