@@ -407,9 +407,9 @@ def advise(protocols: Sequence[Protocol], config: BoundsConfig | None = None,
     """
     config = BoundsConfig() if config is None else config
     candidates = candidate_contrasts(protocols) if candidates is None else candidates
-    snr = config.snr if isinstance(config.snr, float) else None
-    if snr is None:  # one SNR per protocol: the extra contrast gets their mean
-        snr_list = tuple(config.snr)
+    extended = config  # with one SNR per protocol, the extra contrast gets their mean
+    if not isinstance(config.snr, float):
+        extended = _with_snr(config, tuple(config.snr) + (float(np.mean(config.snr)),))
     base = bounds(protocols, config)
 
     def parenchyma(res: BoundsResult, m: str) -> float:
@@ -418,8 +418,7 @@ def advise(protocols: Sequence[Protocol], config: BoundsConfig | None = None,
 
     results = {}
     for name, extra in candidates.items():
-        cfg = config if snr is not None else _with_snr(config, snr_list + (float(np.mean(snr_list)),))
-        results[name] = bounds(tuple(protocols) + (extra,), cfg)
+        results[name] = bounds(tuple(protocols) + (extra,), extended)
     advice = []
     for m in _MAPS:
         before = parenchyma(base, m)
