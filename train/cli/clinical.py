@@ -62,11 +62,20 @@ def _print_warnings(warnings: list[str]) -> None:
               "MPRAGE or 3-D variable-flip-angle images, post-contrast images, other field strengths); "
               "provenance.json records it. Impossible protocols are refused regardless.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--refine", is_flag=True, help="Refine the network's maps with the exam's physics (gains, B1, "
+              "refocusing angles, inversion efficiency fitted; needs all three contrasts): writes residual maps, "
+              "refine.json and ROI tables; the network's maps go to network/. See docs/refine.md.")
+@click.option("--b1map", type=click.Path(), default=None, help="Measured transmit field for --refine (NIfTI, "
+              "relative scale or percent, e.g. BIDS TB1map); B1 is then not fitted.")
+@click.option("--labels", "labels_path", type=click.Path(), default=None, help="Label image for --refine's ROI "
+              "table (1 CSF, 2 GM, 3 WM, 13 deep GM); default: an automatic 3-class split of T1.")
+@click.option("--lesion-mask", type=click.Path(), default=None, help="Lesion mask for --refine's ROI table.")
 @_param_options
 @user_errors
 def predict_command(t1w: str | None, t2w: str | None, flair: str | None, out_dir: str, checkpoint: str | None,
                     old_checkpoint: str | None, mask_path: str | None, no_resample: bool, device: str | None,
-                    batch: int | None, overwrite: bool, force: bool, quiet: bool, **params: float | None) -> None:
+                    batch: int | None, overwrite: bool, force: bool, quiet: bool, refine: bool, b1map: str | None,
+                    labels_path: str | None, lesion_mask: str | None, **params: float | None) -> None:
     """Predict T1 [ms], T2 [ms] and PD maps from T1w / T2w / T2-FLAIR images and their TR/TE/TI.
 
     Sequence parameters come from BIDS sidecars (seconds) next to NIfTI files, from DICOM headers (ms),
@@ -80,11 +89,17 @@ def predict_command(t1w: str | None, t2w: str | None, flair: str | None, out_dir
     flags = {c: {key: params[f"{c}_{flag}"] for flag, key, _ in _FIELDS} for c in CONTRASTS}
     prov = run_predict({"t1w": t1w, "t2w": t2w, "flair": flair}, out_dir, checkpoint=checkpoint,
                        mask_path=mask_path, param_flags=flags, resample=not no_resample, overwrite=overwrite,
-                       progress=not quiet, force=force, **given(device=device, batch=batch))
+                       progress=not quiet, force=force, refine=refine, b1map=b1map, labels_path=labels_path,
+                       lesion_mask=lesion_mask, **given(device=device, batch=batch))
     _print_warnings(prov["warnings"])
     for c, fields in prov["parameters"].items():
         vals = ", ".join(f"{k[:2].upper()} {v['value_ms']:g} ms" for k, v in fields.items())
         click.echo(f"{CONTRAST_LABELS[c]:5s}: {vals}")
+    if "refine" in prov:
+        r = prov["refine"]
+        res = ", ".join(f"{c} {v:.1f} %" for c, v in r["median_abs_residual_pct"].items())
+        click.echo(f"refined in {r['timings_s']['total']:.1f} s: median |residual| {res}; T1-scale sd "
+                   f"{r['t1_scale_sd_pct']:.1f} %; wrote residual maps, refine.json, roi.csv")
     click.echo(f"wrote {', '.join(MAP_FILES.values())}, {MASK_FILE}, {PROVENANCE_FILE} to {out_dir} "
                f"({prov['runtime_s']:.1f} s on {prov['device']})")
 

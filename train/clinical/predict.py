@@ -270,6 +270,57 @@ def _provenance(vols: Mapping[str, Volume], resampled: Mapping[str, bool], ref_l
     }
 
 
+def _aux_on_grid(path: str | Path, ref: Volume, what: str, resample: bool, order: int, warnings: list[str]
+                 ) -> np.ndarray:
+    """An auxiliary NIfTI (B1 map, labels, lesion mask) on the reference grid; a B1 map in percent (median
+    > 10) is divided by 100."""
+    vol = load_nifti(path, what)
+    data, _ = _on_reference_grid(vol, ref, what, resample, order, warnings)
+    if what == "B1 map":
+        med = float(np.median(data[data > 0])) if np.any(data > 0) else 0.0
+        if not 0.1 < med < 300.0:
+            raise ValueError(f"B1 map {path}: median {med:g} is neither a relative scale (~1) nor percent (~100)")
+        if med > 10.0:
+            warnings.append(f"B1 map {path} read as percent of nominal (median {med:.3g}): divided by 100")
+            data = data / 100.0
+        data = np.where(data > 0, data, 1.0)
+    return data
+
+
+def _refine(data: Mapping[str, np.ndarray], mask: np.ndarray, maps: Mapping[str, np.ndarray],
+            vols: Mapping[str, Volume], params: Mapping[str, Any], kinds: Mapping[str, str], ref: Volume,
+            extra: Mapping[str, np.ndarray], warnings: list[str]) -> tuple[Any, dict[str, np.ndarray]]:
+    from relaxomap.train.clinical.refine import exam_protocols, refine_maps
+
+    prots, known = exam_protocols(vols, params, kinds)
+    res = refine_maps(data, mask, maps, prots, known, ref.voxel_mm, b1_map=extra.get("b1"))
+    res.exam["protocols"] = {c: p.to_dict() for c, p in zip(CONTRASTS, prots)}
+    res.exam["refocus_known_from_headers"] = dict(zip(CONTRASTS, known))
+    if res.exam["t1_scale_sd_pct"] > 5.0:
+        warnings.append(f"refine: the data pin the exam's T1 scale only to ±{res.exam['t1_scale_sd_pct']:.1f} % "
+                        "(unknown gains); the scale follows the network's prior")
+    return res, dict(extra)
+
+
+def _write_refined(tmp: Path, refined: tuple[Any, Mapping[str, np.ndarray]], maps: Mapping[str, np.ndarray],
+                   ref: Volume) -> None:
+    from relaxomap.train.clinical.refine import roi_csv, roi_table
+
+    res, extra = refined
+    (tmp / "network").mkdir()
+    for k, name in MAP_FILES.items():
+        save_nifti(tmp / "network" / name, maps[k], ref.affine, description=f"relaxomap network {k}")
+    for i, c in enumerate(CONTRASTS):
+        save_nifti(tmp / f"residual_{c}_pct.nii.gz", res.residual_pct[i], ref.affine, description=f"residual {c} %")
+    save_nifti(tmp / "B1_fitted.nii.gz", res.b1, ref.affine, description="relaxomap fitted B1 scale")
+    save_nifti(tmp / "FLAIR_branch.nii.gz", res.branch.astype(np.float32), ref.affine, description="FLAIR branch")
+    write_json(tmp / "refine.json", res.exam)
+    rows = roi_table({"t1_ms": res.t1_ms, "t2_ms": res.t2_ms, "pd": res.pd}, res.t1_ms > 0,
+                     extra.get("labels"), extra.get("lesion"))
+    write_json(tmp / "roi.json", {"regions": rows, "source": "labels" if "labels" in extra else "auto"})
+    (tmp / "roi.csv").write_text(roi_csv(rows))
+
+
 def run_predict(
     inputs: Mapping[str, str | Path | None],
     out_dir: str | Path,
@@ -283,6 +334,10 @@ def run_predict(
     overwrite: bool = False,
     progress: bool = True,
     force: bool = False,
+    refine: bool = False,
+    b1map: str | Path | None = None,
+    labels_path: str | Path | None = None,
+    lesion_mask: str | Path | None = None,
 ) -> dict[str, Any]:
     """The ``relaxomap predict`` pipeline (see the module docstring); returns the provenance dict it wrote.
 
@@ -305,6 +360,12 @@ def run_predict(
     progress : tqdm progress bar.
     force : predict even for inputs the model was not made for (:func:`train.clinical.input_checks.unsuitable`);
         each reason is then a warning and listed under ``"forced"`` in the provenance.
+    refine : refine the network's maps with the exam's physics (:mod:`train.clinical.refine`; needs all three
+        contrasts): the refined maps are written as the maps, the network's under ``network/``, with residuals,
+        the fitted exam (``refine.json``) and ROI tables.
+    b1map : measured transmit field (NIfTI, relative scale or percent, e.g. BIDS ``TB1map``) for ``refine``.
+    labels_path, lesion_mask : NIfTI label image (1 CSF, 2 GM, 3 WM, 13 deep GM) and lesion mask for the ROI
+        tables of ``refine``.
 
     Raises
     ------
@@ -319,6 +380,9 @@ def run_predict(
         raise ValueError(f"unknown contrast(s) {sorted(unknown)}; allowed: {list(CONTRASTS)}")
     if not given:
         raise ValueError("no input image: pass at least --t1w (and preferably --t2w and --flair)")
+    if refine and len(given) < len(CONTRASTS):
+        raise ValueError("--refine needs all three contrasts (t1w, t2w, flair); missing: "
+                         + ", ".join(c for c in CONTRASTS if c not in given))
     check_output_dir(Path(out_dir), overwrite)  # fail before any work
     warnings: list[str] = []
     dev = resolve_device(device)
@@ -333,6 +397,12 @@ def run_predict(
     mask, mask_info = _brain_mask(mask_path, data, ref, CONTRAST_LABELS[ref_c], resample, warnings)
     in_view, outside = _slice_presence(mask, ref, CONTRAST_LABELS[ref_c], vols, fovs, warnings)
     maps = _predict_maps(data, mask, ref, params, model, meta, batch, dev, progress, warnings, in_view)
+    refined = None
+    if refine:
+        extra = {k: _aux_on_grid(v, ref, what, resample, order, warnings) for k, v, what, order in (
+            ("b1", b1map, "B1 map", 1), ("labels", labels_path, "label image", 0),
+            ("lesion", lesion_mask, "lesion mask", 0)) if v is not None}
+        refined = _refine(data, mask, maps, vols, params, kinds, ref, extra, warnings)
 
     provenance = _provenance(vols, resampled, ref_c, ref, params, model_info, ranges, mask_info, dev, batch,
                              warnings)
@@ -340,7 +410,12 @@ def run_predict(
         entry["sequence_kind"] = kinds[c]
         entry["brain_slices_outside_field_of_view"] = outside.get(c, 0)
     provenance["forced"] = forced
+    if refined is not None:
+        provenance["refine"] = refined[0].exam
     with atomic_output_dir(out_dir, overwrite) as tmp:
+        if refined is not None:
+            _write_refined(tmp, refined, maps, ref)
+            maps = {"t1_ms": refined[0].t1_ms, "t2_ms": refined[0].t2_ms, "pd": refined[0].pd}
         for k, name in MAP_FILES.items():
             save_nifti(tmp / name, maps[k], ref.affine, description=f"relaxomap {k}")
         save_nifti(tmp / MASK_FILE, mask.astype(np.float32), ref.affine, description="relaxomap brain mask")
