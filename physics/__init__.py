@@ -32,6 +32,9 @@ Validation, bounds and benchmarks
     ``fidelity``        closed form and textbook equations against EPG and Bloch, per tissue or T1 × T2 grid.
     ``fidelity_report`` a fidelity study's presets completed by field strength, its tables and its figure.
 Physics-only estimation
+    ``refine``          (subpackage) test-time refinement of a network's maps: the exam's own EPG dictionary,
+                        the exam-level fit (gains, B1, refocusing angles, κ, receive fields) and the per-voxel
+                        MAP look-up with both inversion-recovery branches (``predict --refine``).
     ``voxel_fit``       the NLLS baseline: voxel-wise fit of T1 / T2 / PD to one slice's three images with
                         per-contrast gains calibrated on the slice.
     ``voxel_solver``    its settings (``NLLSConfig``) and the bounded per-voxel Levenberg–Marquardt solver.

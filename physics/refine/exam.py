@@ -33,7 +33,7 @@ from relaxomap.physics.protocol import SPIN_ECHO_KINDS, Protocol
 from relaxomap.physics.refine.config import RefineConfig
 from relaxomap.physics.refine.dictionary import ExamDictionary, interp_tables
 
-__all__ = ["basis", "ExamLayout", "ExamState", "exam_model", "fit_exam", "t1_scale_sd"]
+__all__ = ["basis", "ExamLayout", "ExamState", "exam_model"]
 
 _D_REFOCUS_DEG = 1.0
 _D_KAPPA = 0.005

@@ -185,24 +185,39 @@ def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndar
     xs = np.stack([np.log(found["t1_ms"]), np.log(found["t2_ms"]), found["pd"]], axis=1)
     final = ExamState(y, sigma, phi_b1, phi_rx, fine, layout, b1_vox, config.kappa_mean)
     model, _, _ = exam_model(final, theta, xs, jac=False)
-    out = {k: np.zeros(mask.shape, np.float32) for k in ("t1_ms", "t2_ms", "pd")}
-    for k in out:
-        out[k][sel] = found[k]
-    resid = np.zeros((n_c, *mask.shape), np.float32)
-    resid[:, sel] = (100.0 * (y - model) / np.maximum(model, 1e-9)).T
-    branch = np.zeros(mask.shape, np.int8)
-    branch[sel] = found["branch"]
-    b1 = np.zeros(mask.shape, np.float32)
-    b1[sel] = full.b1(theta)
+    resid = 100.0 * (y - model) / np.maximum(model, 1e-9)  # (N, C)
+    vol = _volumes(sel, found, resid, full.b1(theta))
     parenchyma = np.exp(x0[sub, 0]) < _PARENCHYMA_T1_MS
     exam = {"parameters": _exam_record(layout, theta, fit.covariance), "series": labels,
             "noise_sd_rel": sigma_n.tolist(), "series_median": scale.tolist(),
             "t1_scale_sd_pct": 100.0 * t1_scale_sd(state, fit, x0[sub], sd[sub], parenchyma),
             "t1_per_pd_prior_pct": 100.0 * prior_shift_response(fit, x0[sub], sd[sub], parenchyma, config.pd_rel_sd),
-            "n_voxels": int(sel.sum()),
-            "n_exam_voxels": int(len(sub)), "exam_iterations": fit.iterations,
-            "branch_counts": {"positive": int((found["branch"] > 0).sum()), "negative": int((found["branch"] < 0).sum())},
+            "n_voxels": int(sel.sum()), "n_exam_voxels": int(len(sub)), "exam_iterations": fit.iterations,
+            **_search_record(found, resid, labels), "config": config.to_dict(),
+            "timings_s": {**timings, "total": time.perf_counter() - t0}}
+    return RefineResult(*vol, exam)
+
+
+def _volumes(sel: np.ndarray, found: Mapping[str, np.ndarray], resid: np.ndarray, b1: np.ndarray
+             ) -> tuple[np.ndarray, ...]:
+    """(t1_ms, t2_ms, pd, residual_pct (C, ...), branch, b1) volumes from the voxel values (0 outside)."""
+    out = []
+    for k in ("t1_ms", "t2_ms", "pd"):
+        v = np.zeros(sel.shape, np.float32)
+        v[sel] = found[k]
+        out.append(v)
+    r = np.zeros((resid.shape[1], *sel.shape), np.float32)
+    r[:, sel] = resid.T
+    branch = np.zeros(sel.shape, np.int8)
+    branch[sel] = found["branch"]
+    b = np.zeros(sel.shape, np.float32)
+    b[sel] = b1
+    return (*out, r, branch, b)
+
+
+def _search_record(found: Mapping[str, np.ndarray], resid: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """Branch counts (and voxels whose other branch costs < 1 more), median |residual| [%] per series."""
+    return {"branch_counts": {"positive": int((found["branch"] > 0).sum()),
+                              "negative": int((found["branch"] < 0).sum())},
             "ambiguous_branch_voxels": int(np.sum(found["cost_other"] - found["cost"] < 1.0)),
-            "median_abs_residual_pct": {lab: float(np.median(np.abs(resid[c][sel]))) for c, lab in enumerate(labels)},
-            "config": config.to_dict(), "timings_s": {**timings, "total": time.perf_counter() - t0}}
-    return RefineResult(out["t1_ms"], out["t2_ms"], out["pd"], resid, branch, b1, exam)
+            "median_abs_residual_pct": {lab: float(np.median(np.abs(resid[:, c]))) for c, lab in enumerate(labels)}}
