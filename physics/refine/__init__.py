@@ -12,6 +12,7 @@ Modules
                     posterior covariance, the T1-scale uncertainty.
     ``voxel``       per-voxel MAP by dictionary search with both inversion-recovery branches (Numba).
     ``pipeline``    ``refine_exam``: noise, exam fit, voxel search, rounds, residuals, the exam record.
+    ``bench``       ``relaxomap bench refine``: a clinical-size exam refined beside the NLLS fit, same run.
 """
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ class RefineConfig:
     b1_step: float = 0.025
     window_sd: float = 3.0
     n_exam_voxels: int = 3000
-    exam_iterations: int = 25
+    exam_iterations: int = 15
     outer: int = 2
     seed: int = 0
 

@@ -6,7 +6,7 @@ Steps (each module's docstring has the details)
    images: 1.4826·MAD of the differences between neighbouring brain voxels along x, / √2 (edges and texture
    make it an upper bound); a relative model error is added in quadrature per voxel.
 2. Exam fit (:mod:`physics.refine.exam`, :mod:`physics.refine.solver`) on a fixed-seed subsample of brain
-   voxels: the gains start where they best render the network's maps, then a grid scan of the ln gains over
+   voxels: the gains start where they best render the network's maps, then a grid scan of the gain ratios over
    the profile cost (each voxel's MAP found by the look-up) moves them along the unknown-gain family, then
    Levenberg–Marquardt fits every exam parameter jointly with the subsample's maps.
 3. Per-voxel MAP look-up over the whole mask (:mod:`physics.refine.voxel`) under the fitted exam.
@@ -96,20 +96,22 @@ def _search_sub(state: ExamState, theta: np.ndarray, x0: np.ndarray, sd: np.ndar
 
 
 def _scan_gains(state: ExamState, theta: np.ndarray, x0: np.ndarray, sd: np.ndarray, inv_c: int,
-                window: float) -> np.ndarray:
-    """θ with its ln gains moved to the best point of two 5 × 5 × ... grids (±0.4 in steps of 0.2, then ±0.1
-    in steps of 0.05 around the best) of the profile cost Σ_v min_x (voxel cost): the per-voxel search does the
-    minimisation over x exactly, so the scan cannot stall in the long valley along the unknown-gain family
-    where a joint local step creeps."""
+                window: float, steps: Sequence[float]) -> np.ndarray:
+    """θ with its gain ratios (each series' ln gain against the last series') moved to the best point of 5 × 5
+    grids (± 2 ``steps``, each grid centred on the previous best) of the profile cost Σ_v min_x (voxel cost):
+    the per-voxel search does the minimisation over x exactly, so the scan cannot stall in the long valley
+    along the unknown-gain family where a joint local step creeps. The common gain (PD's scale, pinned by its
+    prior) is left to the joint fit."""
     import itertools
 
     lay = state.layout
+    free = lay.gain[:-1]
     best, best_cost = theta.copy(), math.inf
-    for step in (0.2, 0.05):
+    for step in steps:
         centre = best.copy()
-        for d in itertools.product((-2, -1, 0, 1, 2), repeat=len(lay.gain)):
+        for d in itertools.product((-2, -1, 0, 1, 2), repeat=len(free)):
             t = centre.copy()
-            t[lay.gain] += step * np.asarray(d, np.float64)
+            t[free] += step * np.asarray(d, np.float64)
             found = search_voxels(state.dictionary.tables, state.dictionary.grid, state.y, state.sigma,
                                   state.gains(t), state.b1(t), x0, sd, inv_c, window)
             cost = float(found["cost"].sum())
@@ -171,7 +173,8 @@ def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndar
     theta, x_sub, timings = _start_theta(state, x0[sub]), x0[sub], {}
     for round_ in range(config.outer):
         t = time.perf_counter()
-        theta = _scan_gains(state, theta, x0[sub], sd[sub], inv_c, config.window_sd)
+        theta = _scan_gains(state, theta, x0[sub], sd[sub], inv_c, config.window_sd,
+                            (0.2, 0.05) if round_ == 0 else (0.05,))
         x_sub = _search_sub(state, theta, x0[sub], sd[sub], inv_c, config.window_sd)
         fit = fit_exam(state, theta, x_sub, x0[sub], sd[sub], config.exam_iterations)
         theta = fit.theta

@@ -1,6 +1,7 @@
 """The ``relaxomap`` command line: the click group :func:`main` and its ``bench`` group.
 
-One module per command group — :mod:`~relaxomap.train.cli.physics` (``fidelity``, ``bounds``, ``bench physics``),
+One module per command group — :mod:`~relaxomap.train.cli.physics` (``fidelity``, ``bounds``, ``bench physics``,
+``bench refine``),
 :mod:`~relaxomap.train.cli.synth` (``synth``, ``bench synth``), :mod:`~relaxomap.train.cli.train` (``train``,
 ``export``, ``bench train``), :mod:`~relaxomap.train.cli.evaluate`, :mod:`~relaxomap.train.cli.clinical`
 (``predict``, ``render``, ``demo``) and :mod:`~relaxomap.train.cli.experiment` — each command thin: parse the
@@ -42,6 +43,7 @@ for _command in (physics.fidelity_command, physics.bounds_command, synth.synth_g
                  train_commands.export_command, evaluate.evaluate_command, clinical.predict_command,
                  clinical.render_command, clinical.demo_command, experiment.experiment_group):
     main.add_command(_command)
-for _command in (physics.bench_physics_command, synth.bench_synth_command, train_commands.bench_train_command):
+for _command in (physics.bench_physics_command, physics.bench_refine_command, synth.bench_synth_command,
+                 train_commands.bench_train_command):
     bench.add_command(_command)
 del _command

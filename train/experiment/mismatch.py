@@ -11,12 +11,16 @@ Each estimator then predicts the maps from the noisy images and the sidecars' (n
 
 - ``network``: the checkpoint (default: the shipped model) through :func:`train.clinical.predict.predict_volume`;
 - ``nlls``: the voxel-wise least-squares fit, slice by slice (:func:`physics.voxel_fit.fit_slice`);
-- ``oracle-prior``: each voxel's tissue-table value given its true label (what recognising tissues scores).
+- ``oracle-prior``: each voxel's tissue-table value given its true label (what recognising tissues scores);
+- ``refined``: the network's maps refined with the exam's physics (:func:`physics.refine.refine_exam`, default
+  :class:`~physics.refine.RefineConfig`; refocusing angles not in the sidecars, so fitted) — what
+  ``relaxomap predict --refine`` does.
 
 Scored per tissue group (WM, GM, deep GM, CSF, lesion) and map with the evaluation's definitions
 (:mod:`train.evaluation.metrics`): the signed bias ``100 · mean((pred − true) / true)`` [%] over the group's
 voxels of one subject, then mean ± sd over subjects; PD on the CSF = 1 scale (anchored on the subject's core
-CSF), as PD is only defined relative to CSF.
+CSF), as PD is only defined relative to CSF. The group ``parenchyma_mpe`` holds instead the mean percentage
+error ``100 · mean(|pred − true| / true)`` over WM, GM and deep GM (the issue's parenchyma target).
 """
 from __future__ import annotations
 
@@ -36,9 +40,9 @@ __all__ = ["CASES", "ESTIMATORS", "TISSUE_GROUPS", "MismatchStudyConfig", "tissu
 #: Study cases: nothing mismatched, each factor alone, everything together.
 CASES: tuple[str, ...] = ("none", "refocus_deg", "b1", "inversion_efficiency", "slice_profile", "receive",
                           "misregistration_mm", "all")
-ESTIMATORS: tuple[str, ...] = ("network", "nlls", "oracle-prior")
+ESTIMATORS: tuple[str, ...] = ("network", "nlls", "oracle-prior", "refined")
 #: Tissue groups scored (the evaluation's groups, :data:`train.evaluation.metrics.TISSUE_GROUPS`, but "other").
-TISSUE_GROUPS: tuple[str, ...] = ("WM", "GM", "deep_GM", "CSF", "lesion")
+TISSUE_GROUPS: tuple[str, ...] = ("WM", "GM", "deep_GM", "CSF", "lesion", "parenchyma_mpe")
 _MAPS = ("t1_ms", "t2_ms", "pd")
 _ENTROPY = 0x313A_7C4E  # the study's own seed stream: no store or demo uses it
 
@@ -53,6 +57,7 @@ class MismatchStudyConfig:
     field_t: float = 3.0
     value_shift: bool = True
     nlls: bool = True
+    refine: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -128,10 +133,15 @@ def tissue_bias(pred: Mapping[str, np.ndarray], maps: Any) -> dict[str, dict[str
     scale = csf_anchor(pred["pd"][csf], maps.pd[csf])["scale"]
     fitted = pred["t1_ms"] > 0
     out: dict[str, dict[str, float]] = {}
-    for group in TISSUE_GROUPS:
+    truths = (("t1_ms", maps.t1_ms), ("t2_ms", maps.t2_ms), ("pd", maps.pd))
+    for group in TISSUE_GROUPS[:-1]:
         sel = regions[group] & fitted
         out[group] = {key: signed_bias_pct(pred[key] / (scale if key == "pd" else 1.0), truth, sel)
-                      for key, truth in (("t1_ms", maps.t1_ms), ("t2_ms", maps.t2_ms), ("pd", maps.pd))}
+                      for key, truth in truths}
+    par = (regions["WM"] | regions["GM"] | regions["deep_GM"]) & fitted
+    out["parenchyma_mpe"] = {key: float(100.0 * np.mean(np.abs(pred[key][par] / (scale if key == "pd" else 1.0)
+                                                               / truth[par] - 1.0))) if par.any() else math.nan
+                             for key, truth in truths}
     return out
 
 
@@ -145,6 +155,11 @@ def _estimates(images: np.ndarray, config: MismatchStudyConfig, maps: Any, model
            "oracle-prior": _oracle(maps)}
     if config.nlls:
         out["nlls"] = _nlls(images, protocols, maps.mask, maps.field_t)
+    if config.refine:
+        from relaxomap.physics.refine import refine_exam
+
+        res = refine_exam(images, protocols, maps.mask, out["network"], maps.voxel_mm, labels=list(CONTRASTS))
+        out["refined"] = {"t1_ms": res.t1_ms, "t2_ms": res.t2_ms, "pd": res.pd}
     return out
 
 
@@ -199,7 +214,7 @@ def _summarise(by_estimator: Mapping[str, list[dict[str, dict[str, float]]]]) ->
     return out
 
 
-def format_mismatch_table(results: Mapping[str, Any], tissues: tuple[str, ...] = ("WM", "GM", "CSF", "lesion")
+def format_mismatch_table(results: Mapping[str, Any], tissues: tuple[str, ...] = ("WM", "GM", "CSF", "lesion", "parenchyma_mpe")
                           ) -> str:
     """Markdown: one row per case and estimator, signed bias mean ± sd over subjects [%] per tissue and map."""
     heads = [f"{t} {m}" for t in tissues for m in ("T1", "T2", "PD")]

@@ -54,7 +54,7 @@ def test_oracle_writes_the_table_value_of_each_label() -> None:
 def test_tiny_study_and_command(tiny_ckpt: Path, tmp_path: Path) -> None:
     from relaxomap.train.cli import main
 
-    cfg = MismatchStudyConfig(n_subjects=2, n_slices=4, nlls=False)
+    cfg = MismatchStudyConfig(n_subjects=2, n_slices=4, nlls=False, refine=False)
     res = run_mismatch_study(cfg, checkpoint=tiny_ckpt, device="cpu", cases=("none", "receive"))
     assert set(res["cases"]) == {"none", "receive"}
     for case in res["cases"].values():
@@ -65,7 +65,7 @@ def test_tiny_study_and_command(tiny_ckpt: Path, tmp_path: Path) -> None:
     assert "| none | network |" in format_mismatch_table(res)
     out = tmp_path / "mismatch.md"
     r = CliRunner().invoke(main, ["experiment", "mismatch", "--checkpoint", str(tiny_ckpt), "--subjects", "1",
-                                  "--slices", "4", "--no-nlls", "--case", "none", "--device", "cpu",
+                                  "--slices", "4", "--no-nlls", "--no-refine", "--case", "none", "--device", "cpu",
                                   "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "| none | oracle-prior |" in out.read_text()
