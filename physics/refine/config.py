@@ -13,7 +13,11 @@ The priors are fixed from physics and physiology, not tuned on any test scenario
   spin-echo series whose headers do not give it ~ N(its nominal value, ``refocus_sd_deg``); the inversion
   efficiency κ ~ N(``kappa_mean``, ``kappa_sd``) (a well set-up inversion: 0.92–1.0); per-series receive
   fields exp(polynomial of degree ``receive_degree``, no constant: that is the gain) with coefficients
-  ~ N(0, ``receive_sd``) (0: no receive field).
+  ~ N(0, ``receive_sd``), for the series named by ``receive``: ``"off"``; ``"all"``; ``"auto"`` (default) —
+  those whose headers say the series was intensity-normalised, and from the second round on those whose
+  residual shows it: the smooth (same-degree polynomial) part of ln(input / re-rendered) varies over the
+  brain with an sd above ``receive_detect`` (3 %: beyond the 2 % model error, a smooth pattern no voxel's
+  maps can absorb).
 - **Noise**: each series' σ is measured on the images (robust local differences in the brain), and a
   relative model error ``model_error`` (slice profile, partial volume, motion: effects the model omits) is
   added in quadrature, so that no series is believed beyond what the model can explain.
@@ -30,11 +34,13 @@ from typing import Any
 
 from relaxomap.physics.checks import check_finite_range, check_int_range, config_from_dict
 
-__all__ = ["RefineConfig", "INVERSION_B1_MODES"]
+__all__ = ["RefineConfig", "INVERSION_B1_MODES", "RECEIVE_MODES"]
 
 _OWNER = "RefineConfig"
 #: How B1 acts on the inversion pulse (module docstring).
 INVERSION_B1_MODES: tuple[str, ...] = ("scaled", "adiabatic")
+#: Which series get a receive field (module docstring).
+RECEIVE_MODES: tuple[str, ...] = ("off", "auto", "all")
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,10 @@ class RefineConfig:
     refocus_sd_deg: float = 15.0
     kappa_mean: float = 0.96
     kappa_sd: float = 0.03
-    receive_degree: int = 0
+    receive: str = "auto"
+    receive_degree: int = 1
     receive_sd: float = 0.1
+    receive_detect: float = 0.03
     model_error: float = 0.02
     inversion_b1: str = "scaled"
     t1_range_ms: tuple[float, float] = (50.0, 8000.0)
@@ -76,9 +84,12 @@ class RefineConfig:
         for name, lo, hi in (("t1_log_sd", 0.01, 3.0), ("t2_log_sd", 0.01, 3.0), ("pd_rel_sd", 0.001, 1.0),
                              ("b1_sd", 0.0, 1.0), ("b1_slope_sd", 0.0, 1.0), ("refocus_sd_deg", 0.0, 90.0),
                              ("kappa_mean", 0.5, 1.0), ("kappa_sd", 0.0, 0.5), ("receive_sd", 0.0, 1.0),
-                             ("model_error", 0.0, 0.5), ("b1_step", 0.005, 0.2), ("window_sd", 1.0, 10.0)):
+                             ("model_error", 0.0, 0.5), ("b1_step", 0.005, 0.2), ("window_sd", 1.0, 10.0),
+                             ("receive_detect", 0.001, 1.0)):
             object.__setattr__(self, name, check_finite_range(_OWNER, name, getattr(self, name), lo, hi))
-        for name, lo, hi in (("b1_degree", 0, 2), ("receive_degree", 0, 2), ("n_t1", 16, 2048),
+        if self.receive not in RECEIVE_MODES:
+            raise ValueError(f"{_OWNER}.receive must be one of {list(RECEIVE_MODES)}; got {self.receive!r}")
+        for name, lo, hi in (("b1_degree", 0, 2), ("receive_degree", 1, 2), ("n_t1", 16, 2048),
                              ("n_t2", 16, 2048), ("n_exam_voxels", 50, 10**6), ("exam_iterations", 0, 500),
                              ("outer", 1, 10), ("seed", 0, 2**31)):
             object.__setattr__(self, name, check_int_range(_OWNER, name, getattr(self, name), lo, hi))

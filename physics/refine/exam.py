@@ -80,7 +80,10 @@ class ExamLayout:
 
     @classmethod
     def build(cls, protocols: Sequence[Protocol], known_refocus: Sequence[bool], config: RefineConfig,
-              b1_measured: bool, n_b1_basis: int, n_receive_basis: int, labels: Sequence[str]) -> "ExamLayout":
+              b1_measured: bool, n_b1_basis: int, n_receive_basis: int, labels: Sequence[str],
+              receive_series: Sequence[bool] | None = None) -> "ExamLayout":
+        """The layout of one exam; ``receive_series`` (C,) flags the series with a receive field (None: all
+        when ``n_receive_basis`` > 0)."""
         lay = cls()
         lay.gain = [lay._add(f"log_gain_{lab}", 0.0, math.inf) for lab in labels]
         if not b1_measured:
@@ -92,9 +95,19 @@ class ExamLayout:
                                           180.0)
         if any(p.kind in ("ir_tse", "mprage") for p in protocols) and config.kappa_sd > 0:
             lay.kappa = lay._add("inversion_efficiency", config.kappa_mean, config.kappa_sd, 0.5, 1.0)
+        flags = list(receive_series) if receive_series is not None else [True] * len(labels)
         lay.receive = [[lay._add(f"receive_{lab}_{k}", 0.0, config.receive_sd) for k in range(n_receive_basis)]
-                       for lab in labels] if config.receive_sd > 0 else [[] for _ in labels]
+                       if on and config.receive_sd > 0 else [] for lab, on in zip(labels, flags)]
         return lay
+
+    def carry(self, other: "ExamLayout", theta: np.ndarray) -> np.ndarray:
+        """θ of this layout: the prior means, with every parameter ``other`` also has taken from ``theta``."""
+        out = np.array(self.mean, np.float64)
+        for i, name in enumerate(self.names):
+            if name in other.names:
+                out[i] = theta[other.names.index(name)]
+        return out
+
 
     def clip(self, theta: np.ndarray) -> np.ndarray:
         return np.clip(theta, self.lo, self.hi)

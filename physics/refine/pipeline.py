@@ -129,7 +129,7 @@ def _exam_record(layout: ExamLayout, theta: np.ndarray, cov: np.ndarray) -> dict
 def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndarray,
                 prior_maps: Mapping[str, np.ndarray], voxel_mm: Sequence[float], config: RefineConfig | None = None,
                 *, labels: Sequence[str] | None = None, known_refocus: Sequence[bool] | None = None,
-                b1_map: np.ndarray | None = None) -> RefineResult:
+                b1_map: np.ndarray | None = None, normalised: Sequence[bool] | None = None) -> RefineResult:
     """Refine the network's maps of one exam (module docstring).
 
     Parameters
@@ -139,7 +139,9 @@ def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndar
     mask : (X, Y, Z) bool brain mask; prior_maps : ``{"t1_ms", "t2_ms", "pd"}`` (X, Y, Z), the network's maps.
     voxel_mm : voxel size (3,) [mm] (for the smooth fields' coordinates).
     labels : series names (default ``s0``, ``s1``, ...); known_refocus : (C,) True where the headers give the
-    refocusing angle (not fitted); b1_map : (X, Y, Z) measured transmit scale (then B1 is not fitted).
+    refocusing angle (not fitted); b1_map : (X, Y, Z) measured transmit scale (then B1 is not fitted);
+    normalised : (C,) True where the headers say the series was intensity-normalised (a receive field is
+    fitted for it unless ``config.receive == "off"``).
     """
     config = config or RefineConfig()
     t0 = time.perf_counter()
@@ -160,10 +162,12 @@ def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndar
     coords = np.argwhere(sel) * np.asarray(voxel_mm, np.float64)[None]
     center = coords.mean(axis=0)
     phi_b1, phi_rx = basis(coords, center, config.b1_degree), basis(coords, center, config.receive_degree)
+    rx = [config.receive == "all" or (config.receive == "auto" and bool(f))
+          for f in (normalised if normalised is not None else [False] * n_c)]
     b1_vox = None if b1_map is None else np.asarray(b1_map, np.float64)[sel]
     dic = ExamDictionary(protocols, config, [None] * n_c, config.kappa_mean, Grid(config, coarsen=2))
-    layout = ExamLayout.build(protocols, known, config, b1_vox is not None, phi_b1.shape[1],
-                              phi_rx.shape[1] if config.receive_degree else 0, labels)
+    layout = ExamLayout.build(protocols, known, config, b1_vox is not None, phi_b1.shape[1], phi_rx.shape[1], labels,
+                              rx)
     x0, sd = _prior(prior_maps, sel, config, dic)
     sub = np.sort(np.random.default_rng(config.seed).choice(len(y), min(config.n_exam_voxels, len(y)), replace=False))
     state = ExamState(y[sub], sigma[sub], phi_b1[sub], phi_rx[sub], dic, layout,
@@ -185,6 +189,14 @@ def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndar
         found = search_voxels(fine.tables, fine.grid, y, sigma, full.gains(theta), full.b1(theta), x0, sd, inv_c,
                               config.window_sd)
         timings[f"voxel_search_{round_}_s"] = time.perf_counter() - t
+        if config.receive == "auto" and round_ + 1 < config.outer:
+            shows = _receive_shows(full, fine, theta, found, phi_rx, config.receive_detect)
+            if any(s_ and not r for s_, r in zip(shows, rx)):
+                rx = [a or b for a, b in zip(rx, shows)]
+                new = ExamLayout.build(protocols, known, config, b1_vox is not None, phi_b1.shape[1],
+                                       phi_rx.shape[1], labels, rx)
+                theta, layout = new.carry(layout, theta), new
+                state.layout = full.layout = layout
     xs = np.stack([np.log(found["t1_ms"]), np.log(found["t2_ms"]), found["pd"]], axis=1)
     final = ExamState(y, sigma, phi_b1, phi_rx, fine, layout, b1_vox, config.kappa_mean)
     model, _, _ = exam_model(final, theta, xs, jac=False)
@@ -192,6 +204,7 @@ def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndar
     vol = _volumes(sel, found, resid, full.b1(theta))
     parenchyma = np.exp(x0[sub, 0]) < _PARENCHYMA_T1_MS
     exam = {"parameters": _exam_record(layout, theta, fit.covariance), "series": labels,
+            "receive_field": dict(zip(labels, rx)),
             "noise_sd_rel": sigma_n.tolist(), "series_median": scale.tolist(),
             "t1_scale_sd_pct": 100.0 * t1_scale_sd(state, fit, x0[sub], sd[sub], parenchyma),
             "t1_per_pd_prior_pct": 100.0 * prior_shift_response(fit, x0[sub], sd[sub], parenchyma, config.pd_rel_sd),
@@ -199,6 +212,24 @@ def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndar
             **_search_record(found, resid, labels), "config": config.to_dict(),
             "timings_s": {**timings, "total": time.perf_counter() - t0}}
     return RefineResult(*vol, exam)
+
+
+def _receive_shows(full: ExamState, fine: ExamDictionary, theta: np.ndarray, found: Mapping[str, np.ndarray],
+                   phi: np.ndarray, detect: float) -> list[bool]:
+    """Per series: does the smooth part of ln(input / re-rendered) (a least-squares fit of the polynomial basis
+    with a constant) vary with an sd above ``detect`` over the voxels?"""
+    xs = np.stack([np.log(found["t1_ms"]), np.log(found["t2_ms"]), found["pd"]], axis=1)
+    probe = ExamState(full.y, full.sigma, full.phi_b1, full.phi_rx, fine, full.layout, full.b1_fixed,
+                      full.kappa_default)
+    model, _, _ = exam_model(probe, theta, xs, jac=False)
+    ok = np.all((model > 0) & (full.y > 0), axis=1)
+    design = np.concatenate([np.ones((int(ok.sum()), 1)), phi[ok]], axis=1)
+    out = []
+    for c in range(full.y.shape[1]):
+        r = np.log(full.y[ok, c] / model[ok, c])
+        coef, *_ = np.linalg.lstsq(design, r, rcond=None)
+        out.append(bool(np.std(design[:, 1:] @ coef[1:]) > detect))
+    return out
 
 
 def _volumes(sel: np.ndarray, found: Mapping[str, np.ndarray], resid: np.ndarray, b1: np.ndarray

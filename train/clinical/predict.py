@@ -292,8 +292,8 @@ def _refine(data: Mapping[str, np.ndarray], mask: np.ndarray, maps: Mapping[str,
             extra: Mapping[str, np.ndarray], warnings: list[str]) -> tuple[Any, dict[str, np.ndarray]]:
     from relaxomap.train.clinical.refine import exam_protocols, refine_maps
 
-    prots, known = exam_protocols(vols, params, kinds)
-    res = refine_maps(data, mask, maps, prots, known, ref.voxel_mm, b1_map=extra.get("b1"))
+    prots, known, normalised = exam_protocols(vols, params, kinds)
+    res = refine_maps(data, mask, maps, prots, known, ref.voxel_mm, b1_map=extra.get("b1"), normalised=normalised)
     res.exam["protocols"] = {c: p.to_dict() for c, p in zip(CONTRASTS, prots)}
     res.exam["refocus_known_from_headers"] = dict(zip(CONTRASTS, known))
     if res.exam["t1_scale_sd_pct"] > 5.0:

@@ -4,7 +4,9 @@
 Protocols come from each NIfTI's BIDS sidecar (:func:`train.clinical.sidecar.protocol_from_sidecar`: kind,
 echo train, refocusing and flip angles when given) or, for DICOM / flag-only parameters, from TR / TE / TI
 and the sequence kind the input checks found (echo spacing near 10 ms, :func:`echo_spacing_ms`). A series
-whose sidecar gives ``RefocusingFlipAngle`` keeps it; otherwise the angle is fitted under its prior.
+whose sidecar gives ``RefocusingFlipAngle`` keeps it; otherwise the angle is fitted under its prior. A series
+whose sidecar ``ImageType`` holds ``NORM`` (vendor intensity normalisation) gets a smooth receive field; the
+others get one only if their residual shows it (:class:`physics.refine.RefineConfig`).
 
 Outputs beside the maps (on the reference grid)
 - ``network/T1_ms.nii.gz`` ... : the network's maps before refinement;
@@ -50,9 +52,10 @@ def _protocol_from_params(contrast: str, kind: str, tr: float, te: float, ti: fl
 
 
 def exam_protocols(vols: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]], kinds: Mapping[str, str]
-                   ) -> tuple[list[Protocol], list[bool]]:
-    """The three series' protocols and whether each refocusing angle is known from a header (module doc)."""
-    prots, known = [], []
+                   ) -> tuple[list[Protocol], list[bool], list[bool]]:
+    """The three series' protocols, whether each refocusing angle is known from a header, and whether each
+    series says it was intensity-normalised (sidecar ``ImageType`` holding ``NORM``, as Siemens writes it)."""
+    prots, known, normalised = [], [], []
     for c in CONTRASTS:
         vol = vols[c]
         side = sidecar_path(Path(vol.source)) if vol.metadata.get("format") == "nifti" else None
@@ -60,16 +63,18 @@ def exam_protocols(vols: Mapping[str, Any], params: Mapping[str, Mapping[str, An
             prots.append(protocol_from_sidecar(side, c))
             obj = json.loads(Path(side).read_text())
             known.append("RefocusingFlipAngle" in obj or isinstance(obj.get("RelaxomapProtocol"), dict))
+            normalised.append("NORM" in [str(t).upper() for t in (obj.get("ImageType") or [])])
         else:
             tr, te, ti = (params[c][f].value_ms if f in params[c] else 0.0 for f in ("tr_ms", "te_ms", "ti_ms"))
             prots.append(_protocol_from_params(c, kinds[c], tr, te, ti or 0.0))
             known.append(False)
-    return prots, known
+            normalised.append(False)
+    return prots, known, normalised
 
 
 def refine_maps(data: Mapping[str, np.ndarray], mask: np.ndarray, maps: Mapping[str, np.ndarray],
                 protocols: list[Protocol], known_refocus: list[bool], voxel_mm: Any, config: Any = None,
-                b1_map: np.ndarray | None = None) -> Any:
+                b1_map: np.ndarray | None = None, normalised: list[bool] | None = None) -> Any:
     """:func:`physics.refine.refine_exam` on the three inputs (reference grid) with the network's maps as the
     prior; refuses an exam without all three contrasts."""
     from relaxomap.physics.refine import refine_exam
@@ -79,7 +84,7 @@ def refine_maps(data: Mapping[str, np.ndarray], mask: np.ndarray, maps: Mapping[
         raise ValueError(f"--refine needs all three contrasts (t1w, t2w, flair); missing: {', '.join(missing)}")
     images = np.stack([np.asarray(data[c], np.float64) for c in CONTRASTS])
     return refine_exam(images, protocols, mask, maps, voxel_mm, config, labels=list(CONTRASTS),
-                       known_refocus=known_refocus, b1_map=b1_map)
+                       known_refocus=known_refocus, b1_map=b1_map, normalised=normalised)
 
 
 def _auto_regions(t1_ms: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:

@@ -25,6 +25,7 @@ def exam(tmp_path_factory) -> tuple[dict, dict[str, Path], Path]:
     return case, paths, mask
 
 
+@pytest.mark.slow
 def test_predict_refine_writes_everything(exam, tmp_path: Path) -> None:
     """All outputs exist on the input grid; residuals are finite percentages whose median magnitude is below
     the inputs' noise (SNR 20–40 → 2.5–5 %) plus the 2 % model error; the network's maps are kept; the ROI
@@ -64,10 +65,10 @@ def test_exam_protocols_read_the_sidecars(exam) -> None:
     from relaxomap.train.clinical.predict import _read_inputs
 
     vols, params = _read_inputs(paths, {}, [])
-    prots, known = exam_protocols(vols, params, {c: case["protocols"][c].kind for c in paths})
+    prots, known, normalised = exam_protocols(vols, params, {c: case["protocols"][c].kind for c in paths})
     assert [p.to_dict() for p in prots] == [case["protocols"][c].with_(name=prots[i].name).to_dict()
                                             for i, c in enumerate(("t1w", "t2w", "flair"))]
-    assert known == [True, True, True]
+    assert known == [True, True, True] and normalised == [False, False, False]
 
 
 def test_roi_table_values_and_csv() -> None:
