@@ -126,6 +126,17 @@ def _exam_record(layout: ExamLayout, theta: np.ndarray, cov: np.ndarray) -> dict
             for n, v, s, m, p in zip(layout.names, theta, sd, layout.mean, layout.sd)}
 
 
+def _selection(images: np.ndarray, n_c: int, mask: np.ndarray, prior_maps: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The voxels refined: in the mask, signal in every series, a prior; ValueError for bad shapes or < 100."""
+    if images.ndim != 4 or images.shape[0] != n_c or images.shape[1:] != np.shape(mask):
+        raise ValueError(f"images must be (C={n_c}, *mask.shape={np.shape(mask)}); got {images.shape}")
+    sel = np.asarray(mask, bool) & np.all(images > 0, axis=0) & (prior_maps["t1_ms"] > 0) & (prior_maps["t2_ms"] > 0)
+    if sel.sum() < 100:
+        raise ValueError(f"refine: only {int(sel.sum())} brain voxels with signal in every series and a prior; "
+                         "at least 100 are needed")
+    return sel
+
+
 def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndarray,
                 prior_maps: Mapping[str, np.ndarray], voxel_mm: Sequence[float], config: RefineConfig | None = None,
                 *, labels: Sequence[str] | None = None, known_refocus: Sequence[bool] | None = None,
@@ -147,14 +158,9 @@ def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndar
     t0 = time.perf_counter()
     images = np.asarray(images, np.float64)
     n_c = len(protocols)
-    if images.ndim != 4 or images.shape[0] != n_c or images.shape[1:] != np.shape(mask):
-        raise ValueError(f"images must be (C={n_c}, *mask.shape={np.shape(mask)}); got {images.shape}")
+    sel = _selection(images, n_c, mask, prior_maps)
     labels = list(labels or [f"s{c}" for c in range(n_c)])
     known = list(known_refocus) if known_refocus is not None else [False] * n_c
-    sel = np.asarray(mask, bool) & np.all(images > 0, axis=0) & (prior_maps["t1_ms"] > 0) & (prior_maps["t2_ms"] > 0)
-    if sel.sum() < 100:
-        raise ValueError(f"refine: only {int(sel.sum())} brain voxels with signal in every series and a prior; "
-                         "at least 100 are needed")
     scale = np.array([np.median(images[c][sel]) for c in range(n_c)])
     y = (images[:, sel] / scale[:, None]).T  # (N, C)
     sigma_n = np.array([noise_sd(images[c] / scale[c], sel) for c in range(n_c)])
@@ -193,10 +199,9 @@ def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndar
             shows = _receive_shows(full, fine, theta, found, phi_rx, config.receive_detect)
             if any(s_ and not r for s_, r in zip(shows, rx)):
                 rx = [a or b for a, b in zip(rx, shows)]
-                new = ExamLayout.build(protocols, known, config, b1_vox is not None, phi_b1.shape[1],
-                                       phi_rx.shape[1], labels, rx)
-                theta, layout = new.carry(layout, theta), new
-                state.layout = full.layout = layout
+                layout = ExamLayout.build(protocols, known, config, b1_vox is not None, phi_b1.shape[1],
+                                          phi_rx.shape[1], labels, rx)
+                theta, state.layout, full.layout = layout.carry(state.layout, theta), layout, layout
     xs = np.stack([np.log(found["t1_ms"]), np.log(found["t2_ms"]), found["pd"]], axis=1)
     final = ExamState(y, sigma, phi_b1, phi_rx, fine, layout, b1_vox, config.kappa_mean)
     model, _, _ = exam_model(final, theta, xs, jac=False)

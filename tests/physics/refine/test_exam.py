@@ -47,15 +47,15 @@ def test_refine_recovers_perturbed_t1_t2(truth) -> None:
 
 def test_global_t1_scale_follows_the_prior_and_is_reported(truth) -> None:
     """A start with T1 × 1.2 and T2 × 0.9 everywhere (PD at truth): for these three protocols the data are
-    explained within 0.5 % by other gains and κ, so the refined T1 keeps the prior's scale (median ratio
-    above 1.1) — the unidentifiable direction is held by the prior — and the exam's T1-scale sd says so
-    (above 5 %, where the same fit started at truth on data with a known exam pins nothing better)."""
+    explained within 1 % (a third of the noise at SNR 30) by other gains, B1 and κ, so the refined T1 keeps
+    the prior's scale (median ratio above 1.1) — the unidentifiable direction is held by the prior — and the
+    exam's T1-scale sd says so (above 5 %)."""
     images = render_exam(truth)
     start = {"t1_ms": truth["t1_ms"] * 1.2, "t2_ms": truth["t2_ms"] * 0.9, "pd": truth["pd"]}
     cfg = RefineConfig(model_error=0.005, n_exam_voxels=1500, outer=1)
     res = refine_exam(images, PROTOCOLS, truth["mask"], start, (1.0, 1.0, 3.0), cfg, known_refocus=[True] * 3)
     assert np.median(res.t1_ms / truth["t1_ms"]) > 1.1
-    assert max(res.exam["median_abs_residual_pct"].values()) < 0.5
+    assert max(res.exam["median_abs_residual_pct"].values()) < 1.0
     assert res.exam["t1_scale_sd_pct"] > 5.0, res.exam["t1_scale_sd_pct"]
 
 
