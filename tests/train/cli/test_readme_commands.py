@@ -9,18 +9,21 @@ validated by click with the commands' bodies replaced by stubs) and :func:`test_
 Each command runs in a fresh temporary folder holding the inputs it names, made here: a 4-slice held-out demo
 exam (``t1w.nii.gz`` + ``t1w.json`` ..., the same case as DICOM series in ``dicom/T1`` ..., its true maps in
 ``maps/``), a tiny store as ``train.h5`` / ``test.h5`` and a tiny random checkpoint as ``runs/pe/best.pt``;
-every output it names must exist afterwards. Run verbatim: both ``predict`` commands (with the shipped model),
+every output it names must exist afterwards. Run verbatim: the three ``predict`` commands (with the shipped
+model; one with ``--refine``),
 ``render``, ``bounds``, ``synth merge``, ``synth inspect``, ``export``. With small-size options appended
 (:data:`SMALL`; the last value of an option wins):
 
 - ``demo``: ``--checkpoint runs/pe/best.pt`` -- the shipped model on the demo's 20 full slices takes 30-100 s on
-  2 shared cores; the shipped model runs in the two ``predict`` commands instead.
+  2 shared cores; the shipped model runs in the ``predict`` commands instead.
 - ``fidelity``: ``--tissue WM`` -- the Bloch reference of six tissues takes ~13 s.
 - ``synth``: ``--n 8 --size 32 --slices 4 --workers 1`` -- 8192 samples take ~30 s per 8192/250.
 - ``train``: ``--steps 2 --batch-size 2 --patch 32`` -- 20000 steps take hours.
 - ``evaluate``: ``--max-samples 2 --examples 1`` -- the whole test split with the voxel-wise fit takes longer.
 - ``bench physics`` / ``bench train``: their smallest sizes and one repetition -- the defaults time seconds to
   minutes of work on purpose.
+- ``bench refine``: ``--shape 32 32 4 --no-nlls`` -- the default 256 × 256 × 30 exam takes ~30 s plus the
+  NLLS baseline's ~20 s.
 
 Only parsed, then run with ``--help`` (:data:`HELP_ONLY`): ``experiment ablation`` (1.4 h at the default size; its
 ``--quick`` smoke run is tests/train/experiment/test_ablation.py's) and ``bench synth`` (it starts worker pools
@@ -52,6 +55,7 @@ SMALL: dict[str, list[str]] = {
     "evaluate": ["--max-samples", "2", "--examples", "1"],
     "bench physics": ["--voxels", "1000", "--epg-voxels", "100", "--repeats", "1"],
     "bench train": ["--batch-size", "1", "--patch", "32", "--slice-size", "32", "--repeats", "1", "--warmup", "0"],
+    "bench refine": ["--shape", "32", "32", "4", "--no-nlls"],
 }
 #: README commands only parsed and run with --help, and why.
 HELP_ONLY: dict[str, str] = {
@@ -101,7 +105,7 @@ def test_readme_shows_the_commands_and_each_has_a_recipe() -> None:
     assert len(COMMANDS) >= 16, IDS
     for expected in ("demo", "predict", "render", "fidelity", "bounds", "synth", "synth merge", "synth inspect",
                      "train", "evaluate", "export", "experiment ablation", "bench physics", "bench synth",
-                     "bench train"):
+                     "bench train", "bench refine"):
         assert expected in paths, f"README.md no longer shows `relaxomap {expected}`"
     for p, ident in zip(paths, IDS):
         assert p in SMALL or p in HELP_ONLY or p in VERBATIM, (
@@ -232,9 +236,12 @@ def test_readme_command_runs(args: list[str], sources: dict[str, list[Path]], in
     for out in _outputs(args):
         assert (in_folder / out).exists(), f"`relaxomap {' '.join(run)}` did not write {out}"
     if path == "predict":
-        prov = json.loads((in_folder / "maps" / "provenance.json").read_text())
+        out_dir = in_folder / args[args.index("--out") + 1]
+        prov = json.loads((out_dir / "provenance.json").read_text())
         assert prov["model"]["path"].endswith("default_model/model.pt") and prov["forced"] == []
         assert all(prov["present"].values())
+        if "--refine" in args:
+            assert "refine" in prov and (out_dir / "refine.json").is_file() and (out_dir / "roi.csv").is_file()
     if path == "render":
         side = json.loads((in_folder / "flair_synth.json").read_text())
         assert side["RelaxomapProtocol"]["esp_ms"] == 12.0 and "esp_ms" in side["RelaxomapDerived"]
