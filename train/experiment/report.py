@@ -125,17 +125,18 @@ def scenario_entries(config: ExperimentConfig, scens: Sequence[Scenario], evalua
     return scen_out
 
 
-def target_rows(scen: Mapping[str, Any], reference: str, floors: Mapping[str, Any]) -> list[dict[str, Any]]:
+def target_rows(scen: Mapping[str, Any], reference: str, floors: Mapping[str, Any],
+                healthy_only_training: bool = True) -> list[dict[str, Any]]:
     """The target rows of :func:`~train.experiment.stats.check_targets` on model ``reference``, each with the
     oracle prior's value of the same quantity (``oracle``), the floor the inputs allow (``floor``, from
     :func:`train.experiment.floors.compute_floors` output ``floors``) and, for a missed target, what the run
-    measured about it (``why``)."""
+    measured about it (``why``; ``healthy_only_training``: the reference never saw lesions)."""
     rows = check_targets(scen, reference)
+    context = {"scenarios": scen, "reference": reference, "healthy_only_training": healthy_only_training}
     for row in rows:
         row["oracle"] = oracle_value(scen, row)
         row["floor"] = row_floor(floors, row)
-        row["why"] = (None if row["met"] is not False
-                      else _specific_reason(row, {"scenarios": scen, "reference": reference}))
+        row["why"] = None if row["met"] is not False else _specific_reason(row, context)
     return rows
 
 
@@ -200,6 +201,6 @@ def _specific_reason(row: Mapping[str, Any], report: Mapping[str, Any]) -> str |
     bias = subject_mean(ref, region, mp, "bias_pct")
     if row["kind"] != "bias" and is_finite_number(bias):
         parts.append(f"signed bias {bias:+.1f} %")
-    if row["kind"] == "lesion":
+    if row["kind"] == "lesion" and report.get("healthy_only_training", True):
         parts.insert(0, "lesions are absent from the healthy-only training data (the point of this scenario)")
     return "; ".join(parts) or None

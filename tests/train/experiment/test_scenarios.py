@@ -160,13 +160,12 @@ def test_floors_are_the_bounds_of_the_documented_exam() -> None:
     assert compute_floors() is not compute_floors()  # a fresh copy per call (computed once)
 
 
-def test_floor_config_names_bad_fields() -> None:
-    with pytest.raises(ValueError, match="unknown protocol preset 'nope'"):
-        FloorConfig(presets=("nope",))
-    with pytest.raises(ValueError, match=r"FloorConfig\.snr"):
-        FloorConfig(snr=0.0)
-    with pytest.raises(ValueError, match=r"FloorConfig\.n_voxels"):
-        FloorConfig(n_voxels=0)
+@pytest.mark.parametrize("changes, message", [({"presets": ("nope",)}, "unknown protocol preset 'nope'"),
+                                              ({"snr": 0.0}, r"FloorConfig\.snr"),
+                                              ({"n_voxels": 0}, r"FloorConfig\.n_voxels")])
+def test_floor_config_names_bad_fields(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FloorConfig(**changes)
 
 
 def test_target_rows_check_shifted_values_and_report_the_rest() -> None:
