@@ -123,8 +123,8 @@ def render_shipped_page(report: Mapping[str, Any], figures: Mapping[str, Sequenc
         "# relaxomap evaluation: the shipped default model on the experiment's scenarios", "",
         f"Created {report['created']} by relaxomap {report['package_version']} on device `{report['device']}` "
         f"with `{report['command']}`; this call took {_minutes(report['seconds'])}: stores "
-        f"{_minutes(report['seconds_stores'])}, " + _evaluation_time(report["seconds_evaluate"]) + " (stores "
-        f"and evaluations already in the work folder `{report['work_folder']}` are reused).", "",
+        f"{_minutes(report['seconds_stores'])}, " + _evaluation_time(report["seconds_evaluate"]) + " (work folder "
+        f"`{report['work_folder']}`; a rerun there reuses its stores and evaluations).", "",
         f"**Evaluated**: the shipped default model `{ck['path']}` (sha256 `{ck['sha256'][:16]}…`, "
         "`train/clinical/default_model/MODEL_CARD.md`), the one trained model the project keeps — the ablation's "
         "variant checkpoints behind the old [`docs/results.md`](../results.md) were not kept, so this page has no "
