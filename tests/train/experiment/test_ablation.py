@@ -128,7 +128,7 @@ def test_quick_run_writes_page_json_and_figures(quick_run: dict[str, Any]) -> No
     # sections: subject-level comparisons, targets (answered unless there is no target or no such tissue),
     # per-tissue rows including the oracle prior, the whole mask labelled
     assert "## Paired comparisons (subjects)" in md and "Wilcoxon signed-rank" in md
-    assert "## Targets" in md and len(report["targets"]) == 30
+    assert "## Targets" in md and len(report["targets"]) == 62
     for t in report["targets"]:
         assert (t["met"] is None) == (t["op"] is None or t["value"] is None), t
     assert "says nothing about in-vivo accuracy" in md and "masked PSNR" not in md

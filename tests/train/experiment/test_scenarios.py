@@ -26,7 +26,7 @@ from relaxomap.train.experiment.config import (
 )
 from relaxomap.train.experiment.floors import FloorConfig, compute_floors, row_floor
 from relaxomap.train.experiment.stats import HELD_OUT_SCENARIOS, check_targets
-from relaxomap.train.experiment.stores import write_one_store
+from relaxomap.train.experiment.stores import write_one_store, write_scenario_stores
 
 _OLD = ("internal_test", "lesions", "out_of_range", "snr_5_12", "snr_80_150", "real_subject47", "missing_flair")
 _NEW = ("shifted_values", "shifted_subject47", "oedema_pd")
@@ -66,30 +66,38 @@ def test_estimate_counts_every_scenario() -> None:
 
 @pytest.fixture(scope="module")
 def quick_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """``experiment scenarios --quick`` for the two value-shift scenarios of phantoms, and each store again with
-    the shift turned off (``plain_<name>.h5``; same seed: same heads, slices and noise)."""
+    """``experiment scenarios --quick`` for the two value-shift scenarios of phantoms; and, at the default
+    (1 mm, 256² px) size with one 8-slice head each, the same two stores and their twins with the shift turned
+    off (``plain_<name>.h5``; same seed: same heads, slices and noise). At the quick size's 3.5 mm voxels
+    most grey matter is partial volume, which re-mixes the factors of neighbouring tissues."""
     out = tmp_path_factory.mktemp("scenarios")
-    res = CliRunner().invoke(main, ["experiment", "scenarios", "--quick", "--out", str(out), "--only",
+    res = CliRunner().invoke(main, ["experiment", "scenarios", "--quick", "--out", str(out / "quick"), "--only",
                                     "shifted_values", "--only", "oedema_pd", "--quiet"])
-    config = ExperimentConfig.quick()
-    by = {s.name: s.synth for s in scenarios(config, training_synth_config(config)[0])}
-    for name in ("shifted_values", "oedema_pd"):
-        plain = by[name].replace(source=dataclasses.replace(by[name].source, value_shift=None))
-        write_one_store(config, plain, out / f"plain_{name}.h5", config.n_scenario, name, False)
-    return {"out": out, "result": res, "config": config, "by": by}
+    config = ExperimentConfig(n_scenario=8, synth_workers=1)
+    scens, _ = write_scenario_stores(config, out / "full", ("shifted_values", "oedema_pd"), progress=False,
+                                     echo=lambda _: None)
+    by = {s.name: s.synth for s in scens}
+    for name, synth in by.items():
+        plain = synth.replace(source=dataclasses.replace(synth.source, value_shift=None))
+        write_one_store(config, plain, out / "full" / f"plain_{name}.h5", config.n_scenario, name, False)
+    return {"out": out, "result": res, "by": by}
 
 
 def test_scenarios_command_writes_loadable_stores(quick_stores: dict[str, Any]) -> None:
-    res, out = quick_stores["result"], quick_stores["out"]
+    res, out = quick_stores["result"], quick_stores["out"] / "quick"
     assert res.exit_code == 0, res.output
     assert "Wrote 2 stores" in res.output
-    assert {p.name for p in out.glob("*.h5")} >= {"oedema_pd.h5", "shifted_values.h5"}
-    ds = SynthDataset(out / "shifted_values.h5")
-    assert len(ds) == quick_stores["config"].n_scenario == 8
-    sample = ds[0]
-    assert sample["targets"].shape == (3, 64, 64) and bool(np.isfinite(sample["targets"].numpy()).all())
-    assert ds.config["source"]["value_shift"] == ValueShiftConfig().to_dict()
-    assert ds.config["seed"] == quick_stores["by"]["shifted_values"].seed
+    assert sorted(p.name for p in out.glob("*.h5")) == ["oedema_pd.h5", "shifted_values.h5"]
+    quick = ExperimentConfig.quick()
+    seeds = {s.name: s.synth.seed for s in scenarios(quick, training_synth_config(quick)[0]) if s.synth}
+    for name in ("shifted_values", "oedema_pd"):
+        ds = SynthDataset(out / f"{name}.h5")
+        assert len(ds) == quick.n_scenario == 8
+        sample = ds[0]
+        assert sample["targets"].shape == (3, 64, 64) and bool(np.isfinite(sample["targets"].numpy()).all())
+        assert ds.config["source"]["value_shift"]["t1"] == [0.75, 1.25]
+        assert ds.config["seed"] == seeds[name]
+    assert SynthDataset(out / "oedema_pd.h5").config["source"]["value_shift"]["parenchyma_pd"] == [1.1, 1.15]
 
 
 def test_scenarios_command_refuses_an_unknown_name(tmp_path: Path) -> None:
@@ -117,17 +125,18 @@ def _label_ratios(shifted: Path, plain: Path, lab: int) -> list[tuple[str, np.nd
 def test_store_values_moved_by_the_drawn_factors(quick_stores: dict[str, Any], scenario: str) -> None:
     """Each slice's GM and WM T1, T2 and PD (median of the voxel ratios to the unshifted twin) moved by the
     factors drawn for its subject from ``[seed, 0x5817]`` (synth.sources.draw_subject). Pure voxels move
-    exactly; textured phantom voxels re-mix a little (tests/synth/test_value_shift.py), hence 2 %."""
-    out = quick_stores["out"]
+    exactly; textured and partial-volume voxels re-mix a little (tests/synth/test_value_shift.py): measured
+    within 2.5 % (GM T2), tolerance 3 %."""
+    out = quick_stores["out"] / "full"
     cfg = quick_stores["by"][scenario].source.value_shift
     for lab in (2, 3):  # GM, WM
         rows = _label_ratios(out / f"{scenario}.h5", out / f"plain_{scenario}.h5", lab)
         assert len(rows) >= 4
         for sid, med in rows:
             k = value_factors(np.random.default_rng([int(sid.split("-")[1]), 0x5817]), cfg)
-            assert_allclose(med, k[lab], rtol=0.02, err_msg=f"{sid} label {lab}")
+            assert_allclose(med, k[lab], rtol=0.03, err_msg=f"{sid} label {lab}")
             if scenario == "oedema_pd":  # PD beyond the physiological spread: 0.95 × 1.10 at least
-                assert med[2] >= 0.95 * 1.10 * 0.98
+                assert med[2] >= 0.95 * 1.10 * 0.97
 
 
 # ------------------------------------------------------------------------------------------------ floors
