@@ -130,7 +130,8 @@ def test_quick_run_writes_page_json_and_figures(quick_run: dict[str, Any]) -> No
     assert "## Paired comparisons (subjects)" in md and "Wilcoxon signed-rank" in md
     assert "## Targets" in md and len(report["targets"]) == 62
     for t in report["targets"]:
-        assert (t["met"] is None) == (t["op"] is None or t["value"] is None), t
+        assert (t["met"] is None) == (not t["checked"] or t["value"] is None), t  # reported rows: never judged
+        assert t["checked"] == (t["op"] is not None and t["scenario"] not in ("internal_test", "real_subject47"))
     assert "says nothing about in-vivo accuracy" in md and "masked PSNR" not in md
     assert "| PE-UNet + physics | lesion |" in md and "| oracle prior | WM |" in md
     assert "Whole brain mask (peak = CSF maximum)" in md
