@@ -49,6 +49,7 @@ from relaxomap.train.experiment.config import (
     variant_train_config,
 )
 from relaxomap.train.experiment.page import write_report
+from relaxomap.train.experiment.stores import write_one_store
 from relaxomap.train.experiment.report import build_report
 
 __all__ = ["run_experiment"]
@@ -142,21 +143,9 @@ class _Stages:
 
 def _make_stores(config: ExperimentConfig, stores: Mapping[str, tuple[Any, int]], paths: Mapping[str, Path],
                  stages: _Stages, progress: bool) -> None:
-    from tqdm.auto import tqdm
-
-    from relaxomap.synth.store.parts import default_part_subjects
-    from relaxomap.synth.store.writer import write_store
-
     for name, (synth, n) in stores.items():
-        def make(name: str = name, synth: Any = synth, n: int = n) -> Any:
-            paths[name].parent.mkdir(parents=True, exist_ok=True)
-            # small stores in at least one part per worker, so that every worker has one to generate
-            n_subjects = -(-n // synth.slices_per_subject)
-            part = min(default_part_subjects(synth), max(1, -(-n_subjects // config.synth_workers)))
-            with tqdm(total=n, desc=f"synth {name}", unit="slice", leave=False, disable=not progress) as sb:
-                return write_store(synth, paths[name], n, workers=config.synth_workers, part_subjects=part,
-                                   progress=sb.update)
-        stages.run(f"store {name}", paths[name].is_file(), make)
+        stages.run(f"store {name}", paths[name].is_file(),
+                   lambda name=name, synth=synth, n=n: write_one_store(config, synth, paths[name], n, name, progress))
 
 
 def _train_variants(config: ExperimentConfig, out: Path, paths: Mapping[str, Path], stages: _Stages, device: str,

@@ -18,6 +18,7 @@ from relaxomap.physics.checks import check_finite_range, check_int_range, check_
 
 __all__ = [
     "ExperimentConfig", "Variant", "Scenario", "VARIANTS", "REFERENCE", "NLLS", "ORACLE", "REPO_ROOT",
+    "N_SCENARIOS", "SHIFT_DESCRIPTION", "OEDEMA_PD_FACTOR",
     "resolve_data_path",
     "training_synth_config", "scenarios", "variant_train_config", "estimate_seconds",
 ]
@@ -65,6 +66,15 @@ class Scenario:
     description: str
     synth: Any
     note: str = ""
+
+
+#: Number of test scenarios (:func:`scenarios`), for the run-time estimate.
+N_SCENARIOS = 10
+#: What the value-shift scenarios change (issue 14), for their descriptions.
+SHIFT_DESCRIPTION = ("tissue values moved off the tables per subject: T1 / T2 of every brain tissue × 0.75–1.25, "
+                     "CSF × 0.9–1.1, PD × 0.95–1.05 (`synth/value_shift.py` defaults)")
+#: Range of the oedema-like parenchyma PD factor of scenario ``oedema_pd``.
+OEDEMA_PD_FACTOR = (1.10, 1.15)
 
 
 @dataclass(frozen=True)
@@ -247,7 +257,8 @@ def scenarios(config: ExperimentConfig, train_synth: Any) -> list[Scenario]:
     """The test scenarios, each derived from the training recipe with its own seed (``synth_seed + 101 + k``).
 
     All are healthy phantoms at the training protocols, SNR and fields (the internal test) except for the one
-    factor each scenario changes.
+    factor each scenario changes. The last three (k = 7, 8, 9) move the tissue values off the training
+    distribution (:func:`_value_shift_scenarios`); the accuracy targets are checked on the first two of them.
     """
     from relaxomap.synth.artefacts import ArtefactConfig
     from relaxomap.synth.protocols import ProtocolRanges
@@ -281,6 +292,31 @@ def scenarios(config: ExperimentConfig, train_synth: Any) -> list[Scenario]:
             train_synth.source, kind="real", paths=(str(s47),)))))
     out.append(Scenario("missing_flair", "the internal-test recipe with FLAIR always absent (the NLLS fit needs "
                         "all three contrasts)", test.replace(seed=seed(6), missing_probability=(0.0, 0.0, 1.0))))
+    return out + _value_shift_scenarios(config, train_synth, test, seed)
+
+
+def _value_shift_scenarios(config: ExperimentConfig, train_synth: Any, test: Any, seed: Any) -> list[Scenario]:
+    """The scenarios whose tissue values differ from training (issue 14; seeds ``seed(7)``, ``seed(8)``,
+    ``seed(9)``): held-out anatomy with every tissue's T1 / T2 moved by up to ±25 % and PD within its
+    physiological spread (:class:`synth.value_shift.ValueShiftConfig` defaults), and an oedema-like PD shift."""
+    from relaxomap.synth.value_shift import ValueShiftConfig
+
+    shift = ValueShiftConfig()
+    src = dataclasses.replace(test.source, value_shift=shift)
+    out = [Scenario("shifted_values", SHIFT_DESCRIPTION + " on new healthy phantom heads",
+                    test.replace(seed=seed(7), source=src))]
+    s47 = resolve_data_path(config.subject47)
+    desc47 = SHIFT_DESCRIPTION + " on BrainWeb subject 47 (augmented, never in training), healthy"
+    if s47 is None:
+        out.append(Scenario("shifted_subject47", desc47, None, f"skipped: {config.subject47} not found"))
+    else:
+        out.append(Scenario("shifted_subject47", desc47, test.replace(seed=seed(8), source=dataclasses.replace(
+            train_synth.source, kind="real", paths=(str(s47),), value_shift=shift))))
+    oedema = dataclasses.replace(shift, parenchyma_pd=OEDEMA_PD_FACTOR)
+    out.append(Scenario("oedema_pd", SHIFT_DESCRIPTION + f", plus GM / WM / deep GM PD × {OEDEMA_PD_FACTOR[0]:g}–"
+                        f"{OEDEMA_PD_FACTOR[1]:g} (oedema-like, beyond the physiological spread; judged against "
+                        "its bound, no fixed threshold) on new healthy phantom heads",
+                        test.replace(seed=seed(9), source=dataclasses.replace(src, value_shift=oedema))))
     return out
 
 
@@ -322,11 +358,11 @@ def estimate_seconds(config: ExperimentConfig) -> dict[str, float]:
     n_val_runs = -(-config.steps // config.val_every)
     per_variant = (config.steps * config.batch_size * _RATE_TRAIN_S * patch_px
                    + n_val_runs * min(config.val_max_slices, config.n_val) * _RATE_INFER_S * px)
-    n_eval = 7 * min(config.n_scenario, config.max_eval_slices)
+    n_eval = N_SCENARIOS * min(config.n_scenario, config.max_eval_slices)
     out = {"stores": ((config.n_train + config.n_val) * _RATE_SYNTH_TRAIN_S
-                      + 7 * config.n_scenario * _RATE_SYNTH_SCENARIO_S) * px,
+                      + N_SCENARIOS * config.n_scenario * _RATE_SYNTH_SCENARIO_S) * px,
            "training": len(VARIANTS) * per_variant,
            "evaluation": n_eval * (len(VARIANTS) * _RATE_INFER_S + _RATE_NLLS_S) * px
-           + 7 * (config.n_examples + 1) * _RATE_FIGURE_S}
+           + N_SCENARIOS * (config.n_examples + 1) * _RATE_FIGURE_S}
     out["total"] = sum(out.values())
     return out

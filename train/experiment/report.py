@@ -16,6 +16,7 @@ from relaxomap import __version__
 from relaxomap.train.evaluation.metrics import MAP_UNITS
 from relaxomap.train.evaluation.results import json_safe
 from relaxomap.train.experiment.config import NLLS, ORACLE, REFERENCE, VARIANTS, ExperimentConfig, Scenario
+from relaxomap.train.experiment.floors import compute_floors, row_floor
 from relaxomap.train.experiment.stats import (
     PAIRED_COMPARISONS,
     PAIRED_MAPS,
@@ -29,7 +30,7 @@ from relaxomap.train.experiment.stats import (
     subject_mean,
 )
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "scenario_entries", "target_rows"]
 
 
 #: The shipped default model (train/clinical/default_model/MODEL_CARD.md): crops seen in training, quoted on the
@@ -77,8 +78,30 @@ def build_report(config: ExperimentConfig, scens: Sequence[Scenario], summaries:
             "seconds_per_step": config.batch_size / rate if rate else None, "val_curve": log["val_curve"],
             "val_trend_second_half": _val_trend(log["val_curve"]), "device": s.get("device")}
     models = [v.name for v in VARIANTS] + [NLLS, ORACLE]
+    scen_out = scenario_entries(config, scens, evaluations, models)
+    tests = {name: _paired(e["metrics"], models) for name, e in scen_out.items() if "metrics" in e}
+    report = {
+        "format": "relaxomap-ablation", "format_version": 2,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "package_version": __version__,
+        "command": command, "device": device, "config": config.to_dict(), "training_source": source_note,
+        "seeds": {"train": config.synth_seed, "val": config.synth_seed + 1, "training": config.seed},
+        "reference": REFERENCE, "variants": variants, "scenarios": scen_out, "paired_tests": tests,
+        "stages": dict(stages), "estimate_seconds": dict(estimate), "seconds": seconds, "work_folder": str(out),
+    }
+    report["best_variant"] = best_by_validation(variants)
+    report["floors"] = compute_floors()
+    report["targets"] = target_rows(scen_out, REFERENCE, report["floors"])
+    missed = any(row["met"] is False for row in report["targets"])
+    report["why_missed"] = _common_reasons(report, config) if missed else []
+    return json_safe(report)
+
+
+def scenario_entries(config: ExperimentConfig, scens: Sequence[Scenario], evaluations: Mapping[str, Mapping[str, Any]],
+                     models: Sequence[str]) -> dict[str, Any]:
+    """Per scenario: description, note, seed, store size and, when evaluated (``evaluations[name]``: an
+    evaluation's results holding that scenario), the models' accumulator results (``metrics``), the numbers
+    of slices and subjects and the slices each model skipped, with the reasons."""
     scen_out: dict[str, Any] = {}
-    tests: dict[str, Any] = {}
     for sc in scens:
         entry: dict[str, Any] = {"description": sc.description, "note": sc.note,
                                  "seed": None if sc.synth is None else sc.synth.seed,
@@ -99,23 +122,22 @@ def build_report(config: ExperimentConfig, scens: Sequence[Scenario], summaries:
             if r["n_skipped"]:
                 reasons = sorted({rec.get("skipped", {}).get(m, "") for rec in records} - {""})
                 entry["skipped"][m] = {"n": r["n_skipped"], "of": res["n_samples"], "reasons": reasons}
-        tests[sc.name] = _paired(entry["metrics"], models)
-    report = {
-        "format": "relaxomap-ablation", "format_version": 2,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "package_version": __version__,
-        "command": command, "device": device, "config": config.to_dict(), "training_source": source_note,
-        "seeds": {"train": config.synth_seed, "val": config.synth_seed + 1, "training": config.seed},
-        "reference": REFERENCE, "variants": variants, "scenarios": scen_out, "paired_tests": tests,
-        "stages": dict(stages), "estimate_seconds": dict(estimate), "seconds": seconds, "work_folder": str(out),
-    }
-    report["best_variant"] = best_by_validation(variants)
-    report["targets"] = check_targets(scen_out)
-    for row in report["targets"]:
-        row["oracle"] = oracle_value(scen_out, row)
-        row["why"] = None if row["met"] is not False else _specific_reason(row, report)
-    missed = any(row["met"] is False for row in report["targets"])
-    report["why_missed"] = _common_reasons(report, config) if missed else []
-    return json_safe(report)
+    return scen_out
+
+
+def target_rows(scen: Mapping[str, Any], reference: str, floors: Mapping[str, Any],
+                healthy_only_training: bool = True) -> list[dict[str, Any]]:
+    """The target rows of :func:`~train.experiment.stats.check_targets` on model ``reference``, each with the
+    oracle prior's value of the same quantity (``oracle``), the floor the inputs allow (``floor``, from
+    :func:`train.experiment.floors.compute_floors` output ``floors``) and, for a missed target, what the run
+    measured about it (``why``; ``healthy_only_training``: the reference never saw lesions)."""
+    rows = check_targets(scen, reference)
+    context = {"scenarios": scen, "reference": reference, "healthy_only_training": healthy_only_training}
+    for row in rows:
+        row["oracle"] = oracle_value(scen, row)
+        row["floor"] = row_floor(floors, row)
+        row["why"] = None if row["met"] is not False else _specific_reason(row, context)
+    return rows
 
 
 def _paired(metrics: Mapping[str, Any], models: Sequence[str]) -> dict[str, Any]:
@@ -159,7 +181,7 @@ def _specific_reason(row: Mapping[str, Any], report: Mapping[str, Any]) -> str |
     value of the same quantity (a network that does not beat it has not measured the tissue) and the
     reference's mean truth and prediction there."""
     scen = report["scenarios"]
-    ref = nested_get(scen, row["scenario"], "metrics", REFERENCE)
+    ref = nested_get(scen, row["scenario"], "metrics", report.get("reference", REFERENCE))
     oracle = oracle_value(scen, row)
     region, mp = row["region"], row["map"]
     path = (region,) if region == "parenchyma" else ("tissue", region)
@@ -179,6 +201,6 @@ def _specific_reason(row: Mapping[str, Any], report: Mapping[str, Any]) -> str |
     bias = subject_mean(ref, region, mp, "bias_pct")
     if row["kind"] != "bias" and is_finite_number(bias):
         parts.append(f"signed bias {bias:+.1f} %")
-    if row["kind"] == "lesion":
+    if row["kind"] == "lesion" and report.get("healthy_only_training", True):
         parts.insert(0, "lesions are absent from the healthy-only training data (the point of this scenario)")
     return "; ".join(parts) or None

@@ -18,7 +18,7 @@ COMMANDS = {"fidelity", "synth", "train", "export", "evaluate", "predict", "rend
 def test_every_command_is_registered() -> None:
     assert set(main.commands) == COMMANDS
     assert set(bench.commands) == {"physics", "synth", "train"}
-    assert set(main.commands["experiment"].commands) == {"ablation", "mismatch"}
+    assert set(main.commands["experiment"].commands) == {"ablation", "mismatch", "scenarios", "shipped"}
 
 
 def test_python_dash_m_runs_the_group() -> None:

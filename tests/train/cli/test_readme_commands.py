@@ -26,7 +26,8 @@ model; one with ``--refine``),
   NLLS baseline's ~20 s.
 
 Only parsed, then run with ``--help`` (:data:`HELP_ONLY`): ``experiment ablation`` (1.4 h at the default size; its
-``--quick`` smoke run is tests/train/experiment/test_ablation.py's) and ``bench synth`` (it starts worker pools
+``--quick`` smoke run is tests/train/experiment/test_ablation.py's), ``experiment scenarios`` and ``experiment
+shipped`` (minutes; their ``--quick`` runs are tests/train/experiment/test_scenarios.py's) and ``bench synth`` (it starts worker pools
 for several worker counts: ~20 s even at ``--n 4 --size 16``).
 """
 from __future__ import annotations
@@ -61,6 +62,8 @@ SMALL: dict[str, list[str]] = {
 HELP_ONLY: dict[str, str] = {
     "experiment ablation": "1.4 h at the default size; --quick is run by tests/train/experiment/test_ablation.py",
     "bench synth": "starts worker pools for several worker counts (~20 s at any size)",
+    "experiment scenarios": "10 stores of 64 slices (~2 min); --quick is run by tests/train/experiment/test_scenarios.py",
+    "experiment shipped": "~15 min at the default size; --quick is run by tests/train/experiment/test_scenarios.py",
 }
 #: README commands run exactly as written.
 VERBATIM = ("predict", "render", "bounds", "synth merge", "synth inspect", "export")

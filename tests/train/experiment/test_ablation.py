@@ -34,7 +34,7 @@ from relaxomap.train.experiment.stats import (
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _SCENARIOS = ("internal_test", "lesions", "out_of_range", "snr_5_12", "snr_80_150", "real_subject47",
-              "missing_flair")
+              "missing_flair", "shifted_values", "shifted_subject47", "oedema_pd")
 
 
 class _Interrupted(Exception):
@@ -128,9 +128,10 @@ def test_quick_run_writes_page_json_and_figures(quick_run: dict[str, Any]) -> No
     # sections: subject-level comparisons, targets (answered unless there is no target or no such tissue),
     # per-tissue rows including the oracle prior, the whole mask labelled
     assert "## Paired comparisons (subjects)" in md and "Wilcoxon signed-rank" in md
-    assert "## Targets" in md and len(report["targets"]) == 30
+    assert "## Targets" in md and len(report["targets"]) == 62
     for t in report["targets"]:
-        assert (t["met"] is None) == (t["op"] is None or t["value"] is None), t
+        assert (t["met"] is None) == (not t["checked"] or t["value"] is None), t  # reported rows: never judged
+        assert t["checked"] == (t["op"] is not None and t["scenario"] not in ("internal_test", "real_subject47"))
     assert "says nothing about in-vivo accuracy" in md and "masked PSNR" not in md
     assert "| PE-UNet + physics | lesion |" in md and "| oracle prior | WM |" in md
     assert "Whole brain mask (peak = CSF maximum)" in md
@@ -255,26 +256,29 @@ def _target_metrics(par: dict[str, float], tissue: dict[str, dict[str, float]]) 
 def test_check_targets_thresholds() -> None:
     ref = _target_metrics({"t1": 6.0, "t2": 5.01, "pd_csf": 2.9},
                           {"WM": {"t1": -3.0, "t2": 3.01, "pd_csf": 0.0}, "CSF": {"t1": 4.0, "t2": 80.0}})
-    scen = {"internal_test": {"metrics": {REFERENCE: ref}},
+    scen = {"shifted_values": {"metrics": {REFERENCE: ref}}, "internal_test": {"metrics": {REFERENCE: ref}},
             "lesions": {"metrics": {REFERENCE: _target_metrics({}, {"lesion": {"t1": 9.99, "t2": 10.0}})}}}
     rows = check_targets(scen)
     got = {(t["scenario"], t["target"]): t for t in rows}
     met = {k: t["met"] for k, t in got.items()}
-    assert met[("internal_test", "parenchyma MPE T1 [%]")] is True  # <= 6 holds at equality
-    assert met[("internal_test", "parenchyma MPE T2 [%]")] is False
-    assert met[("internal_test", "parenchyma MPE PD (CSF = 1) [%]")] is True
-    assert met[("internal_test", "WM signed bias T1 [%]")] is True  # |−3| <= 3
-    assert met[("internal_test", "WM signed bias T2 [%]")] is False
-    assert got[("internal_test", "WM signed bias T1 [%]")]["value"] == -3.0  # the sign is kept
-    assert met[("internal_test", "GM signed bias T1 [%]")] is None  # no GM in this result
-    assert met[("internal_test", "CSF MPE T1 [%]")] is True
-    csf_t2 = got[("internal_test", "CSF MPE T2 [%]")]
+    assert met[("shifted_values", "parenchyma MPE T1 [%]")] is True  # <= 6 holds at equality
+    assert met[("shifted_values", "parenchyma MPE T2 [%]")] is False
+    assert met[("shifted_values", "parenchyma MPE PD (CSF = 1) [%]")] is True
+    assert met[("shifted_values", "WM signed bias T1 [%]")] is True  # |−3| <= 3
+    assert met[("shifted_values", "WM signed bias T2 [%]")] is False
+    assert got[("shifted_values", "WM signed bias T1 [%]")]["value"] == -3.0  # the sign is kept
+    assert met[("shifted_values", "GM signed bias T1 [%]")] is None  # no GM in this result
+    assert met[("shifted_values", "CSF MPE T1 [%]")] is True
+    # the same rows on internal_test (tissue values from training) are reported, not checked
+    assert got[("internal_test", "parenchyma MPE T2 [%]")]["value"] == 5.01
+    assert got[("internal_test", "parenchyma MPE T2 [%]")]["met"] is None
+    csf_t2 = got[("shifted_values", "CSF MPE T2 [%]")]
     assert csf_t2["met"] is None and csf_t2["value"] == 80.0 and "not identifiable" in csf_t2["note"]
     assert met[("lesions", "lesion MPE T1 [%]")] is True
     assert met[("lesions", "lesion MPE T2 [%]")] is False  # < 10 is strict
     assert not any("PSNR" in t["target"] or "SSIM" in t["target"] for t in rows)
     missing = check_targets({})
-    assert len(missing) == 30 and all(t["met"] is None and t["value"] is None for t in missing)
+    assert len(missing) == 62 and all(t["met"] is None and t["value"] is None for t in missing)
 
 
 # ------------------------------------------------------------------------------------------------ configs

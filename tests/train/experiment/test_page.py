@@ -71,7 +71,7 @@ def _oracle_t1_mpe(n_subjects: int) -> float:
 def _report(tmp_path: Path) -> dict[str, Any]:
     config = ExperimentConfig.quick()
     scens = scenarios(config, training_synth_config(config)[0])
-    evaluations = {"internal_test": _evaluation("internal_test", 8), "real_subject47": _evaluation("real_subject47", 3)}
+    evaluations = {"shifted_values": _evaluation("shifted_values", 8), "real_subject47": _evaluation("real_subject47", 3)}
     summaries = {REFERENCE: {"step": 5, "best_val": 0.3, "parameters": 1000}, "pe-unet": {"step": 5, "best_val": 0.2}}
     return build_report(config, scens, summaries, evaluations, out=tmp_path, source_note="phantoms", stages={},
                         device="cpu", estimate=estimate_seconds(config), seconds=1.0, command="relaxomap experiment")
@@ -80,7 +80,7 @@ def _report(tmp_path: Path) -> dict[str, Any]:
 def test_subject_level_comparisons_and_targets(tmp_path: Path) -> None:
     report = _report(tmp_path)
     # 8 subjects: Δ = reference − other of each subject's parenchyma T1 MPE, i.e. (2 + 0.1 s) − (5 + 0.3 s) %
-    comp = report["paired_tests"]["internal_test"]["pe-unet"]["t1"]["parenchyma/mpe_pct"]
+    comp = report["paired_tests"]["shifted_values"]["pe-unet"]["t1"]["parenchyma/mpe_pct"]
     d = np.array([(2 + 0.1 * s) - (5 + 0.3 * s) for s in range(8)])
     assert comp["n"] == 8 and comp["test"] == "wilcoxon" and comp["subjects"] == [f"s{s}" for s in range(8)]
     # float64 sums of exact-fraction errors: agreement to 1e-9 %
@@ -92,13 +92,13 @@ def test_subject_level_comparisons_and_targets(tmp_path: Path) -> None:
     # targets on the reference: T1 MPE 2 + 0.1·mean(s) = 2.35 % <= 6; T2 4 % <= 5; PD anchored on CSF: a
     # uniform 10 % PD gain is the CSF scale, not an error (0 % <= 3)
     rows = {(t["scenario"], t["target"]): t for t in report["targets"]}
-    t1 = rows[("internal_test", "parenchyma MPE T1 [%]")]
+    t1 = rows[("shifted_values", "parenchyma MPE T1 [%]")]
     assert_allclose(t1["value"], 2.35, rtol=1e-9) and t1["met"] is True
     assert_allclose(t1["oracle"], _oracle_t1_mpe(8), rtol=1e-6)  # float32 table values
-    assert rows[("internal_test", "parenchyma MPE T2 [%]")]["met"] is True
-    pd = rows[("internal_test", "parenchyma MPE PD (CSF = 1) [%]")]
+    assert rows[("shifted_values", "parenchyma MPE T2 [%]")]["met"] is True
+    pd = rows[("shifted_values", "parenchyma MPE PD (CSF = 1) [%]")]
     assert_allclose(pd["value"], 0.0, atol=1e-4) and pd["met"] is True  # float32 PD buffer
-    bias = rows[("internal_test", "WM signed bias T2 [%]")]  # +4 % > 3
+    bias = rows[("shifted_values", "WM signed bias T2 [%]")]  # +4 % > 3
     assert_allclose(bias["value"], 4.0, rtol=1e-9) and bias["met"] is False
     assert bias["oracle"] is not None and "oracle prior" in bias["why"]
     assert rows[("lesions", "lesion MPE T1 [%]")]["met"] is None  # not evaluated here
@@ -112,8 +112,10 @@ def test_page_shows_tissues_oracle_and_no_slice_p_values(tmp_path: Path) -> None
                    "says nothing about in-vivo accuracy", "not identifiable at TE ~100 ms", "**Not evaluated**",
                    "fixed physiological range"):
         assert needle in md, needle
-    target = next(line for line in md.splitlines() if line.startswith("| `internal_test` | parenchyma MPE T1 [%] |"))
-    assert target.endswith(f"| ≤ 6 | **yes** | {_oracle_t1_mpe(8):.1f} |"), target
+    target = next(line for line in md.splitlines() if line.startswith("| `shifted_values` | parenchyma MPE T1 [%] |"))
+    floor = report["floors"]["parenchyma"]["t1"]  # the tissue-mean T1 bound of WM / GM / deep GM, averaged
+    assert target.endswith(f"| ≤ 6 | **yes** | {_oracle_t1_mpe(8):.1f} | ± {floor:.1f} |"), target
+    assert "**tissue-mean** bound" in md and "| floor [%] |" in md
     # the 3-subject scenario has no p-value: its comparison rows end in dashes
     row = next(line for line in md.splitlines() if line.startswith("| `real_subject47` | PE-UNet, no physics | T1 |"))
     assert row.count("| – |") == 3
