@@ -17,7 +17,7 @@ COMMANDS = {"fidelity", "synth", "train", "export", "evaluate", "predict", "rend
 
 def test_every_command_is_registered() -> None:
     assert set(main.commands) == COMMANDS
-    assert set(bench.commands) == {"physics", "synth", "train"}
+    assert set(bench.commands) == {"physics", "synth", "train", "refine"}
     assert set(main.commands["experiment"].commands) == {"ablation", "mismatch", "scenarios", "shipped"}
 
 
