@@ -85,3 +85,25 @@ def test_roi_table_values_and_csv() -> None:
     assert rows["lesion"]["t2_ms_sd"] == pytest.approx(maps["t2_ms"][lesion].std(ddof=1), rel=1e-12)
     text = roi_csv(list(rows.values()))
     assert text.splitlines()[0].startswith("region,n_voxels,t1_ms_mean")
+
+
+def test_b1_map_units_and_refusal(tmp_path: Path) -> None:
+    """A B1 map in percent (median ~ 90) is divided by 100 with a warning; one in neither unit is refused
+    with its file named; voxels without a value become 1 (nominal)."""
+    from relaxomap.train.clinical.nifti import load_nifti, save_nifti
+    from relaxomap.train.clinical.predict import _aux_on_grid
+
+    aff = np.diag([1.0, 1.0, 3.0, 1.0])
+    ref_path = tmp_path / "ref.nii.gz"
+    save_nifti(ref_path, np.ones((6, 5, 4), np.float32), aff)
+    ref = load_nifti(ref_path, "reference")
+    b1 = np.full((6, 5, 4), 90.0, np.float32)
+    b1[0, 0, 0] = 0.0
+    save_nifti(tmp_path / "b1pct.nii.gz", b1, aff)
+    warnings: list[str] = []
+    got = _aux_on_grid(tmp_path / "b1pct.nii.gz", ref, "B1 map", True, 1, warnings)
+    assert got[1, 1, 1] == pytest.approx(0.9) and got[0, 0, 0] == 1.0
+    assert any("percent" in w for w in warnings)
+    save_nifti(tmp_path / "b1bad.nii.gz", np.full((6, 5, 4), 5000.0, np.float32), aff)
+    with pytest.raises(ValueError, match="b1bad.nii.gz: median 5000"):
+        _aux_on_grid(tmp_path / "b1bad.nii.gz", ref, "B1 map", True, 1, [])
