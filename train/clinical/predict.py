@@ -287,12 +287,11 @@ def _aux_on_grid(path: str | Path, ref: Volume, what: str, resample: bool, order
     return data
 
 
-def _refine(data: Mapping[str, np.ndarray], mask: np.ndarray, maps: Mapping[str, np.ndarray],
-            vols: Mapping[str, Volume], params: Mapping[str, Any], kinds: Mapping[str, str], ref: Volume,
-            extra: Mapping[str, np.ndarray], warnings: list[str]) -> tuple[Any, dict[str, np.ndarray]]:
-    from relaxomap.train.clinical.refine import exam_protocols, refine_maps
+def _refine(data: Mapping[str, np.ndarray], mask: np.ndarray, maps: Mapping[str, np.ndarray], exam: Any,
+            ref: Volume, extra: Mapping[str, np.ndarray], warnings: list[str]) -> tuple[Any, dict[str, np.ndarray]]:
+    from relaxomap.train.clinical.refine import refine_maps
 
-    prots, known, normalised = exam_protocols(vols, params, kinds)
+    prots, known, normalised = exam
     res = refine_maps(data, mask, maps, prots, known, ref.voxel_mm, b1_map=extra.get("b1"), normalised=normalised)
     res.exam["protocols"] = {c: p.to_dict() for c, p in zip(CONTRASTS, prots)}
     res.exam["refocus_known_from_headers"] = dict(zip(CONTRASTS, known))
@@ -389,6 +388,11 @@ def run_predict(
     model, _config, meta, model_info = load_prediction_model(checkpoint, dev)  # a missing checkpoint fails fast
     vols, params = _read_inputs(given, param_flags or {}, warnings)
     kinds, forced = _check_fit(vols, params, trained_for(meta), force, warnings)
+    exam = None
+    if refine:  # the refinement's protocols, refused before the network runs
+        from relaxomap.train.clinical.refine import exam_protocols
+
+        exam = exam_protocols(vols, params, kinds)
 
     ref_c = next(c for c in CONTRASTS if c in vols)
     ref = vols[ref_c]
@@ -396,13 +400,11 @@ def run_predict(
     ranges = _training_ranges(meta, params, warnings)
     mask, mask_info = _brain_mask(mask_path, data, ref, CONTRAST_LABELS[ref_c], resample, warnings)
     in_view, outside = _slice_presence(mask, ref, CONTRAST_LABELS[ref_c], vols, fovs, warnings)
+    extra = {k: _aux_on_grid(v, ref, what, resample, order, warnings) for k, v, what, order in (
+        ("b1", b1map, "B1 map", 1), ("labels", labels_path, "label image", 0),
+        ("lesion", lesion_mask, "lesion mask", 0)) if v is not None and refine}
     maps = _predict_maps(data, mask, ref, params, model, meta, batch, dev, progress, warnings, in_view)
-    refined = None
-    if refine:
-        extra = {k: _aux_on_grid(v, ref, what, resample, order, warnings) for k, v, what, order in (
-            ("b1", b1map, "B1 map", 1), ("labels", labels_path, "label image", 0),
-            ("lesion", lesion_mask, "lesion mask", 0)) if v is not None}
-        refined = _refine(data, mask, maps, vols, params, kinds, ref, extra, warnings)
+    refined = _refine(data, mask, maps, exam, ref, extra, warnings) if refine else None
 
     provenance = _provenance(vols, resampled, ref_c, ref, params, model_info, ranges, mask_info, dev, batch,
                              warnings)

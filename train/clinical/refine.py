@@ -3,7 +3,8 @@
 
 Protocols come from each NIfTI's BIDS sidecar (:func:`train.clinical.sidecar.protocol_from_sidecar`: kind,
 echo train, refocusing and flip angles when given) or, for DICOM / flag-only parameters, from TR / TE / TI
-and the sequence kind the input checks found (echo spacing near 10 ms, :func:`echo_spacing_ms`). A series
+and the sequence kind the input checks found (spin-echo kinds only; echo spacing near 10 ms,
+:func:`echo_spacing_ms`; echo train length 3 for a T1w, 16 otherwise). A series
 whose sidecar gives ``RefocusingFlipAngle`` keeps it; otherwise the angle is fitted under its prior. A series
 whose sidecar ``ImageType`` holds ``NORM`` (vendor intensity normalisation) gets a smooth receive field; the
 others get one only if their residual shows it (:class:`physics.refine.RefineConfig`).
@@ -38,7 +39,13 @@ __all__ = ["LABEL_REGIONS", "exam_protocols", "refine_maps", "roi_table", "roi_c
 LABEL_REGIONS: dict[str, tuple[int, ...]] = {"NAWM": (3,), "cortex": (2,), "deep_GM": (13,), "CSF": (1,)}
 
 
-def _protocol_from_params(contrast: str, kind: str, tr: float, te: float, ti: float) -> Protocol:
+def _protocol_from_params(contrast: str, kind: str, tr: float, te: float, ti: float, source: str) -> Protocol:
+    """A spin-echo protocol from TR / TE / TI [ms] and the kind; the echo train length, not in these
+    parameters, is taken as 3 for a T1w and 16 otherwise (at least the echo index, at most what fits in TR)."""
+    if kind not in ("se", "tse", "ir_tse"):
+        raise ValueError(f"--refine: the {contrast} series {source} is a {kind!r} sequence; without a sidecar "
+                         "that gives its full protocol (RelaxomapProtocol) only spin-echo series (se, tse, ir_tse) "
+                         "can be refined")
     if kind == "se":
         return Protocol("se", tr_ms=tr, te_ms=te, name=contrast)
     esp = echo_spacing_ms(te)
@@ -66,7 +73,7 @@ def exam_protocols(vols: Mapping[str, Any], params: Mapping[str, Mapping[str, An
             normalised.append("NORM" in [str(t).upper() for t in (obj.get("ImageType") or [])])
         else:
             tr, te, ti = (params[c][f].value_ms if f in params[c] else 0.0 for f in ("tr_ms", "te_ms", "ti_ms"))
-            prots.append(_protocol_from_params(c, kinds[c], tr, te, ti or 0.0))
+            prots.append(_protocol_from_params(c, kinds[c], tr, te, ti or 0.0, str(vol.source)))
             known.append(False)
             normalised.append(False)
     return prots, known, normalised

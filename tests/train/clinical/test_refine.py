@@ -107,3 +107,12 @@ def test_b1_map_units_and_refusal(tmp_path: Path) -> None:
     save_nifti(tmp_path / "b1bad.nii.gz", np.full((6, 5, 4), 5000.0, np.float32), aff)
     with pytest.raises(ValueError, match="b1bad.nii.gz: median 5000"):
         _aux_on_grid(tmp_path / "b1bad.nii.gz", ref, "B1 map", True, 1, [])
+
+
+def test_refine_refuses_a_gradient_echo_without_its_protocol() -> None:
+    from relaxomap.train.clinical.refine import _protocol_from_params
+
+    with pytest.raises(ValueError, match="t1w series dicom/T1 is a 'spgr' sequence"):
+        _protocol_from_params("t1w", "spgr", 20.0, 4.0, 0.0, "dicom/T1")
+    p = _protocol_from_params("flair", "ir_tse", 9000.0, 120.0, 2500.0, "x")
+    assert (p.kind, p.esp_ms, p.etl, p.ti_ms) == ("ir_tse", 10.0, 16, 2500.0)
