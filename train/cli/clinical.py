@@ -70,12 +70,15 @@ def _print_warnings(warnings: list[str]) -> None:
 @click.option("--labels", "labels_path", type=click.Path(), default=None, help="Label image for --refine's ROI "
               "table (1 CSF, 2 GM, 3 WM, 13 deep GM); default: an automatic 3-class split of T1.")
 @click.option("--lesion-mask", type=click.Path(), default=None, help="Lesion mask for --refine's ROI table.")
+@click.option("--refine-config", type=click.Path(dir_okay=False), default=None, help="JSON of RefineConfig fields "
+              "(priors, dictionary grid, solver; docs/refine.md) overriding the defaults for --refine.")
 @_param_options
 @user_errors
 def predict_command(t1w: str | None, t2w: str | None, flair: str | None, out_dir: str, checkpoint: str | None,
                     old_checkpoint: str | None, mask_path: str | None, no_resample: bool, device: str | None,
                     batch: int | None, overwrite: bool, force: bool, quiet: bool, refine: bool, b1map: str | None,
-                    labels_path: str | None, lesion_mask: str | None, **params: float | None) -> None:
+                    labels_path: str | None, lesion_mask: str | None, refine_config: str | None,
+                    **params: float | None) -> None:
     """Predict T1 [ms], T2 [ms] and PD maps from T1w / T2w / T2-FLAIR images and their TR/TE/TI.
 
     Sequence parameters come from BIDS sidecars (seconds) next to NIfTI files, from DICOM headers (ms),
@@ -90,7 +93,8 @@ def predict_command(t1w: str | None, t2w: str | None, flair: str | None, out_dir
     prov = run_predict({"t1w": t1w, "t2w": t2w, "flair": flair}, out_dir, checkpoint=checkpoint,
                        mask_path=mask_path, param_flags=flags, resample=not no_resample, overwrite=overwrite,
                        progress=not quiet, force=force, refine=refine, b1map=b1map, labels_path=labels_path,
-                       lesion_mask=lesion_mask, **given(device=device, batch=batch))
+                       lesion_mask=lesion_mask, refine_config=_refine_config(refine_config),
+                       **given(device=device, batch=batch))
     _print_warnings(prov["warnings"])
     for c, fields in prov["parameters"].items():
         vals = ", ".join(f"{k[:2].upper()} {v['value_ms']:g} ms" for k, v in fields.items())
@@ -102,6 +106,21 @@ def predict_command(t1w: str | None, t2w: str | None, flair: str | None, out_dir
                    f"{r['t1_scale_sd_pct']:.1f} %; wrote residual maps, refine.json, roi.csv")
     click.echo(f"wrote {', '.join(MAP_FILES.values())}, {MASK_FILE}, {PROVENANCE_FILE} to {out_dir} "
                f"({prov['runtime_s']:.1f} s on {prov['device']})")
+
+
+def _refine_config(path: str | None) -> object:
+    """The :class:`physics.refine.RefineConfig` of a ``--refine-config`` JSON file (None: defaults)."""
+    if path is None:
+        return None
+    import json
+    from pathlib import Path
+
+    from relaxomap.physics.refine import RefineConfig
+
+    try:
+        return RefineConfig.from_dict(json.loads(Path(path).read_text()))
+    except (OSError, TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        raise click.BadParameter(f"{path}: {err}", param_hint="--refine-config") from None
 
 
 @click.command("render")

@@ -288,11 +288,13 @@ def _aux_on_grid(path: str | Path, ref: Volume, what: str, resample: bool, order
 
 
 def _refine(data: Mapping[str, np.ndarray], mask: np.ndarray, maps: Mapping[str, np.ndarray], exam: Any,
-            ref: Volume, extra: Mapping[str, np.ndarray], warnings: list[str]) -> tuple[Any, dict[str, np.ndarray]]:
+            ref: Volume, extra: Mapping[str, np.ndarray], warnings: list[str], config: Any = None
+            ) -> tuple[Any, dict[str, np.ndarray]]:
     from relaxomap.train.clinical.refine import refine_maps
 
     prots, known, normalised = exam
-    res = refine_maps(data, mask, maps, prots, known, ref.voxel_mm, b1_map=extra.get("b1"), normalised=normalised)
+    res = refine_maps(data, mask, maps, prots, known, ref.voxel_mm, config, b1_map=extra.get("b1"),
+                      normalised=normalised)
     res.exam["protocols"] = {c: p.to_dict() for c, p in zip(CONTRASTS, prots)}
     res.exam["refocus_known_from_headers"] = dict(zip(CONTRASTS, known))
     if res.exam["t1_scale_sd_pct"] > 5.0:
@@ -337,6 +339,7 @@ def run_predict(
     b1map: str | Path | None = None,
     labels_path: str | Path | None = None,
     lesion_mask: str | Path | None = None,
+    refine_config: Any = None,
 ) -> dict[str, Any]:
     """The ``relaxomap predict`` pipeline (see the module docstring); returns the provenance dict it wrote.
 
@@ -365,6 +368,7 @@ def run_predict(
     b1map : measured transmit field (NIfTI, relative scale or percent, e.g. BIDS ``TB1map``) for ``refine``.
     labels_path, lesion_mask : NIfTI label image (1 CSF, 2 GM, 3 WM, 13 deep GM) and lesion mask for the ROI
         tables of ``refine``.
+    refine_config : a :class:`physics.refine.RefineConfig` (priors, grid, solver) for ``refine``; None = defaults.
 
     Raises
     ------
@@ -404,7 +408,7 @@ def run_predict(
         ("b1", b1map, "B1 map", 1), ("labels", labels_path, "label image", 0),
         ("lesion", lesion_mask, "lesion mask", 0)) if v is not None and refine}
     maps = _predict_maps(data, mask, ref, params, model, meta, batch, dev, progress, warnings, in_view)
-    refined = _refine(data, mask, maps, exam, ref, extra, warnings) if refine else None
+    refined = _refine(data, mask, maps, exam, ref, extra, warnings, refine_config) if refine else None
 
     provenance = _provenance(vols, resampled, ref_c, ref, params, model_info, ranges, mask_info, dev, batch,
                              warnings)

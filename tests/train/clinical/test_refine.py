@@ -33,7 +33,10 @@ def test_predict_refine_writes_everything(exam, tmp_path: Path) -> None:
     case, paths, mask = exam
     labels = mask.parent / "labels.nii.gz"
     out = tmp_path / "maps"
-    prov = run_predict(paths, out, mask_path=mask, progress=False, refine=True, labels_path=labels)
+    from relaxomap.physics.refine import RefineConfig
+
+    prov = run_predict(paths, out, mask_path=mask, progress=False, refine=True, labels_path=labels,
+                       refine_config=RefineConfig(n_exam_voxels=2000))
     shape = case["maps"].shape
     for name in ("T1_ms.nii.gz", "network/T1_ms.nii.gz", "residual_t1w_pct.nii.gz", "residual_flair_pct.nii.gz",
                  "B1_fitted.nii.gz", "FLAIR_branch.nii.gz"):
@@ -42,7 +45,7 @@ def test_predict_refine_writes_everything(exam, tmp_path: Path) -> None:
     assert {"log_gain_t1w", "b1_0", "inversion_efficiency"} <= set(ex["parameters"])
     assert all(np.isfinite(v["sd"]) for v in ex["parameters"].values())
     assert all(v < 7.0 for v in ex["median_abs_residual_pct"].values()), ex["median_abs_residual_pct"]
-    assert prov["refine"]["n_voxels"] == ex["n_voxels"]
+    assert prov["refine"]["n_voxels"] == ex["n_voxels"] and ex["config"]["n_exam_voxels"] == 2000
     rows = list(csv.DictReader((out / "roi.csv").read_text().splitlines()))
     assert {r["region"] for r in rows} >= {"NAWM", "cortex", "CSF"}
     nawm = next(r for r in rows if r["region"] == "NAWM")
@@ -116,3 +119,20 @@ def test_refine_refuses_a_gradient_echo_without_its_protocol() -> None:
         _protocol_from_params("t1w", "spgr", 20.0, 4.0, 0.0, "dicom/T1")
     p = _protocol_from_params("flair", "ir_tse", 9000.0, 120.0, 2500.0, "x")
     assert (p.kind, p.esp_ms, p.etl, p.ti_ms) == ("ir_tse", 10.0, 16, 2500.0)
+
+
+def test_refine_config_file_errors_name_the_file_and_field(tmp_path: Path) -> None:
+    """--refine-config: an unknown field or a bad value is refused before anything runs, naming the file,
+    the field and what is allowed."""
+    from click.testing import CliRunner
+
+    from relaxomap.train.cli import main
+
+    bad = tmp_path / "refine.json"
+    for content, expected in (('{"pd_sd": 0.05}', "unknown field(s) ['pd_sd']"),
+                              ('{"pd_rel_sd": 5}', "RefineConfig.pd_rel_sd"), ("{", "refine.json")):
+        bad.write_text(content)
+        r = CliRunner().invoke(main, ["predict", "--t1w", "a.nii.gz", "--out", str(tmp_path / "o"), "--refine",
+                                      "--refine-config", str(bad)])
+        assert r.exit_code == 2 and expected in r.output and "refine.json" in r.output, r.output
+        assert not (tmp_path / "o").exists()
