@@ -68,7 +68,7 @@ def _print_warnings(warnings: list[str]) -> None:
 @click.option("--b1map", type=click.Path(), default=None, help="Measured transmit field for --refine (NIfTI, "
               "relative scale or percent, e.g. BIDS TB1map); B1 is then not fitted.")
 @click.option("--labels", "labels_path", type=click.Path(), default=None, help="Label image for --refine's ROI "
-              "table (1 CSF, 2 GM, 3 WM, 13 deep GM); default: an automatic 3-class split of T1.")
+              "table (1 CSF, 2 GM, 3 WM, 13 deep GM, 12/14-17 lesions); default: an automatic 3-class split of T1.")
 @click.option("--lesion-mask", type=click.Path(), default=None, help="Lesion mask for --refine's ROI table.")
 @click.option("--refine-config", type=click.Path(dir_okay=False), default=None, help="JSON of RefineConfig fields "
               "(priors, dictionary grid, solver; docs/refine.md) overriding the defaults for --refine.")

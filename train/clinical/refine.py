@@ -16,7 +16,8 @@ Outputs beside the maps (on the reference grid)
   before it);
 - ``refine.json``: the fitted exam parameters with posterior sds and priors, noise, T1-scale sd, timings;
 - ``roi.csv`` / ``roi.json``: mean ± sd of T1 / T2 / PD and voxel counts per region — from ``--labels``
-  (relaxomap / BrainWeb codes: 1 CSF, 2 GM (cortex), 3 WM, 13 deep GM) or, without it, an automatic
+  (the evaluation's tissue groups, :data:`train.evaluation.metrics.TISSUE_GROUPS`: 3 WM (normal-appearing),
+  2 GM (cortex), 13 deep GM, 1 CSF, 12 and 14–17 lesions) or, without it, an automatic
   3-class split of the refined ln T1 (k-means: ``auto_WM_like``, ``auto_GM_like``, ``auto_CSF_like``: not
   anatomy), plus ``lesion`` from ``--lesion-mask`` (then removed from the other regions).
 """
@@ -33,10 +34,10 @@ import numpy as np
 from relaxomap.physics.protocol import CONTRASTS, Protocol
 from relaxomap.train.clinical.sidecar import echo_spacing_ms, protocol_from_sidecar, sidecar_path
 
-__all__ = ["LABEL_REGIONS", "exam_protocols", "refine_maps", "roi_table", "roi_csv"]
+__all__ = ["ROI_NAMES", "exam_protocols", "refine_maps", "roi_table", "roi_csv"]
 
-#: Regions of a ``--labels`` image (relaxomap / BrainWeb tissue codes).
-LABEL_REGIONS: dict[str, tuple[int, ...]] = {"NAWM": (3,), "cortex": (2,), "deep_GM": (13,), "CSF": (1,)}
+#: The ROI name of each evaluation tissue group in a ``--labels`` image.
+ROI_NAMES: dict[str, str] = {"WM": "NAWM", "GM": "cortex", "deep_GM": "deep_GM", "CSF": "CSF", "lesion": "lesion"}
 
 
 def _protocol_from_params(contrast: str, kind: str, tr: float, te: float, ti: float, source: str) -> Protocol:
@@ -115,12 +116,15 @@ def roi_table(maps: Mapping[str, np.ndarray], mask: np.ndarray, labels: np.ndarr
     (module docstring for the regions); regions without voxels are left out."""
     mask = np.asarray(mask, bool)
     if labels is not None:
-        regions = {k: mask & np.isin(labels, v) for k, v in LABEL_REGIONS.items()}
+        from relaxomap.train.evaluation.metrics import TISSUE_GROUPS
+
+        regions = {ROI_NAMES[g]: mask & np.isin(np.rint(labels), v) for g, v in TISSUE_GROUPS.items()
+                   if g in ROI_NAMES}
     else:
         regions = _auto_regions(maps["t1_ms"], mask)
     if lesion is not None:
         les = mask & (np.asarray(lesion) > 0)
-        regions = {k: r & ~les for k, r in regions.items()}
+        regions = {k: r & ~les for k, r in regions.items() if k != "lesion"}
         regions["lesion"] = les
     rows = []
     for name, r in regions.items():
