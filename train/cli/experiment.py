@@ -111,13 +111,15 @@ def ablation_command(quick: bool, out: str | None, results: str | None, steps: i
 @click.option("--no-value-shift", is_flag=True, help="Keep tissue values at the tables (default: moved off them).")
 @click.option("--no-nlls", is_flag=True, help="Skip the voxel-wise least-squares fit.")
 @click.option("--no-refine", is_flag=True, help="Skip the test-time physics refinement (predict --refine).")
+@click.option("--source", type=click.Choice(["phantom", "subject47"]), default=None,
+              help="Held-out subjects: procedural phantom slabs (default) or slabs of BrainWeb subject 47.")
 @click.option("--case", "cases", multiple=True, help="Run only these cases (repeatable): none, a factor, all.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Markdown table to write (and <stem>.json beside it).")
 def mismatch_command(checkpoint: str | None, n_subjects: int | None, n_slices: int | None, snr: float | None,
-                     no_value_shift: bool, no_nlls: bool, no_refine: bool, cases: tuple[str, ...], device: str,
-                     out_path: str | None) -> None:
+                     no_value_shift: bool, no_nlls: bool, no_refine: bool, source: str | None,
+                     cases: tuple[str, ...], device: str, out_path: str | None) -> None:
     """Per-tissue bias of the network, its physics refinement, the NLLS fit and the oracle prior when the exam's physics differs
     from the sidecars (refocusing angle, B1, inversion efficiency, slice profile, receive fields,
     misregistration): each factor alone and all together, on held-out subjects with shifted tissue values."""
@@ -133,7 +135,7 @@ def mismatch_command(checkpoint: str | None, n_subjects: int | None, n_slices: i
     )
 
     try:
-        config = MismatchStudyConfig(**given(n_subjects=n_subjects, n_slices=n_slices, snr=snr),
+        config = MismatchStudyConfig(**given(n_subjects=n_subjects, n_slices=n_slices, snr=snr, source=source),
                                      value_shift=not no_value_shift, nlls=not no_nlls, refine=not no_refine)
         results = run_mismatch_study(config, checkpoint=checkpoint, device=device, cases=cases or CASES,
                                      echo=click.echo)

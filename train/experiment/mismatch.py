@@ -2,8 +2,9 @@
 differs from what prediction assumes.
 
 Held-out subjects — procedural phantom slabs through the ventricles with MS plaques and a tumour, drawn from a
-seed stream no store uses, their tissue values moved off the tables (:mod:`relaxomap.synth.value_shift`, on
-by default) — are rendered with the clinical presets by :func:`relaxomap.synth.mismatch.render_mismatched`
+seed stream no store uses (``source="phantom"``), or slabs of the augmented BrainWeb subject 47, never in
+training (``source="subject47"``: its ``n_slices`` central axial slices), their tissue values moved off the
+tables (:mod:`relaxomap.synth.value_shift`, on by default) — are rendered with the clinical presets by :func:`relaxomap.synth.mismatch.render_mismatched`
 (an EPG implementation independent of the forward model prediction uses) under each case: every factor off
 (``none``), each factor of :data:`relaxomap.synth.mismatch.FACTORS` alone, and all together (``all``). Rician
 noise at ``snr`` (the synth SNR definition: mean brain signal / σ) and an arbitrary gain per series follow.
@@ -34,7 +35,7 @@ import numpy as np
 from relaxomap.physics.checks import check_finite_range, check_int_range
 from relaxomap.physics.protocol import CONTRASTS, PRESETS
 
-__all__ = ["CASES", "ESTIMATORS", "TISSUE_GROUPS", "MismatchStudyConfig", "tissue_bias", "run_mismatch_study",
+__all__ = ["CASES", "ESTIMATORS", "SOURCES", "TISSUE_GROUPS", "MismatchStudyConfig", "tissue_bias", "run_mismatch_study",
            "format_mismatch_table"]
 
 #: Study cases: nothing mismatched, each factor alone, everything together.
@@ -44,6 +45,8 @@ ESTIMATORS: tuple[str, ...] = ("network", "nlls", "oracle-prior", "refined")
 #: Tissue groups scored (the evaluation's groups, :data:`train.evaluation.metrics.TISSUE_GROUPS`, but "other").
 TISSUE_GROUPS: tuple[str, ...] = ("WM", "GM", "deep_GM", "CSF", "lesion", "parenchyma_mpe")
 _MAPS = ("t1_ms", "t2_ms", "pd")
+#: Subject sources (module docstring).
+SOURCES: tuple[str, ...] = ("phantom", "subject47")
 _ENTROPY = 0x313A_7C4E  # the study's own seed stream: no store or demo uses it
 
 
@@ -58,6 +61,7 @@ class MismatchStudyConfig:
     value_shift: bool = True
     nlls: bool = True
     refine: bool = True
+    source: str = "phantom"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -65,6 +69,8 @@ class MismatchStudyConfig:
         check_int_range("MismatchStudyConfig", "n_slices", self.n_slices, 4, 256)
         check_finite_range("MismatchStudyConfig", "snr", self.snr, 1.0, 1e4)
         check_int_range("MismatchStudyConfig", "seed", self.seed, 0, 2**31)
+        if self.source not in SOURCES:
+            raise ValueError(f"MismatchStudyConfig.source must be one of {list(SOURCES)}; got {self.source!r}")
 
     def protocols(self) -> tuple[Any, ...]:
         suffix = "3t" if self.field_t > 2 else "1.5t"
@@ -77,10 +83,25 @@ def _subject(config: MismatchStudyConfig, index: int) -> Any:
     from relaxomap.synth.value_shift import ValueShiftConfig
     from relaxomap.train.clinical.demo import demo_source
 
-    source = demo_source(config.n_slices, config.field_t)
+    if config.source == "subject47":
+        from relaxomap.synth.sources import SourceConfig
+        from relaxomap.train.experiment.config import ExperimentConfig, resolve_data_path
+
+        path = resolve_data_path(ExperimentConfig().subject47)
+        if path is None:
+            raise FileNotFoundError(f"mismatch study: {ExperimentConfig().subject47} (BrainWeb subject 47) not found")
+        source = SourceConfig(kind="real", paths=(str(path),), field_t=config.field_t)
+    else:
+        source = demo_source(config.n_slices, config.field_t)
     if config.value_shift:
         source = dataclasses.replace(source, value_shift=ValueShiftConfig())
-    return draw_subject(source, derive_seed(_ENTROPY, config.seed, index))
+    maps = draw_subject(source, derive_seed(_ENTROPY, config.seed, index))
+    if config.source == "subject47":  # the central axial slab of n_slices
+        z = np.flatnonzero(maps.mask.any(axis=(0, 1)))
+        lo = int(z[len(z) // 2]) - config.n_slices // 2
+        maps = dataclasses.replace(maps, **{k: getattr(maps, k)[:, :, lo:lo + config.n_slices]
+                                            for k in ("t1_ms", "t2_ms", "pd", "labels", "mask")})
+    return maps
 
 
 def _noisy(clean: np.ndarray, mask: np.ndarray, snr: float, rng: np.random.Generator) -> np.ndarray:

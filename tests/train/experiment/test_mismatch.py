@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from numpy.testing import assert_allclose
 
@@ -72,3 +73,16 @@ def test_tiny_study_and_command(tiny_ckpt: Path, tmp_path: Path) -> None:
     assert json.loads(out.with_suffix(".json").read_text())["config"]["n_subjects"] == 1
     r = CliRunner().invoke(main, ["experiment", "mismatch", "--case", "gradients", "--checkpoint", str(tiny_ckpt)])
     assert r.exit_code != 0 and "unknown cases ['gradients']" in r.output
+
+
+def test_subject47_source_gives_a_central_slab(shared_data: Path) -> None:
+    """source="subject47": the augmented BrainWeb subject 47 cut to its n_slices central axial slices, brain in
+    every slice, values moved off the tables (WM T1 differs from the 3 T table by more than rounding)."""
+    from relaxomap.train.experiment.mismatch import _subject
+
+    maps = _subject(MismatchStudyConfig(source="subject47", n_slices=6), 0)
+    assert maps.t1_ms.shape[2] == 6 and maps.mask.any(axis=(0, 1)).all()
+    wm = (maps.labels == 3) & maps.mask
+    assert abs(np.median(maps.t1_ms[wm]) / label_lookup(3.0)[3][0] - 1) > 0.01
+    with pytest.raises(ValueError, match="source must be one of"):
+        MismatchStudyConfig(source="colin")
