@@ -206,14 +206,15 @@ def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndar
     final = ExamState(y, sigma, phi_b1, phi_rx, fine, layout, b1_vox, config.kappa_mean)
     model, _, _ = exam_model(final, theta, xs, jac=False)
     resid = 100.0 * (y - model) / np.maximum(model, 1e-9)  # (N, C)
-    vol = _volumes(sel, found, resid, full.b1(theta))
+    vol = _volumes(sel, found, resid, full.b1(theta), prior_maps, np.asarray(mask, bool))
     parenchyma = np.exp(x0[sub, 0]) < _PARENCHYMA_T1_MS
     exam = {"parameters": _exam_record(layout, theta, fit.covariance), "series": labels,
             "receive_field": dict(zip(labels, rx)),
             "noise_sd_rel": sigma_n.tolist(), "series_median": scale.tolist(),
             "t1_scale_sd_pct": 100.0 * t1_scale_sd(state, fit, x0[sub], sd[sub], parenchyma),
             "t1_per_pd_prior_pct": 100.0 * prior_shift_response(fit, x0[sub], sd[sub], parenchyma, config.pd_rel_sd),
-            "n_voxels": int(sel.sum()), "n_exam_voxels": int(len(sub)), "exam_iterations": fit.iterations,
+            "n_voxels": int(sel.sum()), "n_mask_voxels_not_refined": int((np.asarray(mask, bool) & ~sel).sum()),
+            "n_exam_voxels": int(len(sub)), "exam_iterations": fit.iterations,
             **_search_record(found, resid, labels), "config": config.to_dict(),
             "timings_s": {**timings, "total": time.perf_counter() - t0}}
     return RefineResult(*vol, exam)
@@ -237,12 +238,13 @@ def _receive_shows(full: ExamState, fine: ExamDictionary, theta: np.ndarray, fou
     return out
 
 
-def _volumes(sel: np.ndarray, found: Mapping[str, np.ndarray], resid: np.ndarray, b1: np.ndarray
-             ) -> tuple[np.ndarray, ...]:
-    """(t1_ms, t2_ms, pd, residual_pct (C, ...), branch, b1) volumes from the voxel values (0 outside)."""
+def _volumes(sel: np.ndarray, found: Mapping[str, np.ndarray], resid: np.ndarray, b1: np.ndarray,
+             prior_maps: Mapping[str, np.ndarray], mask: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(t1_ms, t2_ms, pd, residual_pct (C, ...), branch, b1) volumes from the voxel values; mask voxels that
+    were not refined (a series without signal there) keep the prior's maps, the rest is 0."""
     out = []
     for k in ("t1_ms", "t2_ms", "pd"):
-        v = np.zeros(sel.shape, np.float32)
+        v = np.where(mask, np.asarray(prior_maps[k], np.float32), np.float32(0.0))
         v[sel] = found[k]
         out.append(v)
     r = np.zeros((resid.shape[1], *sel.shape), np.float32)

@@ -74,3 +74,14 @@ def test_pd_direction_is_set_by_the_prior(truth) -> None:
 def test_refine_refuses_mismatched_shapes(truth) -> None:
     with pytest.raises(ValueError, match="images must be"):
         refine_exam(np.ones((2, 4, 4, 4)), PROTOCOLS, truth["mask"], truth, (1, 1, 1))
+
+
+def test_voxels_without_signal_keep_the_prior(truth) -> None:
+    """A mask voxel where one series has no signal is not refined: it keeps the prior's maps (not 0) and is
+    counted in the exam record."""
+    images = render_exam(truth)
+    images[2, 0, 0, 0] = 0.0
+    cfg = RefineConfig(model_error=0.005, n_exam_voxels=500, outer=1, exam_iterations=3)
+    res = refine_exam(images, PROTOCOLS, truth["mask"], truth, (1.0, 1.0, 3.0), cfg, known_refocus=[True] * 3)
+    assert res.t1_ms[0, 0, 0] == pytest.approx(truth["t1_ms"][0, 0, 0], rel=1e-6)
+    assert res.exam["n_mask_voxels_not_refined"] == 1
