@@ -33,7 +33,7 @@ from relaxomap.physics.protocol import SPIN_ECHO_KINDS, Protocol
 from relaxomap.physics.refine.config import RefineConfig
 from relaxomap.physics.refine.dictionary import ExamDictionary, interp_tables
 
-__all__ = ["basis", "ExamLayout", "ExamState", "exam_model"]
+__all__ = ["basis", "ExamLayout", "ExamState", "exam_model", "sync_tables"]
 
 _D_REFOCUS_DEG = 1.0
 _D_KAPPA = 0.005
@@ -150,7 +150,7 @@ class ExamState:
         return np.exp(log_g)
 
 
-def _sync_tables(state: ExamState, theta: np.ndarray) -> None:
+def sync_tables(state: ExamState, theta: np.ndarray) -> None:
     """Rebuild the dictionary's tables where θ's refocusing angles or κ moved."""
     d = state.dictionary
     ref, kap = state.refocus(theta), state.kappa(theta)
@@ -164,7 +164,7 @@ def exam_model(state: ExamState, theta: np.ndarray, x: np.ndarray, jac: bool = T
                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Model signals m (N, C) at θ and x = (ln T1, ln T2, PD) (N, 3); with ``jac`` also dm/dx (N, C, 3) and
     dm/dθ (N, C, P)."""
-    _sync_tables(state, theta)
+    sync_tables(state, theta)
     d, lay = state.dictionary, state.layout
     g = d.grid
     b = state.b1(theta)

@@ -30,7 +30,7 @@ import numpy as np
 from relaxomap.physics.protocol import Protocol
 from relaxomap.physics.refine.config import RefineConfig
 from relaxomap.physics.refine.dictionary import ExamDictionary, Grid
-from relaxomap.physics.refine.exam import ExamLayout, ExamState, basis, exam_model
+from relaxomap.physics.refine.exam import ExamLayout, ExamState, basis, exam_model, sync_tables
 from relaxomap.physics.refine.solver import fit_exam, prior_shift_response, t1_scale_sd
 from relaxomap.physics.refine.voxel import search_voxels
 
@@ -188,7 +188,7 @@ def refine_exam(images: np.ndarray, protocols: Sequence[Protocol], mask: np.ndar
         x_sub = _search_sub(state, theta, x0[sub], sd[sub], inv_c, config.window_sd)
         fit = fit_exam(state, theta, x_sub, x0[sub], sd[sub], config.exam_iterations)
         theta = fit.theta
-        exam_model(state, theta, x0[sub][:1], jac=False)  # syncs the tables to θ
+        sync_tables(state, theta)
         timings[f"exam_fit_{round_}_s"] = time.perf_counter() - t
         t = time.perf_counter()
         fine = ExamDictionary(protocols, config, dic.refocus_deg, dic.kappa)

@@ -35,11 +35,15 @@ class ExamFit:
     blocks: tuple[np.ndarray, ...] = ()
 
 
+def _theta_prior(state: ExamState) -> tuple[np.ndarray, np.ndarray]:
+    """θ's prior means and precisions 1/sd² (0 where the prior is flat)."""
+    sd = np.asarray(state.layout.sd)
+    return np.asarray(state.layout.mean), np.where(np.isfinite(sd) & (sd > 0), 1.0 / np.where(sd > 0, sd, 1.0) ** 2, 0.0)
+
+
 def _blocks(state: ExamState, theta: np.ndarray, x: np.ndarray, x0: np.ndarray, s: np.ndarray
             ) -> tuple[float, tuple[np.ndarray, ...]]:
-    lay = state.layout
-    mean, sd = np.asarray(lay.mean), np.asarray(lay.sd)
-    w = np.where(np.isfinite(sd) & (sd > 0), 1.0 / np.where(sd > 0, sd, 1.0) ** 2, 0.0)
+    mean, w = _theta_prior(state)
     m, dx, dth = exam_model(state, theta, x)
     r = (m - state.y) / state.sigma
     a = dx / state.sigma[..., None]
@@ -55,9 +59,7 @@ def _blocks(state: ExamState, theta: np.ndarray, x: np.ndarray, x0: np.ndarray, 
 
 
 def _cost(state: ExamState, theta: np.ndarray, x: np.ndarray, x0: np.ndarray, s: np.ndarray) -> float:
-    lay = state.layout
-    mean, sd = np.asarray(lay.mean), np.asarray(lay.sd)
-    w = np.where(np.isfinite(sd) & (sd > 0), 1.0 / np.where(sd > 0, sd, 1.0) ** 2, 0.0)
+    mean, w = _theta_prior(state)
     m, _, _ = exam_model(state, theta, x, jac=False)
     return float((((m - state.y) / state.sigma) ** 2).sum() + (((x - x0) / s) ** 2).sum()
                  + ((theta - mean) ** 2 * w).sum())
