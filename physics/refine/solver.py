@@ -38,7 +38,8 @@ class ExamFit:
 def _theta_prior(state: ExamState) -> tuple[np.ndarray, np.ndarray]:
     """θ's prior means and precisions 1/sd² (0 where the prior is flat)."""
     sd = np.asarray(state.layout.sd)
-    return np.asarray(state.layout.mean), np.where(np.isfinite(sd) & (sd > 0), 1.0 / np.where(sd > 0, sd, 1.0) ** 2, 0.0)
+    precision = np.where(np.isfinite(sd) & (sd > 0), 1.0 / np.where(sd > 0, sd, 1.0) ** 2, 0.0)
+    return np.asarray(state.layout.mean), precision
 
 
 def _blocks(state: ExamState, theta: np.ndarray, x: np.ndarray, x0: np.ndarray, s: np.ndarray

@@ -7,9 +7,9 @@ For every voxel and every (T1, T2) node within ``window`` prior sds of the prior
     a_c = gain_c(v) · |s_c(b(v), T1, T2)|
 
 is minimised in PD in closed form (PD = (Σ a y/σ² + PD₀/s_PD²) / (Σ a²/σ² + 1/s_PD²), ≥ 0), so the search runs
-over (T1, T2) only: every second node first, then every node within ±2 of the best, then a quarter-node grid over ±1 node, then Levenberg–Marquardt in
-(T1, T2, PD) on the interpolated model (three contrasts and three unknowns make a narrow diagonal valley
-that no grid resolves).
+over (T1, T2) only: every second node first, then every node within ±2 of the best, then a quarter-node grid
+over ±1 node, then Levenberg–Marquardt in (T1, T2, PD) on the interpolated model (three contrasts and three
+unknowns make a narrow diagonal valley that no grid resolves).
 
 Both branches of a magnitude inversion-recovery series are searched explicitly: the nodes are split by the
 sign of that series' signed signal (Mz before the excitation), the best of each branch is kept, and the
